@@ -1,0 +1,221 @@
+"""nstvid command line: parse flags, build the settings, pick the job, report progress and errors.
+
+`pipeline/` does the work and never prints or exits; this module does nothing else.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline import __version__
+from pipeline.errors import NstvidError, UsageError
+from pipeline.progress import Event, FileDone, FrameDone, Iteration, Message
+from pipeline.settings import DEFAULT_PRESET, build_settings, preset_path, read_config
+
+app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+class Reporter:
+    """Turns pipeline events into a rich progress bar (terminal), plain lines (pipe, cron) or JSON."""
+
+    def __init__(self, quiet: bool = False, log_format: str = "auto"):
+        self.quiet = quiet
+        self.tty = sys.stdout.isatty() and log_format == "auto"
+        self.json = log_format == "json"
+        self.progress = None
+        self.task = None
+        self.started = time.time()
+        self.last_line = 0.0
+
+    def __enter__(self):
+        if self.tty and not self.quiet:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                     TextColumn("ETA"), TimeRemainingColumn())
+            self.progress.start()
+            self.task = self.progress.add_task("starting", total=None, info="")
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+    def line(self, text: str, **fields) -> None:
+        if self.quiet:
+            return
+        if self.json:
+            print(json.dumps({"time": round(time.time(), 3), "message": text, **fields}), flush=True)
+        elif self.progress is not None:
+            self.progress.console.print(text)
+        else:
+            print(f"nstvid: {text}", flush=True)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Message):
+            self.line(event.text, level=event.level)
+        elif isinstance(event, Iteration):
+            desc = f"scale {event.scale}/{event.scales}" if event.scales > 1 else "optimising"
+            if self.progress is not None:
+                self.progress.update(self.task, description=desc, completed=event.iteration,
+                                     total=event.iterations, info=f"loss {event.loss:.4g}")
+            elif not self.quiet and (time.time() - self.last_line > 5 or event.iteration == event.iterations):
+                # Plain mode: a line every 5 s at most, so cron mail stays short.
+                self.last_line = time.time()
+                self.line(f"{desc} iteration {event.iteration}/{event.iterations} loss {event.loss:.4g}",
+                          scale=event.scale, iteration=event.iteration, loss=event.loss)
+        elif isinstance(event, FrameDone):
+            total = event.total or 0
+            if self.progress is not None:
+                self.progress.update(self.task, description="frames", completed=event.index + 1,
+                                     total=total or None,
+                                     info=f"{event.seconds:.1f} s/frame loss {event.loss:.4g}")
+            else:
+                self.line(f"frame {event.index + 1}/{total or '?'} {event.seconds:.2f} s loss {event.loss:.4g}",
+                          frame=event.index + 1, total=total, seconds=event.seconds, loss=event.loss)
+        elif isinstance(event, FileDone):
+            self.line(f"{event.status}: {event.path}" + (f" ({event.error})" if event.error else ""),
+                      path=event.path, status=event.status, seconds=event.seconds, error=event.error,
+                      output=event.output)
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"nstvid: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"nstvid {__version__}")
+        raise typer.Exit()
+
+
+def install_signal_handlers():
+    """SIGTERM behaves like Ctrl-C: the jobs finish and save the current unit, then stop."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+@app.command()
+def main(
+    input: Path = typer.Argument(..., help="Image, video or folder to stylise."),
+    style: List[Path] = typer.Option([], "--style", "-s", help="Style image; repeat to blend several."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (folder for a folder input); default INPUT_STYLE.png/.mp4 beside the input."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="fast | balanced | quality (default balanced)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any option; flags override it."),
+    style_blend: Optional[str] = typer.Option(None, "--style-blend", help="Blend weights for the styles, e.g. 0.7,0.3."),
+    style_scale: Optional[float] = typer.Option(None, "--style-scale", help="Style size relative to the content (1 = same area)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Long side of the output in px (default 512)."),
+    scales: Optional[int] = typer.Option(None, "--scales", help="Coarse-to-fine levels, each half the next."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", help="Optimiser iterations per scale."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Stop early below this relative loss change per iteration."),
+    content_weight: Optional[float] = typer.Option(None, "--content-weight", help="Weight of the content loss (relu4_2)."),
+    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="Weight of the Gram style loss (relu1_1..relu5_1)."),
+    tv_weight: Optional[float] = typer.Option(None, "--tv-weight", help="Weight of the total-variation smoothness loss."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="lbfgs (default) | adam."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start image: content | noise | FILE."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (noise init)."),
+    preserve_colors: Optional[bool] = typer.Option(None, "--preserve-colors/--no-preserve-colors", help="Keep the content's colours (luminance-only transfer)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="VGG19 weights: embedded | torchvision | PATH to a state dict."),
+    pooling: Optional[str] = typer.Option(None, "--pooling", help="max | avg pooling in VGG19."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda[:N] | mps."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | fp32 | bf16 | fp16 (autocast; Grams stay fp32)."),
+    frame_iterations: Optional[int] = typer.Option(None, "--frame-iterations", help="Video: iterations for each warm-started frame."),
+    temporal_weight: Optional[float] = typer.Option(None, "--temporal-weight", help="Video: weight of the temporal loss (0 disables)."),
+    no_flow: bool = typer.Option(False, "--no-flow", help="Video: warm start from the previous output without warping."),
+    independent: bool = typer.Option(False, "--independent", help="Video: stylise every frame on its own (flicker baseline)."),
+    crf: Optional[int] = typer.Option(None, "--crf", help="Video: x264 quality (lower is better, default 18)."),
+    codec: Optional[str] = typer.Option(None, "--codec", help="Video: ffmpeg encoder (default libx264)."),
+    keep_frames: bool = typer.Option(False, "--keep-frames", help="Video: keep the resume work folder after success."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Frames or images per optimisation pass (0: auto)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Stylise an image, a video or a folder with the look of a painting."""
+    reporter = Reporter(quiet=quiet)
+    try:
+        config_values = read_config(preset_path(preset or DEFAULT_PRESET))
+        if config is not None:
+            config_values.update(read_config(config))
+        flags = dict(
+            styles=tuple(str(p) for p in style) or None, style_blend=style_blend, style_scale=style_scale,
+            size=size, scales=scales, iterations=iterations, tolerance=tolerance,
+            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+            optimizer=optimizer, init=init, seed=seed, preserve_colors=preserve_colors, weights=weights,
+            pooling=pooling, device=device, precision=precision, frame_iterations=frame_iterations,
+            temporal_weight=temporal_weight, flow=False if no_flow else None,
+            independent=True if independent else None, crf=crf, codec=codec, batch=batch)
+        settings = build_settings(config_values, flags)
+        if not settings.styles:
+            raise UsageError("no style given: pass --style FILE")
+        overwrite = overwrite or bool(config_values.get("overwrite", False))
+        if output is None and config_values.get("output"):
+            output = Path(config_values["output"])
+        install_signal_handlers()
+        with reporter:
+            run_job(input, output, settings, overwrite=overwrite, keep_frames=keep_frames, reporter=reporter)
+    except NstvidError as e:
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+def run_job(input: Path, output: Optional[Path], settings, *, overwrite: bool, keep_frames: bool,
+            reporter: Reporter) -> None:
+    """Pick the job for the input (image or video) and run it."""
+    from pipeline import api
+
+    kind = api.input_kind(input)
+    outcome = api.run(input, output, settings, kind=kind, overwrite=overwrite, keep_frames=keep_frames,
+                      progress=reporter)
+    reporter.line(f"wrote {outcome.output} ({outcome.seconds:.1f} s)", output=str(outcome.output),
+                  seconds=outcome.seconds)
+
+
+eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+                       help="Measure stylised results.")
+
+
+@eval_app.command("temporal")
+def eval_temporal(
+    input: Path = typer.Argument(..., help="The original video."),
+    output: Path = typer.Argument(..., help="The stylised video."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON with the per-pair values."),
+) -> None:
+    """Print the warping error E_warp (Lai et al. 2018) of OUTPUT, using INPUT's optical flow."""
+    from pipeline import api
+
+    try:
+        report = api.temporal_error(input, output)
+    except NstvidError as e:
+        fail(str(e), e.exit_code)
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo(f"E_warp {report['e_warp']:.6g} over {len(report['pairs'])} frame pairs "
+                   f"(input's own: {report['input_e_warp']:.6g})")
+
+
+@eval_app.callback()
+def eval_root() -> None:
+    """nstvid-eval: measure stylised results."""
+
+
+def main_entry() -> None:
+    app()
+
+
+def eval_entry() -> None:
+    eval_app()
+
+
+if __name__ == "__main__":
+    main_entry()

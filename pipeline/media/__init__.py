@@ -1,0 +1,1 @@
+"""Media I/O: still images (OpenCV) and video (ffmpeg)."""

@@ -1,0 +1,170 @@
+"""Still images: read and write with OpenCV, atomically.
+
+In memory an image is a `Picture`: RGB float32 in [0, 1], shape (H, W, 3), plus an optional alpha
+plane (H, W) that is carried through untouched, and the bit depth it came with.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import InputError, OutputError
+
+IMAGE_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp",
+                    ".tif": ".tiff", ".tiff": ".tiff", ".bmp": ".bmp"}
+SIXTEEN_BIT_FORMATS = {".png", ".tiff"}
+# Leading bytes of the formats we decode, so a folder walk can tell images by content.
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")
+
+
+@dataclass
+class Picture:
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    alpha: np.ndarray | None = None  # (H, W) float32 in [0, 1], or None
+    bit_depth: int = 8  # 8 or 16: what the file held, and what we write back where the format allows
+    grayscale: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.rgb.shape[0], self.rgb.shape[1]
+
+
+def looks_like_image(path: Path) -> bool:
+    """True when the file starts like a PNG, JPEG, TIFF, BMP or WebP (content, not the name)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def read_image(path: str | Path) -> Picture:
+    """Decode an image file. Raises InputError("<path>: <problem>") for anything unusable."""
+    path = Path(path)
+    try:
+        data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not an image") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror})") from None
+    if data.size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF orientation; the ANYDEPTH|ANYCOLOR
+    # decode applies orientation. Use the oriented decode unless the file has alpha to carry.
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.size == 0:
+        raise InputError(path, "not an image OpenCV can decode (corrupt or unsupported format)")
+    alpha = None
+    if raw.ndim == 3 and raw.shape[2] == 4:
+        img, alpha = raw[..., :3], raw[..., 3]
+    else:
+        oriented = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+        img = oriented if oriented is not None else raw
+    if img.dtype == np.uint16:
+        depth, peak = 16, 65535.0
+    elif img.dtype == np.uint8:
+        depth, peak = 8, 255.0
+    elif img.dtype in (np.float32, np.float64):
+        depth, peak = 16, 1.0
+    else:
+        raise InputError(path, f"unsupported pixel type {img.dtype}")
+    gray = img.ndim == 2 or img.shape[2] == 1
+    if gray:
+        img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+    else:
+        img = img[..., ::-1]  # BGR -> RGB
+    rgb = np.ascontiguousarray(img, dtype=np.float32) / peak
+    if alpha is not None:
+        alpha = alpha.astype(np.float32) / (65535.0 if alpha.dtype == np.uint16 else 255.0)
+    return Picture(np.clip(rgb, 0.0, 1.0), alpha, depth, gray)
+
+
+def output_format(path: Path) -> str:
+    """The OpenCV encoder extension for an output path; InputError for unknown extensions."""
+    ext = IMAGE_EXTENSIONS.get(path.suffix.lower())
+    if ext is None:
+        raise OutputError(path, f"unknown image format {path.suffix!r} (use .png, .jpg, .webp or .tiff)")
+    return ext
+
+
+def encode_image(picture: Picture, ext: str) -> bytes:
+    """Encode to the bytes of a file with extension ext (".png", ".jpg", ...)."""
+    sixteen = picture.bit_depth == 16 and ext in SIXTEEN_BIT_FORMATS
+    peak, dtype = (65535.0, np.uint16) if sixteen else (255.0, np.uint8)
+    bgr = picture.rgb[..., ::-1]
+    planes = [bgr]
+    if picture.alpha is not None and ext != ".jpg":
+        planes.append(picture.alpha[..., None])
+    img = np.concatenate(planes, axis=2) if len(planes) > 1 else bgr
+    img = np.clip(np.rint(img * peak), 0, peak).astype(dtype)
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}
+    ok, buf = cv2.imencode(ext, img, params.get(ext, []))
+    if not ok:
+        raise OutputError(ext, "OpenCV could not encode the image")
+    return buf.tobytes()
+
+
+def write_image(path: str | Path, picture: Picture) -> None:
+    """Write atomically: encode, write a hidden temp file beside the target, then rename."""
+    path = Path(path)
+    atomic_write_bytes(path, encode_image(picture, output_format(path)))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write data to path so that path only ever holds the complete file."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as e:
+        raise OutputError(folder, f"output folder not writable ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(path, f"cannot write ({e.strerror})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Fail before hours of work if nothing can be created in folder (root-proof: really try)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".nstvid-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(folder, f"output folder not writable ({e.strerror or e})") from None
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize (H, W, C) float32 to size=(height, width): area filter down, cubic up."""
+    h, w = size
+    if (h, w) == rgb.shape[:2]:
+        return rgb
+    shrinking = h * w < rgb.shape[0] * rgb.shape[1]
+    out = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    return np.clip(out, 0.0, 1.0) if out.ndim == 3 else np.clip(out, 0.0, 1.0)[..., None]
+
+
+def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(h, w) scaled so the long side is long_side, aspect kept, each side at least 1."""
+    h, w = size
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))

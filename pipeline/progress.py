@@ -1,0 +1,53 @@
+"""Progress events the jobs emit through a callback; the CLI decides how to show them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+
+@dataclass(frozen=True)
+class Message:
+    """A log line ("style targets: cached", "resuming at frame 12", ...)."""
+
+    text: str
+    level: str = "info"  # info | warning
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One optimiser step finished (emitted every step on CPU, every few on GPU)."""
+
+    scale: int  # 1-based
+    scales: int
+    iteration: int  # 1-based, within the scale
+    iterations: int
+    loss: float  # summed over the batch
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    """A video frame (or an image of a batch) is finished and saved."""
+
+    index: int  # 0-based
+    total: int | None  # estimate; None when unknown
+    seconds: float  # wall time spent on this frame
+    loss: float
+
+
+@dataclass(frozen=True)
+class FileDone:
+    """A folder job finished one file."""
+
+    path: str
+    status: str  # done | skipped | failed
+    seconds: float
+    error: str = ""
+    output: str = ""
+
+
+Event = Union[Message, Iteration, FrameDone, FileDone]
+Callback = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default callback: drop events."""

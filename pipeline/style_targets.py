@@ -1,0 +1,118 @@
+"""Gram targets of a style set, computed once per (styles, blend, scale, working size, network) and
+cached on disk under the user cache dir, keyed by a hash of those (style file *contents*, not names).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .color import luminance
+from .engine import Engine
+from .losses import gram, target_scale
+from .media.images import atomic_write_bytes, read_image, resize_rgb
+from .settings import STYLE_LAYERS
+
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """$NSTVID_CACHE_DIR, else $XDG_CACHE_HOME/nstvid, else ~/.cache/nstvid."""
+    if os.environ.get("NSTVID_CACHE_DIR"):
+        return Path(os.environ["NSTVID_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nstvid"
+
+
+@dataclass
+class StyleTargets:
+    """Blended Gram targets, one (1, C, C) float32 per style layer, and their loss normalisers (1,)."""
+
+    grams: list[torch.Tensor]
+    scales: list[torch.Tensor]
+
+    def to(self, device: torch.device) -> "StyleTargets":
+        return StyleTargets([g.to(device) for g in self.grams], [s.to(device) for s in self.scales])
+
+
+class StyleSet:
+    """The style images of a job, read once; targets per working size, memoised and disk-cached."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        settings = engine.settings
+        self.pictures = [read_image(path) for path in settings.styles]
+        self.file_hashes = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in settings.styles]
+        self._memo: dict[tuple[int, int], StyleTargets] = {}
+        self.computed = 0  # working sizes whose targets were computed (not memoised, not on disk)
+
+    def key(self, working_size: tuple[int, int]) -> str:
+        s = self.engine.settings
+        parts = {
+            "version": CACHE_VERSION,
+            "styles": self.file_hashes,
+            "blend": s.blend_weights,
+            "style_scale": s.style_scale,
+            "working_size": working_size,
+            "weights": self.engine.weights.fingerprint(),
+            "pooling": s.pooling,
+            "layers": STYLE_LAYERS,
+            "luminance": s.preserve_colors,
+            "precision": self.engine.precision_name,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+    def targets(self, working_size: tuple[int, int]) -> StyleTargets:
+        """Targets for content worked at working_size=(h, w): memory, then disk, then computed."""
+        if working_size in self._memo:
+            return self._memo[working_size]
+        path = cache_dir() / "style-targets" / f"{self.key(working_size)}.pt"
+        targets = _load(path)
+        if targets is None:
+            self.computed += 1
+            targets = self._compute(working_size)
+            buf = io.BytesIO()
+            torch.save({"grams": targets.grams, "scales": targets.scales}, buf)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(path, buf.getvalue())
+            except OSError:
+                pass  # a read-only cache only costs time
+        targets = targets.to(self.engine.device)
+        self._memo[working_size] = targets
+        return targets
+
+    @torch.no_grad()
+    def _compute(self, working_size: tuple[int, int]) -> StyleTargets:
+        s = self.engine.settings
+        area = working_size[0] * working_size[1] * s.style_scale ** 2
+        grams = [0.0] * len(STYLE_LAYERS)
+        for picture, weight in zip(self.pictures, s.blend_weights):
+            # The style is resized to the content's working area (times --style-scale), so brush
+            # strokes keep their size relative to the output whatever the style file's resolution.
+            h, w = picture.size
+            k = (area / (h * w)) ** 0.5
+            rgb = resize_rgb(picture.rgb, (max(16, round(h * k)), max(16, round(w * k))))
+            image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+            if s.preserve_colors:
+                image = luminance(image)
+            feats = self.engine.features(image)
+            for i, layer in enumerate(STYLE_LAYERS):
+                grams[i] = grams[i] + weight * gram(feats[layer]).cpu()
+        return StyleTargets(list(grams), [target_scale(g) for g in grams])
+
+
+def _load(path: Path) -> StyleTargets | None:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        return StyleTargets(list(data["grams"]), list(data["scales"]))
+    except FileNotFoundError:
+        return None
+    except Exception:
+        return None  # a corrupt cache entry is recomputed and overwritten
