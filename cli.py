@@ -136,12 +136,19 @@ def main(
     codec: Optional[str] = typer.Option(None, "--codec", help="Video: ffmpeg encoder (default libx264)."),
     keep_frames: bool = typer.Option(False, "--keep-frames", help="Video: keep the resume work folder after success."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Frames or images per optimisation pass (0: auto)."),
+    image_format: Optional[str] = typer.Option(None, "--image-format", help="Folder: output image format (png | jpg | webp | tiff)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Folder: write one JSON record per file here."),
+    log_format: str = typer.Option("auto", "--log-format", help="auto (bar on a terminal, lines otherwise) | plain | json."),
+    max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="Folder: stop cleanly after this long (e.g. 90m, 6h)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Folder: list what would be done and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """Stylise an image, a video or a folder with the look of a painting."""
-    reporter = Reporter(quiet=quiet)
+    reporter = Reporter(quiet=quiet, log_format=log_format)
     try:
+        if log_format not in ("auto", "plain", "json"):
+            raise UsageError(f"--log-format {log_format!r}: expected auto, plain or json")
         config_values = read_config(preset_path(preset or DEFAULT_PRESET))
         if config is not None:
             config_values.update(read_config(config))
@@ -160,8 +167,15 @@ def main(
         if output is None and config_values.get("output"):
             output = Path(config_values["output"])
         install_signal_handlers()
+        folder_options = dict(image_format=image_format or config_values.get("image_format") or "png",
+                              report=report or config_values.get("report"),
+                              max_runtime=max_runtime or config_values.get("max_runtime"),
+                              dry_run=dry_run or bool(config_values.get("dry_run", False)))
         with reporter:
-            run_job(input, output, settings, overwrite=overwrite, keep_frames=keep_frames, reporter=reporter)
+            code = run_job(input, output, settings, overwrite=overwrite, keep_frames=keep_frames,
+                           reporter=reporter, folder_options=folder_options)
+        if code:
+            raise typer.Exit(code)
     except NstvidError as e:
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
@@ -169,15 +183,62 @@ def main(
 
 
 def run_job(input: Path, output: Optional[Path], settings, *, overwrite: bool, keep_frames: bool,
-            reporter: Reporter) -> None:
-    """Pick the job for the input (image or video) and run it."""
+            reporter: Reporter, folder_options: dict) -> int:
+    """Pick the job for the input (image, video or folder), run it, return the exit code."""
     from pipeline import api
 
     kind = api.input_kind(input)
+    if kind == "folder":
+        from pipeline.folder_job import FolderOptions, run_folder
+
+        if output is None:
+            raise UsageError(f"{input}: a folder input needs -o OUTPUT_FOLDER")
+        options = FolderOptions(image_format=folder_options["image_format"],
+                                report=Path(folder_options["report"]) if folder_options["report"] else None,
+                                max_runtime=parse_duration(folder_options["max_runtime"]),
+                                dry_run=folder_options["dry_run"], overwrite=overwrite,
+                                keep_frames=keep_frames)
+        summary = run_folder(input, output, settings, options, progress=reporter)
+        show_summary(summary, reporter)
+        return summary.exit_code
     outcome = api.run(input, output, settings, kind=kind, overwrite=overwrite, keep_frames=keep_frames,
                       progress=reporter)
     reporter.line(f"wrote {outcome.output} ({outcome.seconds:.1f} s)", output=str(outcome.output),
                   seconds=outcome.seconds)
+    return 0
+
+
+def parse_duration(text) -> Optional[float]:
+    """'90s', '45m', '6h', '1.5h' or plain seconds -> seconds; None stays None."""
+    if text is None or text == "":
+        return None
+    text = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--max-runtime {text!r}: expected a duration like 90m or 6h") from None
+
+
+def show_summary(summary, reporter: Reporter) -> None:
+    """The end-of-job table: a rich table on a terminal, one parseable line otherwise."""
+    if reporter.quiet:
+        return
+    fields = dict(done=summary.done, skipped=summary.skipped, failed=summary.failed,
+                  seconds=round(summary.seconds, 1))
+    if reporter.tty:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="nstvid folder job")
+        for key in fields:
+            table.add_column(key, justify="right")
+        table.add_row(*(str(v) for v in fields.values()))
+        Console().print(table)
+    else:
+        reporter.line("summary " + " ".join(f"{k}={v}" for k, v in fields.items()), **fields)
 
 
 eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,

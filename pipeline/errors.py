@@ -49,3 +49,9 @@ class Interrupted(NstvidError):
         self.signum = signum
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
+
+
+class LockedError(NstvidError):
+    """Another live run holds the output folder's lock (exit 3)."""
+
+    exit_code = 3
