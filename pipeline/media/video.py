@@ -111,9 +111,16 @@ def _tail(text: str, lines: int = _STDERR_TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+_GENERIC_FAILURES = re.compile(r"^(Error opening (in|out)put files?\b|Conversion failed)")
+_LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
+
+
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+    """The most specific line of ffmpeg's stderr: the last one that isn't a generic wrapper."""
+    lines = [_LOG_PREFIX.sub("", line.strip()) for line in text.strip().splitlines()]
+    lines = [line for line in lines if line]
+    specific = [line for line in lines if not _GENERIC_FAILURES.match(line)]
+    return (specific or lines or ["no message"])[-1]
 
 
 def run_ffmpeg(args: Sequence[str], path: str | os.PathLike = "ffmpeg") -> str:
