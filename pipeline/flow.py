@@ -10,8 +10,9 @@ Conventions used throughout:
   (on t's grid).  Bringing anything from frame t-1 into frame t is a *backward* warp with the
   backward flow: ``warp(prev, flow_t_to_prev)``.
 
-Formulas follow Ruder, Dosovitskiy & Brox 2016 (reliability mask) and Lai et al. 2018 (E_warp);
-see docs in ``/work/shared/notes/video-methods.md`` as summarised in each docstring.
+Formulas follow Ruder, Dosovitskiy & Brox 2016, "Artistic style transfer for videos" (reliability
+mask, as in their consistencyChecker) and Lai et al. 2018, "Learning Blind Video Temporal
+Consistency" (E_warp); each docstring states the formula it implements.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
     Returns:
         Array of the same shape and dtype as ``image``.  Samples falling outside the image take the
-        nearest border value (BORDER_REPLICATE).  Note cv2.remap quantises sub-pixel weights to 1/32.
+        nearest border value (BORDER_REPLICATE).  cv2.remap quantises sub-pixel weights to 1/32.
     """
     if image.shape[:2] != flow.shape[:2]:
         raise ValueError(f"image {image.shape[:2]} and flow {flow.shape[:2]} sizes differ")
@@ -176,7 +177,7 @@ def reliability(
         mask[disoccluded] = 0.0
         return mask
     # As in the reference checker, disocclusions get a negative value before smoothing so that the
-    # blur spreads unreliability outwards from them rather than letting them fade to ~0.5; clip after.
+    # blur spreads unreliability outwards rather than letting them fade to ~0.5; clip after.
     mask[disoccluded] = -1.0
     mask = cv2.GaussianBlur(mask, (5, 5), 0.8, borderType=cv2.BORDER_REPLICATE)
     return np.clip(mask, 0.0, 1.0)
@@ -322,5 +323,6 @@ def read_flo(path: str | Path) -> np.ndarray:
     width, height = (int(v) for v in np.frombuffer(data, "<i4", 2, offset=4))
     expected = 12 + width * height * 8
     if width <= 0 or height <= 0 or len(data) != expected:
-        raise ValueError(f"{path}: .flo header says {width}x{height} but the file size is {len(data)}")
-    return np.frombuffer(data, "<f4", width * height * 2, offset=12).reshape(height, width, 2).copy()
+        raise ValueError(f"{path}: .flo header says {width}x{height}, file size is {len(data)}")
+    values = np.frombuffer(data, "<f4", width * height * 2, offset=12)
+    return values.reshape(height, width, 2).copy()

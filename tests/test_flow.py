@@ -58,7 +58,7 @@ def _photometric(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(np.sum(diff**2, axis=-1)[mask].mean())
 
 
-# --- .flo and flow -----------------------------------------------------------------------------------
+# --- .flo and flow --------------------------------------------------------------------------------
 
 
 def test_read_flo_matches_opencv_and_rejects_other_files(sintel, tmp_path):
@@ -91,7 +91,7 @@ def test_compute_flow_rejects_bad_input(sintel):
         flow.compute_flow(sintel["f2"].astype(np.float32), sintel["f3"].astype(np.float32))
 
 
-# --- warp ----------------------------------------------------------------------------------------------
+# --- warp -----------------------------------------------------------------------------------------
 
 
 def test_warp_follows_the_backward_convention(sintel):
@@ -123,7 +123,7 @@ def test_warping_frame3_into_frame2_removes_most_of_the_difference(sintel):
     assert _photometric(flow.warp(f3, -sintel["gt"]), f2, keep) > unwarped
 
 
-# --- reliability -----------------------------------------------------------------------------------------
+# --- reliability ----------------------------------------------------------------------------------
 
 
 def _mask_for_frame2(sintel, blur=False):
@@ -167,7 +167,7 @@ def test_reliability_of_consistent_flow_is_one_inside():
     assert mask[0].max() == 0.0 and mask[:, :2].max() == 0.0
 
 
-# --- scene cuts ----------------------------------------------------------------------------------------
+# --- scene cuts -----------------------------------------------------------------------------------
 
 
 def test_scene_cut_fires_on_cuts_only(sintel, clips):
@@ -182,7 +182,7 @@ def test_scene_cut_fires_on_cuts_only(sintel, clips):
     assert flow.is_scene_cut(coffee, astronaut)  # 0.61
 
 
-# --- E_warp --------------------------------------------------------------------------------------------
+# --- E_warp ---------------------------------------------------------------------------------------
 
 
 def test_warping_error_floor_and_flicker(clips):

@@ -52,7 +52,7 @@ def pan_frames():
     return decode_all(PAN)
 
 
-# --- probe and read ----------------------------------------------------------------------------------
+# --- probe and read -------------------------------------------------------------------------------
 
 
 def test_probe_sample_clip():
@@ -90,7 +90,7 @@ def test_rotation_is_applied(tmp_path, pan_frames):
     assert np.abs(frames[0].astype(int) - np.rot90(pan_frames[0], k=-1)).mean() > 10.0
 
 
-# --- write -------------------------------------------------------------------------------------------
+# --- write ----------------------------------------------------------------------------------------
 
 
 def test_round_trip_keeps_frames_rate_duration_and_audio(tmp_path, pan_frames):
@@ -155,7 +155,8 @@ def test_variable_frame_rate_is_resampled_to_constant(tmp_path):
     ffmpeg("-i", PAN, "-filter_complex",
            "[0:v]trim=0:1,setpts=PTS-STARTPTS[a];[0:v]trim=1:2,setpts=PTS-STARTPTS,fps=5[b];"
            "[a][b]concat=n=2:v=1[v]",
-           "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", vfr)  # fmt: skip
+           "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast",
+           vfr)  # fmt: skip
     info = probe(vfr)
     assert info.variable_frame_rate and info.fps == Fraction(25)
     assert info.duration == pytest.approx(2.0, abs=0.05)
@@ -202,7 +203,7 @@ def test_writer_without_frames_is_an_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# --- bad inputs --------------------------------------------------------------------------------------
+# --- bad inputs -----------------------------------------------------------------------------------
 
 
 def _one_line_error(error: MediaError, path: Path) -> str:
@@ -240,9 +241,9 @@ def test_audio_only_file(tmp_path, suffix):
     assert "no video stream" in _one_line_error(err.value, audio)
 
 
-def _cut_in_half(path: Path) -> Path:
+def _cut_in_half(path: Path, folder: Path) -> Path:
     data = path.read_bytes()
-    half = path.with_name(f"half_{path.name}")
+    half = folder / f"half_{path.name}"
     half.write_bytes(data[: len(data) // 2])
     return half
 
@@ -251,7 +252,7 @@ def test_half_an_mp4_without_its_index_is_unreadable(tmp_path):
     # Without +faststart the moov index is written last, so half a file has none.
     plain = tmp_path / "plain.mp4"
     ffmpeg("-i", PAN, "-c", "copy", plain)
-    half = _cut_in_half(plain)
+    half = _cut_in_half(plain, tmp_path)
     with pytest.raises(UnreadableMediaError) as err:
         probe(half)
     text = _one_line_error(err.value, half)
@@ -265,7 +266,7 @@ def test_truncated_video_yields_frames_then_raises(tmp_path, kind):
         full = PAN  # VideoWriter puts the index first, so half the file still opens
     else:
         ffmpeg("-i", PAN, "-c", "copy", full)
-    half = _cut_in_half(full)
+    half = _cut_in_half(full, tmp_path)
     info = probe(half)
     assert info.truncated
     reader = read_frames(half, info=info)

@@ -220,8 +220,8 @@ _ROTATION_RE = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees", re.IGNORECAS
 _DURATION_RE = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", re.MULTILINE)
 _FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)")
 
-# stderr lines from the demux pass that mean the data ends early or is damaged.
 _NOPTS = -(2**63)  # AV_NOPTS_VALUE as framecrc prints it
+# Warnings/errors of the demux pass that mean the data ends early or is damaged.
 _DAMAGE_MARKERS = (
     "partial file",
     "ended prematurely",
@@ -282,7 +282,9 @@ def _open_failure(path: Path, stderr: str) -> MediaError:
     if "no such file" in low:
         return MediaNotFoundError(path, "file not found", tail)
     if "invalid data found" in low or "moov atom not found" in low:
-        return UnreadableMediaError(path, "not a readable video file (unknown or damaged format)", tail)
+        return UnreadableMediaError(
+            path, "not a readable video file (unknown or damaged format)", tail
+        )
     return UnreadableMediaError(path, f"cannot be opened: {_last_line(stderr)}", tail)
 
 
@@ -302,7 +304,10 @@ def _demux_packets(path: Path, video_index: int, with_audio: bool) -> _Packets:
     args = ["-i", str(path), "-map", f"0:{video_index}"]
     if with_audio:
         args += ["-map", "0:a:0"]
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", *args, "-c", "copy", "-f", "framecrc", "-"]
+    # -v warning: keep the demuxer's complaints (damage markers) but not the banner, which
+    # repeats the file name (a name like "partial file.mp4" must not look like damage).
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "warning", *args,
+           "-c", "copy", "-f", "framecrc", "-"]  # fmt: skip
     proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
@@ -356,6 +361,10 @@ def _frame_rate(packets: _Packets, banner_fps: Fraction | None) -> tuple[Fractio
     if not intervals:
         return banner_fps or Fraction(25), False
     tb = packets.video_tb
+    # A file cut short loses B-frames that display before its last decoded frame, leaving gaps
+    # in the sorted pts: that is not a variable rate, so ignore the last intervals then.
+    if packets.damage and len(intervals) > 12:
+        intervals = intervals[:-4]
     lo, hi = min(intervals), max(intervals)
     if lo == hi:  # exact constant rate: 1 / (interval * time base), e.g. 30000 / 1001
         return 1 / (lo * tb), False
@@ -366,8 +375,8 @@ def _frame_rate(packets: _Packets, banner_fps: Fraction | None) -> tuple[Fractio
         # Resample to the dominant (median-interval) rate: keeps the motion of the normal-rate
         # parts; pauses/dropouts become repeated frames.
         return _snap_rate(1 / (median * tb), 0.01), True
-    extent = pts[-1] - pts[0]
-    measured = Fraction(len(pts) - 1) / (extent * tb)
+    extent = sum(intervals)
+    measured = Fraction(len(intervals)) / (extent * tb)
     # Rounding can shift the mean interval by at most ~one tick over the whole extent.
     return _snap_rate(measured, 2.0 / extent + 1e-6), False
 
@@ -469,15 +478,13 @@ def _truncation(
 ) -> tuple[bool, str]:
     """Whether the demuxed data looks cut short or damaged, and why."""
     if packets.damage:
-        return True, f"damaged or truncated data (ffmpeg: {packets.damage})"
+        return True, f'ffmpeg reported "{packets.damage}" while reading it'
+
     if declared is not None:
         present = max(video_extent, packets.audio_end or 0.0)
         # Containers round and streams start at small offsets; a real truncation loses far more.
         if declared - present > max(0.5, 0.05 * declared, 3 / float(fps)):
-            return True, (
-                f"data ends at {present:.2f} s but the file declares {declared:.2f} s "
-                "(truncated)"
-            )
+            return True, f"its data ends at {present:.2f} s of the {declared:.2f} s it declares"
     return False, ""
 
 
@@ -596,8 +603,8 @@ class FrameReader:
                 )
             raise TruncatedVideoError(
                 self.path,
-                f"decoding stopped after {self.frames_read} frames; the input is truncated or "
-                f"damaged: {_last_line(stderr)}",
+                f"truncated or damaged input: decoding failed after {self.frames_read} frames "
+                f"({_last_line(stderr)})",
                 tail,
                 self.frames_read,
             )
@@ -606,8 +613,8 @@ class FrameReader:
         if self.info.truncated:
             raise TruncatedVideoError(
                 self.path,
-                f"input truncated: decoded {self.frames_read} frames, then the data ended "
-                f"({self.info.problem})",
+                f"truncated or damaged input: {self.frames_read} frames decoded, then it "
+                f"stopped ({self.info.problem})",
                 tail,
                 self.frames_read,
             )
@@ -644,7 +651,8 @@ def read_frames(
         TruncatedVideoError: after the last decodable frame, when the input is truncated or
             damaged (``err.frames_read`` frames were yielded).
         UnreadableMediaError: if not a single frame decodes.
-    and, from ``probe``, the errors listed there.
+    When ``info`` is not given, ``probe`` runs at call time and its errors (missing, empty,
+    unreadable, no video stream) are raised by this call, before any iteration.
     """
     return FrameReader(path, size, info)
 
@@ -744,7 +752,7 @@ class VideoWriter:
         else:
             self.abort()
 
-    # public ------------------------------------------------------------------------------------------
+    # public ---------------------------------------------------------------------------------------
 
     def open(self) -> None:
         """Start the encoder (done by ``with``; call it yourself when not using ``with``)."""
@@ -807,7 +815,7 @@ class VideoWriter:
         self._closed = True
         self._remove_temps()
 
-    # internals ---------------------------------------------------------------------------------------
+    # internals ------------------------------------------------------------------------------------
 
     def _encode_command(self) -> list[str]:
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-y"]
@@ -842,14 +850,16 @@ class VideoWriter:
         # Cut the audio to the video's length (rounded up to a microsecond so the last frame stays).
         seconds = math.ceil(self.frames_written / self.fps * 1_000_000) / 1_000_000
         base = ["-y", "-v", "error", "-i", str(self._video_tmp), "-i", str(self.audio_from),
-                "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-t", f"{seconds:.6f}"]  # fmt: skip
+                "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy",
+                "-t", f"{seconds:.6f}"]  # fmt: skip
         tail = []
         if self.out_path.suffix.lower() in _FASTSTART_EXTS:
             tail = ["-movflags", "+faststart"]
         tail.append(str(self._mux_tmp))
         ext = self.out_path.suffix.lower()
         fallback = ["-c:a", *_AUDIO_FALLBACK.get(ext, _DEFAULT_AUDIO_FALLBACK)]
-        audio_codecs = [_codec_name(s) for s in _read_banner(self.audio_from)[0] if s.kind == "Audio"]
+        streams, _ = _read_banner(self.audio_from)
+        audio_codecs = [_codec_name(s) for s in streams if s.kind == "Audio"]
         copy_error = None
         # No audio stream: the copy pass still runs (maps nothing) so +faststart gets applied.
         if not audio_codecs or audio_codecs[0] in _AUDIO_COPY_OK.get(ext, {audio_codecs[0]}):
