@@ -189,7 +189,7 @@ def reliability(
 #   Sintel alley_2 frame 2 -> 3 (camera + character motion):       0.027
 #   pan.mp4 / orbit.mp4 consecutive frames (pan, zoom, rotation):  max 0.061
 #   pan.mp4 / orbit.mp4 frames one second (25 frames) apart:       max 0.169
-#   unrelated shots (Sintel, coffee, astronaut, cat photos/clips): min 0.61, typically 0.6-0.86
+#   unrelated shots (Sintel, coffee, astronaut, cat photos/clips): min 0.61, mostly 0.64-0.86
 # 0.35 leaves a factor ~6 over consecutive-frame motion, 2x over a whole second of motion, and
 # ~1.7x under the least different pair of unrelated shots.
 SCENE_CUT_THRESHOLD = 0.35

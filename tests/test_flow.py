@@ -174,11 +174,11 @@ def test_scene_cut_fires_on_cuts_only(sintel, clips):
     assert not flow.is_scene_cut(sintel["f2"], sintel["f3"])  # score 0.027
     for frames in clips.values():  # consecutive frames: max 0.061
         assert not any(flow.is_scene_cut(a, b) for a, b in zip(frames, frames[1:]))
-        assert not flow.is_scene_cut(frames[0], frames[-1])  # one second of motion: <= 0.17
+        assert not flow.is_scene_cut(frames[0], frames[-1])  # ~1 s of motion: 0.07, 0.08
     coffee, astronaut = _rgb(SAMPLES / "coffee.jpg"), _rgb(SAMPLES / "astronaut.jpg")
     assert flow.is_scene_cut(sintel["f2"], coffee)  # 0.84
     assert flow.is_scene_cut(sintel["f3"], clips["orbit"][0])  # 0.77
-    assert flow.is_scene_cut(clips["pan"][-1], clips["orbit"][0])  # 0.61
+    assert flow.is_scene_cut(clips["pan"][-1], clips["orbit"][0])  # 0.64
     assert flow.is_scene_cut(coffee, astronaut)  # 0.61
 
 
@@ -188,7 +188,7 @@ def test_scene_cut_fires_on_cuts_only(sintel, clips):
 def test_warping_error_floor_and_flicker(clips):
     rng = np.random.default_rng(7)
     for name, frames in clips.items():
-        floor = flow.warping_error(frames, frames)  # pan: mean 0.00040, orbit: 0.00025
+        floor = flow.warping_error(frames, frames)  # pan: mean 0.00049, orbit: 0.00026
         assert len(floor) == len(frames) - 1
         assert all(0.0 <= e for e in floor)
         assert np.mean(floor) < 0.001, (name, np.mean(floor))
@@ -197,7 +197,7 @@ def test_warping_error_floor_and_flicker(clips):
             np.clip(f.astype(np.int16) + rng.integers(-12, 13, size=3), 0, 255).astype(np.uint8)
             for f in frames
         ]
-        flickering = flow.warping_error(flicker, frames)  # ~0.005
+        flickering = flow.warping_error(flicker, frames)  # pan 0.0048, orbit 0.0043
         assert np.mean(flickering) > 5 * np.mean(floor), (name, np.mean(flickering))
 
 
@@ -205,7 +205,7 @@ def test_warping_error_of_shuffled_frames_is_large(clips):
     frames = clips["orbit"][:10]
     order = [0, 5, 1, 8, 2, 9, 3, 7, 4, 6]
     shuffled = [frames[i] for i in order]
-    floor = np.mean(flow.warping_error(frames, frames))
+    floor = np.mean(flow.warping_error(frames, frames))  # 0.00013; shuffled: 0.0095
     assert np.mean(flow.warping_error(shuffled, frames)) > 5 * floor
 
 
