@@ -166,10 +166,11 @@ def reliability(
 
     # A pixel whose backward flow leaves the previous frame has no previous content to compare with
     # (content entering the view); warp() would only replicate the border there.  Ruder et al.'s
-    # reference checker zeroes these too (bilinear footprint not fully inside the frame).
+    # reference checker zeroes these too (it also drops the last row/column even at zero flow;
+    # landing exactly on the border is kept here).
     map_x, map_y = _sample_grid(bwd)
     h, w = bwd.shape[:2]
-    outside = (map_x < 0) | (map_x >= w - 1) | (map_y < 0) | (map_y >= h - 1)
+    outside = (map_x < 0) | (map_x > w - 1) | (map_y < 0) | (map_y > h - 1)
 
     mask = np.ones(bwd.shape[:2], np.float32)
     mask[boundary | outside] = 0.0

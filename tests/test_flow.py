@@ -165,6 +165,8 @@ def test_reliability_of_consistent_flow_is_one_inside():
     mask = flow.reliability(forward, -forward, blur=False)
     assert mask[1:, 2:].min() == 1.0
     assert mask[0].max() == 0.0 and mask[:, :2].max() == 0.0
+    still = np.zeros_like(forward)  # no motion: everything reliable, borders included
+    assert flow.reliability(still, still).min() == 1.0
 
 
 # --- scene cuts -----------------------------------------------------------------------------------
