@@ -52,6 +52,8 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 MANIFEST_NAME = ".nstvid-manifest.json"
+JOURNAL_NAME = ".nstvid-manifest.journal"
+JOURNAL_COMPACT_EVERY = 1000  # journal lines before the manifest is rewritten
 LOCK_NAME = ".nstvid.lock"
 MANIFEST_VERSION = 1
 REPORT_VERSION = 1
@@ -275,10 +277,17 @@ def settings_hashes(settings: Settings) -> dict[str, str]:
 
 
 class Manifest:
+    """{input rel path: entry}, kept as a JSON file (rewritten atomically) plus an append-only journal
+    of the entries changed since (one JSON line each, fsync-ed), so that recording a file costs the
+    same whatever the size of the folder.  Loading replays the journal; save() folds it in."""
+
     def __init__(self, path: Path, progress: Callback = ignore):
         self.path = path
+        self.journal_path = path.with_name(JOURNAL_NAME)
         self.files: dict[str, dict] = {}
         self.dirty = False
+        self._journal = None
+        self._journaled = 0
         try:
             data = json.loads(path.read_text())
             if data.get("version") != MANIFEST_VERSION or not isinstance(data.get("files"), dict):
@@ -289,11 +298,50 @@ class Manifest:
         except (OSError, ValueError, AttributeError) as e:
             progress(Message(f"{path}: unreadable manifest ({e}); every file is looked at afresh",
                              level="warning"))
+        try:
+            with open(self.journal_path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        change = json.loads(line)
+                        self.files[change["rel"]] = change["entry"]
+                    except (ValueError, KeyError, TypeError):
+                        break  # a line cut short by a kill: everything before it counts
+                    self.dirty = True
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError) as e:
+            progress(Message(f"{self.journal_path}: unreadable ({e}); ignored", level="warning"))
+
+    def record(self, rel: str) -> None:
+        """Make files[rel] durable now (a journal line)."""
+        self.dirty = True
+        try:
+            if self._journal is None:
+                self._journal = open(self.journal_path, "a", encoding="utf-8")
+            self._journal.write(json.dumps({"rel": rel, "entry": self.files[rel]}) + "\n")
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except OSError as e:
+            raise OutputError(self.journal_path, f"cannot record progress ({e.strerror or e})") from None
+        self._journaled += 1
+        if self._journaled >= JOURNAL_COMPACT_EVERY:
+            self.save()
 
     def save(self) -> None:
+        """Rewrite the manifest atomically with everything, then drop the journal."""
         data = {"version": MANIFEST_VERSION, "files": self.files}
         atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self.journal_path.unlink(missing_ok=True)
+        self._journaled = 0
         self.dirty = False
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
 
 def _write_report(path: Path, summary: FolderSummary, input_dir: Path, output_dir: Path) -> None:
@@ -573,6 +621,8 @@ def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: F
         try:
             if manifest is not None and manifest.dirty:
                 manifest.save()
+            if manifest is not None:
+                manifest.close()
             if options.report is not None:
                 _write_report(options.report, summary, input_dir, output_dir)
         finally:
@@ -678,7 +728,7 @@ def _run(input_dir, output_dir, settings, options, digests, image_suffix, manife
             sha = plan.sha256 or _sha256(item.path)
             manifest.files[item.rel] = {"status": "started", "output": item.out_rel, "settings": digest,
                                         "size": item.size, "mtime_ns": item.mtime_ns, "sha256": sha}
-            manifest.save()
+            manifest.record(item.rel)
             out_path.parent.mkdir(parents=True, exist_ok=True)
             _clean_stale_parts(out_path)
             if item.kind == "video":
@@ -701,14 +751,8 @@ def _run(input_dir, output_dir, settings, options, digests, image_suffix, manife
             summary.exit_code = 128 + _signal_number(e)
             progress(Message(f"interrupted: {item.path} " + ("stopped (it resumes next run)" if item.kind == "video"
                              else "abandoned (it is redone next run)"), level="warning"))
-            for rest in plans[n + 1:]:
-                summary.records.append({"path": str(rest.item.path), "status": "pending",
-                                        "error": "not started: interrupted", "seconds": 0.0,
-                                        "output": str(output_dir / rest.item.out_rel) if rest.item.out_rel else "",
-                                        "kind": rest.item.kind})
-                summary.pending += 1
             manifest.dirty = True
-            return
+            continue  # the rest is only bookkeeping: skips and failures are listed, work is pending
         except ModuleNotFoundError as e:
             if e.name and e.name.endswith("video_job"):
                 _record_failure(manifest, item, "video support is not installed (pipeline.video_job missing)",
@@ -726,10 +770,9 @@ def _run(input_dir, output_dir, settings, options, digests, image_suffix, manife
         manifest.files[item.rel]["status"] = "done"
         manifest.files[item.rel]["seconds"] = round(seconds, 3)
         try:
-            manifest.save()  # a kill from here on does not cost this file
+            manifest.record(item.rel)  # a kill from here on does not cost this file
         except OutputError as e:
-            manifest.dirty = True  # tried again at the end
-            progress(Message(f"cannot save the manifest yet: {e}", level="warning"))
+            progress(Message(f"{e}; saved at the end instead", level="warning"))
         record["status"] = "done"
         record["seconds"] = round(seconds, 3)
         summary.done += 1
@@ -742,7 +785,10 @@ def _record_failure(manifest, item, reason, record, t0, summary, progress, perma
     entry["status"] = "failed"
     entry["error"] = reason
     entry["permanent"] = permanent
-    manifest.dirty = True
+    try:
+        manifest.record(item.rel)
+    except OutputError:
+        pass  # saved at the end
     _fail(record, reason, time.perf_counter() - t0, summary, progress)
 
 
