@@ -15,7 +15,8 @@ import typer
 
 from pipeline import __version__
 from pipeline.errors import NstvidError, UsageError
-from pipeline.progress import Event, FileDone, FrameDone, Iteration, Message
+from pipeline.progress import Event, FileDone, FrameDone, Iteration, Message, StopRequest
+from pipeline.media.images import looks_like_image
 from pipeline.settings import DEFAULT_PRESET, build_settings, preset_path, read_config
 
 app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
@@ -98,9 +99,22 @@ def version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-def install_signal_handlers():
-    """SIGTERM behaves like Ctrl-C: the jobs finish and save the current unit, then stop."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+STOP = StopRequest()
+
+
+def install_signal_handlers() -> None:
+    """First SIGINT/SIGTERM: ask the job to finish and save the frame or file in hand, then stop
+    (exit 130/143). A second one interrupts at once."""
+
+    def request_stop(signum, frame):
+        if STOP:
+            raise KeyboardInterrupt
+        STOP.set(signum)
+        typer.echo(f"nstvid: {signal.Signals(signum).name}: finishing the current frame, then stopping "
+                   "(again to abort now)", err=True)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
 
 
 @app.command()
@@ -166,7 +180,9 @@ def main(
         overwrite = overwrite or bool(config_values.get("overwrite", False))
         if output is None and config_values.get("output"):
             output = Path(config_values["output"])
-        install_signal_handlers()
+        kind_is_image = input.is_file() and looks_like_image(input)
+        if not kind_is_image:  # a single image stops at once on Ctrl-C; longer jobs save first
+            install_signal_handlers()
         folder_options = dict(image_format=image_format or config_values.get("image_format") or "png",
                               report=report or config_values.get("report"),
                               max_runtime=max_runtime or config_values.get("max_runtime"),
@@ -198,11 +214,11 @@ def run_job(input: Path, output: Optional[Path], settings, *, overwrite: bool, k
                                 max_runtime=parse_duration(folder_options["max_runtime"]),
                                 dry_run=folder_options["dry_run"], overwrite=overwrite,
                                 keep_frames=keep_frames)
-        summary = run_folder(input, output, settings, options, progress=reporter)
+        summary = run_folder(input, output, settings, options, progress=reporter, stop=STOP)
         show_summary(summary, reporter)
         return summary.exit_code
     outcome = api.run(input, output, settings, kind=kind, overwrite=overwrite, keep_frames=keep_frames,
-                      progress=reporter)
+                      progress=reporter, stop=STOP)
     reporter.line(f"wrote {outcome.output} ({outcome.seconds:.1f} s)", output=str(outcome.output),
                   seconds=outcome.seconds)
     return 0

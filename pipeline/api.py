@@ -9,7 +9,7 @@ from .engine import Engine
 from .errors import InputError
 from .image_job import default_output, stylise_file
 from .media.images import looks_like_image
-from .progress import Callback, Message, ignore
+from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
 from .settings import Settings
 from .style_targets import StyleSet
 
@@ -39,7 +39,8 @@ def prepare(settings: Settings, progress: Callback = ignore) -> tuple[Engine, St
 
 
 def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str | None = None,
-        overwrite: bool = False, keep_frames: bool = False, progress: Callback = ignore) -> Outcome:
+        overwrite: bool = False, keep_frames: bool = False, progress: Callback = ignore,
+        stop: StopRequest = NEVER_STOP) -> Outcome:
     """Stylise one image or video file (folders: see folder_job)."""
     started = time.perf_counter()
     kind = kind or input_kind(input_path)
@@ -54,10 +55,13 @@ def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str 
         stylise_file(engine, styles, input_path, output, overwrite=overwrite, progress=progress)
         return Outcome(output, time.perf_counter() - started)
     if kind == "video":
+        from .image_job import check_output
         from .video_job import stylise_video
         output = output or default_output(input_path, settings.styles, ".mp4")
-        stylise_video(input_path, output, settings, overwrite=overwrite, keep_frames=keep_frames,
-                      progress=progress)
+        check_output(input_path, output, overwrite)
+        engine, styles = prepare(settings, progress)
+        stylise_video(engine, styles, input_path, output, overwrite=overwrite, keep_frames=keep_frames,
+                      progress=progress, stop=stop)
         return Outcome(output, time.perf_counter() - started)
     raise InputError(input_path, f"cannot stylise a {kind} here")
 

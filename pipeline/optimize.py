@@ -86,15 +86,16 @@ class BatchedLBFGS:
 class BatchedAdam:
     """torch.optim.Adam, with samples that stopped early held still."""
 
-    def __init__(self, x: torch.Tensor, lr: float):
-        self.opt = torch.optim.Adam([x], lr=lr)
+    def __init__(self, param: torch.Tensor, lr: float):
+        self.param = param
+        self.opt = torch.optim.Adam([param], lr=lr)
 
     def step(self, x: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
-        before = x.detach().clone()
-        x.grad = grad
+        """x: (B, N) view of the parameter; grad: (B, N); active: (B, 1) float 0/1."""
+        before = x.clone()
+        self.param.grad = grad.view_as(self.param)
         self.opt.step()
-        with torch.no_grad():
-            x.copy_(torch.where(active.bool(), x, before))
+        x.copy_(torch.where(active.bool(), x, before))
 
 
 def content_targets(engine: Engine, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,7 +133,7 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
     if temporal is not None:
         temporal = Temporal(temporal.warped_prev.to(device), temporal.mask.to(device))
     c_target, c_scale = content_targets(engine, content)
-    x = init.to(device, dtype=torch.float32).clone().requires_grad_(True)
+    x = init.to(device, dtype=torch.float32).clone(memory_format=torch.contiguous_format).requires_grad_(True)
     b = x.shape[0]
     optimizer = (BatchedLBFGS(b, device=device) if s.optimizer == "lbfgs"
                  else BatchedAdam(x, s.learning_rate))

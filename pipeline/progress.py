@@ -51,3 +51,20 @@ Callback = Callable[[Event], None]
 
 def ignore(event: Event) -> None:
     """The default callback: drop events."""
+
+
+class StopRequest:
+    """Set by the CLI's signal handler; long jobs look at it between frames or files, finish the unit
+    in hand, save it, and raise errors.Interrupted(signum)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def set(self, signum: int) -> None:
+        self.signum = signum
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+
+NEVER_STOP = StopRequest()

@@ -86,6 +86,8 @@ class TruncatedVideoError(MediaError):
     ``frames_read`` holds how many frames were yielded before the error.
     """
 
+    exit_code = 1  # the decodable frames were processed; the run still failed
+
     def __init__(self, path, message, stderr_tail="", frames_read: int = 0) -> None:
         super().__init__(path, message, stderr_tail)
         self.frames_read = frames_read
