@@ -152,20 +152,27 @@ def main(
     batch: Optional[int] = typer.Option(None, "--batch", help="Frames or images per optimisation pass (0: auto)."),
     image_format: Optional[str] = typer.Option(None, "--image-format", help="Folder: output image format (png | jpg | webp | tiff)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Folder: write one JSON record per file here."),
-    log_format: str = typer.Option("auto", "--log-format", help="auto (bar on a terminal, lines otherwise) | plain | json."),
+    log_format: Optional[str] = typer.Option(None, "--log-format", help="auto (bar on a terminal, lines otherwise) | plain | json."),
     max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="Folder: stop cleanly after this long (e.g. 90m, 6h)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Folder: list what would be done and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """Stylise an image, a video or a folder with the look of a painting."""
-    reporter = Reporter(quiet=quiet, log_format=log_format)
+    reporter = Reporter(quiet=quiet, log_format=log_format or "auto")
     try:
-        if log_format not in ("auto", "plain", "json"):
-            raise UsageError(f"--log-format {log_format!r}: expected auto, plain or json")
         config_values = read_config(preset_path(preset or DEFAULT_PRESET))
         if config is not None:
             config_values.update(read_config(config))
+            if preset is None and config_values.get("preset"):
+                # A job file may name its preset; its own values still win over the preset's.
+                config_values = {**read_config(preset_path(config_values["preset"])), **config_values}
+        log_format = log_format or config_values.get("log_format") or "auto"
+        if log_format not in ("auto", "plain", "json"):
+            raise UsageError(f"--log-format {log_format!r}: expected auto, plain or json")
+        quiet = quiet or bool(config_values.get("quiet", False))
+        keep_frames = keep_frames or bool(config_values.get("keep_frames", False))
+        reporter = Reporter(quiet=quiet, log_format=log_format)
         flags = dict(
             styles=tuple(str(p) for p in style) or None, style_blend=style_blend, style_scale=style_scale,
             size=size, scales=scales, iterations=iterations, tolerance=tolerance,
@@ -217,6 +224,10 @@ def run_job(input: Path, output: Optional[Path], settings, *, overwrite: bool, k
         summary = run_folder(input, output, settings, options, progress=reporter, stop=STOP)
         show_summary(summary, reporter)
         return summary.exit_code
+    if folder_options["dry_run"]:
+        target = output or api.default_output_for(input, settings, kind)
+        reporter.line(f"would stylise {input} -> {target}", input=str(input), output=str(target))
+        return 0
     outcome = api.run(input, output, settings, kind=kind, overwrite=overwrite, keep_frames=keep_frames,
                       progress=reporter, stop=STOP)
     reporter.line(f"wrote {outcome.output} ({outcome.seconds:.1f} s)", output=str(outcome.output),

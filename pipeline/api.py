@@ -29,6 +29,11 @@ def input_kind(path: Path) -> str:
     return "image" if looks_like_image(path) else "video"
 
 
+def default_output_for(input_path: Path, settings: Settings, kind: str) -> Path:
+    """INPUT_STYLE.png for images, INPUT_STYLE.mp4 for videos, beside the input."""
+    return default_output(input_path, settings.styles, ".mp4" if kind == "video" else ".png")
+
+
 def prepare(settings: Settings, progress: Callback = ignore) -> tuple[Engine, StyleSet]:
     """Build the engine and read the style images once per job."""
     engine = Engine.create(settings)
@@ -48,7 +53,7 @@ def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str 
         if not Path(style).is_file():
             raise InputError(style, "style image not found")
     if kind == "image":
-        output = output or default_output(input_path, settings.styles)
+        output = output or default_output_for(input_path, settings, kind)
         from .image_job import check_output
         check_output(input_path, output, overwrite)
         engine, styles = prepare(settings, progress)
@@ -57,7 +62,7 @@ def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str 
     if kind == "video":
         from .image_job import check_output
         from .video_job import stylise_video
-        output = output or default_output(input_path, settings.styles, ".mp4")
+        output = output or default_output_for(input_path, settings, kind)
         check_output(input_path, output, overwrite)
         engine, styles = prepare(settings, progress)
         stylise_video(engine, styles, input_path, output, overwrite=overwrite, keep_frames=keep_frames,

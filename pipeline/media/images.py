@@ -130,6 +130,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise OutputError(folder, f"output folder not writable ({e.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes 0600 files; outputs get the usual umask-based mode like any new file.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

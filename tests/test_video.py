@@ -1,0 +1,164 @@
+"""Video through the real `nstvid` command: round trip, resume after kill, bad inputs, flicker."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import CONTENT, SAMPLES, STYLE, nstvid_exe
+from pipeline.media.video import probe, read_frames, run_ffmpeg
+from test_image import losses_of
+
+PAN = SAMPLES / "pan.mp4"  # 3 s, 25 fps, 320x180, AAC tone
+ORBIT = SAMPLES / "orbit.mp4"  # 3 s, 25 fps, no audio
+QUICK = ["--size", "64", "--scales", "1", "--iterations", "4", "--frame-iterations", "2"]
+
+
+def count_frames(path: Path) -> int:
+    return sum(1 for _ in read_frames(path))
+
+
+def clip(tmp_path: Path, source: Path, frames: int, name: str, audio: bool = True) -> Path:
+    """The first `frames` frames of a sample clip (re-encoded losslessly enough for the test)."""
+    out = tmp_path / name
+    args = ["-y", "-i", str(source), "-frames:v", str(frames), "-c:v", "libx264", "-crf", "10"]
+    args += ["-c:a", "aac", "-shortest"] if audio else ["-an"]
+    run_ffmpeg(args + [str(out)], path=source)
+    return out
+
+
+def test_round_trip_keeps_frames_rate_duration_audio(tmp_path, run_nstvid):
+    out = tmp_path / "pan_starry.mp4"
+    r = run_nstvid(PAN, "--style", STYLE, "-o", out, *QUICK)
+    assert r.returncode == 0, r.stderr
+    src, dst = probe(PAN), probe(out)
+    assert dst.fps == src.fps == Fraction(25)
+    assert count_frames(out) == count_frames(PAN)
+    assert abs(dst.duration - src.duration) <= 1 / float(src.fps)
+    assert dst.has_audio and src.has_audio
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), list(tmp_path.iterdir())
+    # No audio in: no audio out, no error; the default name sits beside the input.
+    silent = tmp_path / "orbit.mp4"
+    silent.write_bytes(ORBIT.read_bytes())
+    r = run_nstvid(silent, "--style", STYLE, *QUICK)
+    assert r.returncode == 0, r.stderr
+    assert not probe(tmp_path / "orbit_starry_night.mp4").has_audio
+
+
+def test_sigkill_then_rerun_resumes(tmp_path, cache_dir):
+    out = tmp_path / "out.mp4"
+    work = tmp_path / ".out.mp4.nstvid-work"
+    args = [nstvid_exe(), str(PAN), "--style", str(STYLE), "-o", str(out), *QUICK]
+    env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(work.glob("frame_*.png"))) < 10:
+        assert not out.exists(), "a partial file stood at the output path"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert not out.exists()
+    saved = len(list(work.glob("frame_*.png")))
+    assert saved >= 10
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming at frame {saved + 1}" in r.stdout or f"resuming at frame {saved + 2}" in r.stdout, r.stdout
+    assert count_frames(out) == count_frames(PAN)
+    assert not work.exists()  # removed on success (no --keep-frames)
+
+
+def test_sigterm_saves_frame_and_exits_143_and_settings_change_starts_fresh(tmp_path, cache_dir):
+    out = tmp_path / "out.mp4"
+    work = tmp_path / ".out.mp4.nstvid-work"
+    args = [nstvid_exe(), str(PAN), "--style", str(STYLE), "-o", str(out), *QUICK]
+    env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(work.glob("frame_*.png"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert not out.exists()
+    assert len(list(work.glob("frame_*.png"))) >= 3
+    r = subprocess.run(args[:-1] + ["3"], env=env, capture_output=True, text=True, timeout=600)  # other settings
+    assert r.returncode == 0, r.stderr
+    assert "starting fresh: settings changed" in r.stdout, r.stdout
+
+
+def test_temporal_stability_beats_independent_frames(tmp_path, run_nstvid):
+    """Flow warm start + temporal loss flickers far less than independent frames (E_warp)."""
+    short = clip(tmp_path, PAN, 8, "short.mp4")
+    chained, independent = tmp_path / "chained.mp4", tmp_path / "independent.mp4"
+    common = ["--style", STYLE, "--size", "96", "--scales", "1", "--iterations", "12"]
+    assert run_nstvid(short, *common, "--frame-iterations", "12", "-o", chained).returncode == 0
+    assert run_nstvid(short, *common, "--independent", "-o", independent).returncode == 0
+    r1 = subprocess.run([str(Path(nstvid_exe()).with_name("nstvid-eval")), "temporal", str(short),
+                         str(chained), "--json"], capture_output=True, text=True)
+    r2 = subprocess.run([str(Path(nstvid_exe()).with_name("nstvid-eval")), "temporal", str(short),
+                         str(independent), "--json"], capture_output=True, text=True)
+    e_chained, e_indep = json.loads(r1.stdout), json.loads(r2.stdout)
+    assert len(e_chained["pairs"]) == 7
+    assert e_chained["e_warp"] < 0.5 * e_indep["e_warp"], (e_chained["e_warp"], e_indep["e_warp"])
+
+
+def test_static_shot_does_not_drift(tmp_path, run_nstvid):
+    """A still shot: the last frame keeps the first frame's mean colour and style loss (within 5%).
+
+    The first frame must be converged for this to mean anything: an under-converged first frame
+    keeps improving over later frames, which is convergence, not drift."""
+    still = tmp_path / "still.mp4"
+    run_ffmpeg(["-y", "-loop", "1", "-i", str(CONTENT), "-frames:v", "16", "-r", "25", "-vf",
+                "scale=128:-2,format=yuv420p", "-c:v", "libx264", "-crf", "12", str(still)], path=still)
+    out = tmp_path / "still_out.mp4"
+    r = run_nstvid(still, "--style", STYLE, "-o", out, "--size", "96", "--scales", "1",
+                   "--iterations", "100", "--frame-iterations", "8")
+    assert r.returncode == 0, r.stderr
+    frames = list(read_frames(out))
+    first, last = frames[0].astype(np.float64), frames[-1].astype(np.float64)
+    assert np.abs(last.mean((0, 1)) - first.mean((0, 1))).max() < 0.05 * first.mean()
+    paths = []
+    for name, frame in (("first.png", frames[0]), ("last.png", frames[-1])):
+        paths.append(tmp_path / name)
+        cv2.imwrite(str(paths[-1]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    (_, style_first), (_, style_last) = (losses_of(p, CONTENT, 96) for p in paths)
+    assert abs(style_last - style_first) < 0.05 * style_first, (style_first, style_last)
+
+
+def _one_line_error(result, name: str, code: int) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0], result.stderr
+    return lines[0]
+
+
+def test_bad_videos(tmp_path, run_nstvid):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    _one_line_error(run_nstvid(empty, "--style", STYLE, *QUICK), str(empty), 2)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    _one_line_error(run_nstvid(text, "--style", STYLE, *QUICK), str(text), 2)
+    audio = tmp_path / "tone.m4a"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(audio)],
+               path=audio)
+    line = _one_line_error(run_nstvid(audio, "--style", STYLE, *QUICK), str(audio), 2)
+    assert "video" in line
+    # Truncated: the decodable frames are processed, the error says so, exit 1.
+    mkv = tmp_path / "full.mkv"
+    run_ffmpeg(["-y", "-i", str(PAN), "-c", "copy", str(mkv)], path=mkv)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2])
+    out = tmp_path / "cut_out.mp4"
+    line = _one_line_error(run_nstvid(cut, "--style", STYLE, "-o", out, *QUICK), str(cut), 1)
+    assert "truncated" in line
+    assert 10 < count_frames(out) < 75
