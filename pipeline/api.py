@@ -8,7 +8,7 @@ from pathlib import Path
 from .engine import Engine
 from .errors import InputError
 from .image_job import default_output, stylise_file
-from .media.images import looks_like_image
+from .media.images import IMAGE_EXTENSIONS, looks_like_image, read_image
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
 from .settings import Settings
 from .style_targets import StyleSet
@@ -26,7 +26,13 @@ def input_kind(path: Path) -> str:
         raise InputError(path, "file not found")
     if path.is_dir():
         return "folder"
-    return "image" if looks_like_image(path) else "video"
+    if looks_like_image(path):
+        return "image"
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        # Named like an image but not one: decoding says why (empty, corrupt, text, ...).
+        read_image(path)
+        raise InputError(path, "not an image (its content is not PNG, JPEG, WebP, TIFF or BMP)")
+    return "video"
 
 
 def default_output_for(input_path: Path, settings: Settings, kind: str) -> Path:

@@ -146,7 +146,7 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
         total, _, _ = objective(engine, x, c_target, c_scale, style, temporal)
         (grad,) = torch.autograd.grad(total.sum(), x)
         with torch.no_grad():
-            optimizer.step(x.view(b, -1), grad.view(b, -1), active)
+            optimizer.step(x.view(b, -1), grad.reshape(b, -1), active)
         history.append(total.detach())
         done = it
         if it % check_every == 0 or it == iterations:

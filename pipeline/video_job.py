@@ -24,7 +24,7 @@ import torch
 
 from . import flow
 from .engine import Engine
-from .errors import Interrupted
+from .errors import InputError, Interrupted
 from .image_job import check_output, initial_images, to_rgb, to_tensor
 from .media.images import fit_long_side
 from .media.video import TruncatedVideoError, VideoWriter, probe, read_frames
@@ -182,6 +182,8 @@ def stylise_video(engine: Engine, styles: StyleSet, input_path: Path, output_pat
     s = engine.settings
     check_output(input_path, output_path, overwrite)
     info = probe(input_path)
+    if info.width <= 0 or info.height <= 0:
+        raise InputError(input_path, "not a readable video (no frame size)")
     h, w = working_size(info.width, info.height, s.size)
     key = {"version": WORK_VERSION, "input": file_digest(input_path),
            "settings": s.digest(exclude=("crf", "codec", "device", "batch")),

@@ -1,0 +1,182 @@
+"""Flicker and speed of the video chain against independent frames, on real clips (CPU).
+
+    .venv/bin/python bench/temporal.py        # writes docs/temporal.md and docs/temporal.png
+
+1. Same iterations per frame: flow warm start + temporal loss ("chained") vs --independent, per-frame
+   E_warp (Lai et al. 2018, RGB in [0, 1], the input's DIS flow and hard occlusion mask) and the
+   mean style loss of the outputs, for the sample clip and a second real-motion clip.
+2. Speed: seconds per frame after the first with the default preset's frame iterations, against
+   --independent given enough iterations to reach the same mean loss (content + style + TV, no
+   temporal term), found by doubling.
+3. Drift: a static shot of --static-frames frames: mean colour and style loss, first vs last frame.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from pipeline.api import prepare  # noqa: E402
+from pipeline.flow import warping_error  # noqa: E402
+from pipeline.image_job import to_tensor  # noqa: E402
+from pipeline.media.images import read_image  # noqa: E402
+from pipeline.media.video import probe, read_frames  # noqa: E402
+from pipeline.optimize import content_targets, objective  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.video_job import Chain, to_u8, working_size  # noqa: E402
+
+STYLE = ROOT / "sample_media" / "starry_night.jpg"
+CLIPS = [ROOT / "sample_media" / "pan.mp4", ROOT / "sample_media" / "orbit.mp4"]
+
+
+def load_frames(path: Path, size: int, count: int) -> list[np.ndarray]:
+    info = probe(path)
+    h, w = working_size(info.width, info.height, size)
+    return [f for i, f in zip(range(count), read_frames(path, size=(w, h)))]
+
+
+def run_chain(settings: Settings, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+    """Stylise frames in order; return (outputs uint8, seconds per frame)."""
+    engine, styles = prepare(settings)
+    chain = Chain(engine, styles, lambda e: None)
+    outs, secs = [], []
+    for frame in frames:
+        t = time.perf_counter()
+        out, _, _ = chain.step(frame)
+        secs.append(time.perf_counter() - t)
+        outs.append(to_u8(out))
+    return outs, secs
+
+
+def image_losses(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
+    """Per-frame (weighted loss without the temporal term, style loss), fp32."""
+    s = dataclasses.replace(settings, precision="fp32")
+    engine, styles = prepare(s)
+    totals, style = [], []
+    for out, inp in zip(outputs, inputs):
+        c_t, c_s = content_targets(engine, to_tensor(inp.astype(np.float32) / 255))
+        with torch.no_grad():
+            total, _, st = objective(engine, to_tensor(out.astype(np.float32) / 255), c_t, c_s,
+                                     styles.targets(out.shape[:2]), None)
+        totals.append(float(total[0]))
+        style.append(float(st[0]))
+    return totals, style
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=40, help="per frame, both modes (part 1)")
+    parser.add_argument("--speed-frames", type=int, default=4)
+    parser.add_argument("--static-frames", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = parser.parse_args()
+    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    base = Settings(styles=(str(STYLE),), size=args.size, scales=1, tolerance=0)
+    md = ["# Temporal stability and speed of the video chain", "",
+          f"`.venv/bin/python bench/temporal.py {' '.join(sys.argv[1:])}` (CPU, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}); style starry_night.jpg, "
+          f"{args.size} px long side, first {args.frames} frames of each clip.", "",
+          f"## 1. Same iterations per frame ({args.iterations}), chained vs independent", "",
+          "| clip | mode | mean E_warp | ratio to independent | mean style loss | style vs independent | input's own E_warp |",
+          "|---|---|---|---|---|---|---|"]
+    curves = {}
+    for clip in CLIPS:
+        frames = load_frames(clip, args.size, args.frames)
+        floor = float(np.mean(warping_error(iter(frames), iter(frames))))
+        result = {}
+        for mode, settings in (
+                ("chained", dataclasses.replace(base, iterations=args.iterations,
+                                                frame_iterations=args.iterations)),
+                ("independent", dataclasses.replace(base, iterations=args.iterations, independent=True))):
+            outs, _ = run_chain(settings, frames)
+            pairs = warping_error(iter(outs), iter(frames))
+            _, style = image_losses(settings, outs, frames)
+            result[mode] = (float(np.mean(pairs)), float(np.mean(style)))
+            curves[(clip.stem, mode)] = pairs
+        ind_e, ind_s = result["independent"]
+        for mode, (e, s) in result.items():
+            md.append(f"| {clip.name} | {mode} | {e:.5f} | {e / ind_e:.3f}x | {s:.4f} | "
+                      f"{100 * (s / ind_s - 1):+.1f}% | {floor:.5f} |")
+            print(md[-1], flush=True)
+
+    # 2. Speed at equal quality.
+    preset = Settings(styles=(str(STYLE),), size=args.size, scales=1)  # balanced: 60 frame iterations
+    frames = load_frames(CLIPS[0], args.size, args.speed_frames + 1)
+    outs, secs = run_chain(preset, frames)
+    chained_loss = float(np.mean(image_losses(preset, outs[1:], frames[1:])[0]))
+    chained_sec = float(np.mean(secs[1:]))
+    md += ["", f"## 2. Speed at equal loss (frames 2-{args.speed_frames + 1} of pan.mp4)", "",
+           "| mode | iterations per frame | mean loss (no temporal term) | s / frame |", "|---|---|---|---|",
+           f"| chained (balanced preset) | {preset.frame_iterations} | {chained_loss:.4f} | {chained_sec:.2f} |"]
+    print(md[-1], flush=True)
+    n, reached = preset.frame_iterations, None
+    while n <= 1000:
+        ind = dataclasses.replace(preset, iterations=n, independent=True, tolerance=0)
+        outs_i, secs_i = run_chain(ind, frames[1:])
+        loss_i = float(np.mean(image_losses(ind, outs_i, frames[1:])[0]))
+        md.append(f"| independent | {n} | {loss_i:.4f} | {np.mean(secs_i):.2f} |")
+        print(md[-1], flush=True)
+        if loss_i <= chained_loss:
+            reached = float(np.mean(secs_i))
+            break
+        n *= 2
+    if reached:
+        md += ["", f"Independent frames need {n} iterations to reach the chained loss: "
+                   f"**{reached / chained_sec:.1f}x** the time per frame of the chain."]
+    else:
+        md += ["", f"Independent frames did not reach the chained loss within {n // 2} iterations: "
+                   f"the chain is more than **{np.mean(secs_i) / chained_sec:.1f}x** faster."]
+
+    # 3. Drift on a static shot.
+    still = read_image(ROOT / "sample_media" / "chelsea.png").rgb
+    h, w = working_size(still.shape[1], still.shape[0], args.size)
+    import cv2
+    frame = to_u8(cv2.resize(still, (w, h), interpolation=cv2.INTER_AREA))
+    static = dataclasses.replace(Settings(styles=(str(STYLE),), size=args.size, scales=1), iterations=200)
+    engine, styles = prepare(static)
+    chain = Chain(engine, styles, lambda e: None)
+    kept = {}
+    for t in range(args.static_frames):
+        out, _, _ = chain.step(frame)
+        if t in (0, args.static_frames - 1):
+            kept[t] = to_u8(out)
+    first, last = kept[0], kept[args.static_frames - 1]
+    _, (s_first, s_last) = image_losses(static, [first, last], [frame, frame])
+    colour_change = np.abs(last.mean((0, 1)) - first.mean((0, 1))) / first.mean((0, 1))
+    md += ["", f"## 3. Drift on a static shot ({args.static_frames} frames of chelsea.png, balanced preset)", "",
+           "| | first frame | last frame | change |", "|---|---|---|---|",
+           f"| mean RGB (0-255) | {np.round(first.mean((0, 1)), 1).tolist()} | "
+           f"{np.round(last.mean((0, 1)), 1).tolist()} | max {100 * colour_change.max():.2f}% |",
+           f"| style loss | {s_first:.4f} | {s_last:.4f} | {100 * (s_last / s_first - 1):+.2f}% |"]
+    print("\n".join(md[-4:]), flush=True)
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(CLIPS), figsize=(11, 3.6), sharey=True)
+    for ax, clip in zip(axes, CLIPS):
+        for mode in ("independent", "chained"):
+            ax.semilogy(range(2, args.frames + 1), curves[(clip.stem, mode)], label=mode)
+        ax.set_title(f"{clip.name}, {args.size} px, {args.iterations} it/frame")
+        ax.set_xlabel("frame")
+    axes[0].set_ylabel("E_warp (frame t-1 -> t)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(args.out / "temporal.png", dpi=110)
+    (args.out / "temporal.md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
