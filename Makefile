@@ -19,9 +19,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
+	mkdir -p out
 	$(BIN)/nstvid sample_media/chelsea.png --style sample_media/starry_night.jpg \
-		-o docs/demo_chelsea_starry.png --preset fast --overwrite
-	@echo "wrote docs/demo_chelsea_starry.png"
+		-o out/chelsea_starry_night.png --size 384 --overwrite
+	$(BIN)/nstvid sample_media/pan.mp4 --style sample_media/starry_night.jpg \
+		-o out/pan_starry_night.mp4 --preset fast --overwrite
+	@echo "demo outputs are in out/"
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -76,19 +76,43 @@ def image_losses(settings: Settings, outputs: list[np.ndarray], inputs: list[np.
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--iterations", type=int, default=40, help="per frame, both modes (part 1)")
-    parser.add_argument("--speed-frames", type=int, default=4)
+    parser.add_argument("--speed-frames", type=int, default=2)
+    parser.add_argument("--speed-size", type=int, default=128)
+    parser.add_argument("--parts", default="1,2,3")
     parser.add_argument("--static-frames", type=int, default=300)
+    parser.add_argument("--static-size", type=int, default=96, help="the 300-frame run is long on a CPU")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
     base = Settings(styles=(str(STYLE),), size=args.size, scales=1, tolerance=0)
-    md = ["# Temporal stability and speed of the video chain", "",
-          f"`.venv/bin/python bench/temporal.py {' '.join(sys.argv[1:])}` (CPU, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}); style starry_night.jpg, "
-          f"{args.size} px long side, first {args.frames} frames of each clip.", "",
-          f"## 1. Same iterations per frame ({args.iterations}), chained vs independent", "",
+    parts = {int(p) for p in args.parts.split(",")}
+    command = f"`.venv/bin/python bench/temporal.py {' '.join(sys.argv[1:])}`"
+    machine = f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    if 1 in parts:
+        save_section(args.out / "temporal.md", "## 1.", part_quality(args, base, command, machine))
+    if 2 in parts:
+        save_section(args.out / "temporal.md", "## 2.", part_speed(args, command, machine))
+    if 3 in parts:
+        save_section(args.out / "temporal.md", "## 3.", part_drift(args, command, machine))
+
+
+def save_section(path: Path, marker: str, lines: list[str]) -> None:
+    """Replace (or add) the section starting with `marker` in the markdown file; keep the others."""
+    title = "# Temporal stability and speed of the video chain\n"
+    text = path.read_text() if path.exists() else title
+    sections = {}
+    for chunk in text.split("\n## ")[1:]:
+        sections["## " + chunk.split(" ", 1)[0]] = "## " + chunk.rstrip() + "\n"
+    sections[marker] = "\n".join(lines).rstrip() + "\n"
+    path.write_text(title + "\n" + "\n".join(sections[k] for k in sorted(sections)))
+
+
+def part_quality(args, base, command, machine) -> list[str]:
+    md = [f"## 1. Same iterations per frame ({args.iterations}), chained vs independent", "",
+          f"{command} ({machine}); style starry_night.jpg, {args.size} px long side, first "
+          f"{args.frames} frames of each clip. Plot: temporal.png.", "",
           "| clip | mode | mean E_warp | ratio to independent | mean style loss | style vs independent | input's own E_warp |",
           "|---|---|---|---|---|---|---|"]
     curves = {}
@@ -111,13 +135,31 @@ def main() -> None:
                       f"{100 * (s / ind_s - 1):+.1f}% | {floor:.5f} |")
             print(md[-1], flush=True)
 
-    # 2. Speed at equal quality.
-    preset = Settings(styles=(str(STYLE),), size=args.size, scales=1)  # balanced: 60 frame iterations
-    frames = load_frames(CLIPS[0], args.size, args.speed_frames + 1)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(CLIPS), figsize=(11, 3.6), sharey=True)
+    for ax, clip in zip(axes, CLIPS):
+        for mode in ("independent", "chained"):
+            ax.semilogy(range(2, args.frames + 1), curves[(clip.stem, mode)], label=mode)
+        ax.set_title(f"{clip.name}, {args.size} px, {args.iterations} it/frame")
+        ax.set_xlabel("frame")
+    axes[0].set_ylabel("E_warp (frame t-1 -> t)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(args.out / "temporal.png", dpi=110)
+    return md
+
+
+def part_speed(args, command, machine) -> list[str]:
+
+    preset = Settings(styles=(str(STYLE),), size=args.speed_size, scales=1)  # balanced: 60 frame iterations
+    frames = load_frames(CLIPS[0], args.speed_size, args.speed_frames + 1)
     outs, secs = run_chain(preset, frames)
     chained_loss = float(np.mean(image_losses(preset, outs[1:], frames[1:])[0]))
     chained_sec = float(np.mean(secs[1:]))
-    md += ["", f"## 2. Speed at equal loss (frames 2-{args.speed_frames + 1} of pan.mp4)", "",
+    md = [f"## 2. Speed at equal loss (frames 2-{args.speed_frames + 1} of pan.mp4 at {args.speed_size} px)", "",
+           f"{command} ({machine}). Loss = content + style + TV terms, no temporal term.", "",
            "| mode | iterations per frame | mean loss (no temporal term) | s / frame |", "|---|---|---|---|",
            f"| chained (balanced preset) | {preset.frame_iterations} | {chained_loss:.4f} | {chained_sec:.2f} |"]
     print(md[-1], flush=True)
@@ -139,12 +181,16 @@ def main() -> None:
         md += ["", f"Independent frames did not reach the chained loss within {n // 2} iterations: "
                    f"the chain is more than **{np.mean(secs_i) / chained_sec:.1f}x** faster."]
 
-    # 3. Drift on a static shot.
+    return md
+
+
+def part_drift(args, command, machine) -> list[str]:
+
     still = read_image(ROOT / "sample_media" / "chelsea.png").rgb
-    h, w = working_size(still.shape[1], still.shape[0], args.size)
+    h, w = working_size(still.shape[1], still.shape[0], args.static_size)
     import cv2
     frame = to_u8(cv2.resize(still, (w, h), interpolation=cv2.INTER_AREA))
-    static = dataclasses.replace(Settings(styles=(str(STYLE),), size=args.size, scales=1), iterations=200)
+    static = Settings(styles=(str(STYLE),), size=args.static_size, scales=1, iterations=200)
     engine, styles = prepare(static)
     chain = Chain(engine, styles, lambda e: None)
     kept = {}
@@ -155,27 +201,14 @@ def main() -> None:
     first, last = kept[0], kept[args.static_frames - 1]
     _, (s_first, s_last) = image_losses(static, [first, last], [frame, frame])
     colour_change = np.abs(last.mean((0, 1)) - first.mean((0, 1))) / first.mean((0, 1))
-    md += ["", f"## 3. Drift on a static shot ({args.static_frames} frames of chelsea.png, balanced preset)", "",
-           "| | first frame | last frame | change |", "|---|---|---|---|",
+    md = [f"## 3. Drift on a static shot ({args.static_frames} frames of chelsea.png at {args.static_size} px, balanced preset)", "",
+           f"{command} ({machine}).", "", "| | first frame | last frame | change |", "|---|---|---|---|",
            f"| mean RGB (0-255) | {np.round(first.mean((0, 1)), 1).tolist()} | "
            f"{np.round(last.mean((0, 1)), 1).tolist()} | max {100 * colour_change.max():.2f}% |",
            f"| style loss | {s_first:.4f} | {s_last:.4f} | {100 * (s_last / s_first - 1):+.2f}% |"]
     print("\n".join(md[-4:]), flush=True)
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(CLIPS), figsize=(11, 3.6), sharey=True)
-    for ax, clip in zip(axes, CLIPS):
-        for mode in ("independent", "chained"):
-            ax.semilogy(range(2, args.frames + 1), curves[(clip.stem, mode)], label=mode)
-        ax.set_title(f"{clip.name}, {args.size} px, {args.iterations} it/frame")
-        ax.set_xlabel("frame")
-    axes[0].set_ylabel("E_warp (frame t-1 -> t)")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(args.out / "temporal.png", dpi=110)
-    (args.out / "temporal.md").write_text("\n".join(md) + "\n")
+    return md
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ try:  # the CLI's stop request (first SIGINT/SIGTERM: finish the file in hand, t
     from .progress import NEVER_STOP, StopRequest
 except ImportError:  # pragma: no cover - an older progress module
     NEVER_STOP, StopRequest = None, object
-from .settings import Settings
+from .settings import Settings, file_sha256
 
 try:  # POSIX only; without it the O_EXCL lock plus the pid check still work.
     import fcntl
@@ -253,20 +253,12 @@ def assign_outputs(items: list[Item], image_suffix: str) -> None:
 # Manifest and report
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def settings_hashes(settings: Settings) -> dict[str, str]:
     """{'image': ..., 'video': ...}: the settings digest plus the style files' content hashes."""
     style_hashes = []
     for style in settings.styles:
         try:
-            style_hashes.append(_sha256(Path(style)))
+            style_hashes.append(file_sha256(Path(style)))
         except OSError as e:
             raise InputError(style, f"style image not readable ({e.strerror or e})") from None
     out = {}
@@ -560,7 +552,7 @@ def _decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overw
             return _Plan(item, "skip")
         if entry.get("size") == item.size and entry.get("sha256"):
             try:
-                sha = _sha256(item.path)
+                sha = file_sha256(item.path)
             except OSError as e:
                 return _Plan(item, "fail", f"cannot read ({e.strerror or e})")
             if sha == entry["sha256"]:
@@ -725,7 +717,7 @@ def _run(input_dir, output_dir, settings, options, digests, image_suffix, manife
         progress(Message(f"[{index}/{todo}] {item.path} -> {out_path}"))
         t0 = time.perf_counter()
         try:
-            sha = plan.sha256 or _sha256(item.path)
+            sha = plan.sha256 or file_sha256(item.path)
             manifest.files[item.rel] = {"status": "started", "output": item.out_rel, "settings": digest,
                                         "size": item.size, "mtime_ns": item.mtime_ns, "sha256": sha}
             manifest.record(item.rel)

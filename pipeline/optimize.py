@@ -24,10 +24,33 @@ STOP_WINDOW = 20  # iterations over which the relative loss change is averaged f
 @dataclass(frozen=True)
 class Temporal:
     """Temporal-loss inputs for a batch: the previous output warped into each frame, and where the
-    warp can be trusted. warped_prev (B, 3, H, W) in [0, 1]; mask (B, 1, H, W) in [0, 1]."""
+    warp can be trusted. warped_prev (B, 3, H, W) in [0, 1]; mask (B, 1, H, W) in [0, 1].
+
+    For a window of consecutive frames optimised together (video batching), neighbour_flow
+    (B, 2, H, W), the backward flow in pixels from frame k to frame k-1 of the batch, and
+    neighbour_mask (B, 1, H, W) (zero for k = 0) add a loss between neighbours inside the batch."""
 
     warped_prev: torch.Tensor
     mask: torch.Tensor
+    neighbour_flow: torch.Tensor | None = None
+    neighbour_mask: torch.Tensor | None = None
+
+    def to(self, device: torch.device) -> "Temporal":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Temporal(move(self.warped_prev), move(self.mask), move(self.neighbour_flow),
+                        move(self.neighbour_mask))
+
+
+def warp_batch(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Differentiable backward warp: out[k, :, y, x] = images[k, :, y + v, x + u] (bilinear, border
+    clamped). images (B, C, H, W); flow (B, 2, H, W) in pixels, (u, v) = (x, y) displacement."""
+    b, _, h, w = images.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
+                            torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 @dataclass
@@ -116,6 +139,11 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
     total = s.content_weight * c + s.style_weight * st + s.tv_weight * tv_loss(x)
     if temporal is not None and s.temporal_weight > 0:
         total = total + s.temporal_weight * temporal_loss(x, temporal.warped_prev, temporal.mask)
+        if temporal.neighbour_flow is not None and x.shape[0] > 1:
+            # Frame k against frame k-1 of the same batch, warped into k: gradients reach both.
+            previous = torch.cat([x[:1], x[:-1]])
+            warped = warp_batch(previous, temporal.neighbour_flow)
+            total = total + s.temporal_weight * temporal_loss(x, warped, temporal.neighbour_mask)
     return total, c, st
 
 
@@ -131,7 +159,7 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
     device = engine.device
     content = content.to(device)
     if temporal is not None:
-        temporal = Temporal(temporal.warped_prev.to(device), temporal.mask.to(device))
+        temporal = temporal.to(device)
     c_target, c_scale = content_targets(engine, content)
     x = init.to(device, dtype=torch.float32).clone(memory_format=torch.contiguous_format).requires_grad_(True)
     b = x.shape[0]

@@ -107,6 +107,15 @@ class Settings:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def file_sha256(path: str | Path) -> str:
+    """Content hash of a file (style images, inputs): what caches and manifests are keyed by."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 
 

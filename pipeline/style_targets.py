@@ -17,7 +17,7 @@ from .color import luminance
 from .engine import Engine
 from .losses import gram, target_scale
 from .media.images import atomic_write_bytes, read_image, resize_rgb
-from .settings import STYLE_LAYERS
+from .settings import STYLE_LAYERS, file_sha256
 
 CACHE_VERSION = 1
 
@@ -48,7 +48,7 @@ class StyleSet:
         self.engine = engine
         settings = engine.settings
         self.pictures = [read_image(path) for path in settings.styles]
-        self.file_hashes = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in settings.styles]
+        self.file_hashes = [file_sha256(p) for p in settings.styles]
         self._memo: dict[tuple[int, int], StyleTargets] = {}
         self.computed = 0  # working sizes whose targets were computed (not memoised, not on disk)
 

@@ -162,3 +162,27 @@ def test_bad_videos(tmp_path, run_nstvid):
     line = _one_line_error(run_nstvid(cut, "--style", STYLE, "-o", out, *QUICK), str(cut), 1)
     assert "truncated" in line
     assert 10 < count_frames(out) < 75
+
+
+def _e_warp(source: Path, output: Path) -> dict:
+    exe = str(Path(nstvid_exe()).with_name("nstvid-eval"))
+    r = subprocess.run([exe, "temporal", str(source), str(output), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_window_batching_keeps_flicker_of_single_frames(tmp_path, run_nstvid):
+    """--batch 4 (window batching) against --batch 1 on the same clip: the clip's E_warp within
+    1.2x, and no frame pair, window boundaries included, above 1.5x its batch-1 value."""
+    short = clip(tmp_path, PAN, 9, "short.mp4")
+    common = ["--style", STYLE, "--size", "96", "--scales", "1", "--iterations", "40",
+              "--frame-iterations", "16"]
+    single, windowed = tmp_path / "b1.mp4", tmp_path / "b4.mp4"
+    assert run_nstvid(short, *common, "--batch", "1", "-o", single).returncode == 0
+    r = run_nstvid(short, *common, "--batch", "4", "-o", windowed)
+    assert r.returncode == 0, r.stderr
+    assert count_frames(windowed) == 9
+    e1, e4 = _e_warp(short, single), _e_warp(short, windowed)
+    assert e4["e_warp"] <= 1.2 * e1["e_warp"], (e4["e_warp"], e1["e_warp"])
+    ratios = [b / a for a, b in zip(e1["pairs"], e4["pairs"])]
+    assert max(ratios) <= 1.5, ratios

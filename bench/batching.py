@@ -1,0 +1,105 @@
+"""Batching designs for video, measured on flicker: window batching (kept) vs segment streams.
+
+    .venv/bin/python bench/batching.py        # writes docs/batching.md
+
+(a) window batching (`--batch B`): frames t..t+B-1 optimised as one batch, each started from the
+    last finished frame warped to it, temporal losses to that anchor and between neighbours.
+(b) segment streams: the clip cut into S segments, each its own warm-start chain starting K frames
+    early (the early frames are thrown away); the S current frames would form one batch on a GPU.
+    Simulated here by running the S chains one after another: the outputs are the same, only the
+    wall time differs, so this bench compares flicker only; GPU speed is in docs/gpu.md.
+Both against the plain chain (batch 1). E_warp per consecutive pair, the input's DIS flow.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from pipeline.api import prepare  # noqa: E402
+from pipeline.flow import warping_error  # noqa: E402
+from pipeline.media.video import probe, read_frames  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.video_job import Chain, to_u8, working_size  # noqa: E402
+
+STYLE = ROOT / "sample_media" / "starry_night.jpg"
+CLIP = ROOT / "sample_media" / "pan.mp4"
+
+
+def chain_outputs(settings: Settings, frames: list[np.ndarray], batch: int) -> tuple[list[np.ndarray], float]:
+    engine, styles = prepare(settings)
+    chain = Chain(engine, styles, lambda e: None)
+    outs = []
+    t = time.perf_counter()
+    for i in range(0, len(frames), batch):
+        outs += [to_u8(o) for o, _, _ in chain.window(frames[i:i + batch])]
+    return outs, time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--frame-iterations", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--segments", type=int, default=3)
+    parser.add_argument("--lead", type=int, default=4, help="frames each segment starts early")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "batching.md")
+    args = parser.parse_args()
+    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    info = probe(CLIP)
+    h, w = working_size(info.width, info.height, args.size)
+    frames = [f for _, f in zip(range(args.frames), read_frames(CLIP, size=(w, h)))]
+    settings = Settings(styles=(str(STYLE),), size=args.size, scales=1, iterations=args.iterations,
+                        frame_iterations=args.frame_iterations)
+    base, t_base = chain_outputs(settings, frames, 1)
+    windowed, t_window = chain_outputs(settings, frames, args.batch)
+    # (b) segment streams, each chain starting `lead` frames before its segment.
+    length = -(-len(frames) // args.segments)
+    segmented = []
+    for j in range(args.segments):
+        start, end = j * length, min(len(frames), (j + 1) * length)
+        lead_start = max(0, start - args.lead)
+        outs, _ = chain_outputs(settings, frames[lead_start:end], 1)
+        segmented += outs[start - lead_start:]
+    e = {name: warping_error(iter(o), iter(frames)) for name, o in
+         (("batch 1", base), (f"window batch {args.batch}", windowed), ("segments", segmented))}
+    ref = np.array(e["batch 1"])
+    window_bounds = [i - 1 for i in range(args.batch, len(frames), args.batch)]  # pair index i-1 -> i
+    seams = [i - 1 for i in range(length, len(frames), length)]
+    lines = ["# Video batching designs: flicker", "",
+             f"`.venv/bin/python bench/batching.py {' '.join(sys.argv[1:])}`: first {args.frames} frames of "
+             f"pan.mp4 at {w}x{h}, {args.iterations} iterations on the first frame, "
+             f"{args.frame_iterations} per later frame; (b) with {args.segments} segments, each "
+             f"started {args.lead} frames early. E_warp per consecutive pair; ratios against batch 1.", "",
+             "| design | mean E_warp | ratio | worst pair ratio | mean ratio at boundaries | CPU s (sequential) |",
+             "|---|---|---|---|---|---|"]
+    for name, pairs in e.items():
+        pairs = np.array(pairs)
+        bounds = window_bounds if name.startswith("window") else seams if name == "segments" else []
+        at = f"{np.mean(pairs[bounds] / ref[bounds]):.2f}x" if bounds else "-"
+        secs = {"batch 1": t_base, f"window batch {args.batch}": t_window}.get(name)
+        lines.append(f"| {name} | {pairs.mean():.5f} | {pairs.mean() / ref.mean():.2f}x | "
+                     f"{(pairs / ref).max():.2f}x | {at} | {'-' if secs is None else f'{secs:.0f}'} |")
+        print(lines[-1], flush=True)
+    lines += ["", "Per pair (E_warp x 1e3):", "",
+              "| pair | " + " | ".join(e) + " |", "|---" * (len(e) + 1) + "|"]
+    for i in range(len(ref)):
+        marks = ("W" if i in window_bounds else "") + ("S" if i in seams else "")
+        lines.append(f"| {i + 1}->{i + 2} {marks} | " + " | ".join(f"{1e3 * e[k][i]:.3f}" for k in e) + " |")
+    lines += ["", "W: window boundary of (a); S: segment seam of (b)."]
+    args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
