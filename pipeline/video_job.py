@@ -5,6 +5,9 @@ Per frame t:
   * otherwise: start from the previous *stylised* frame warped into frame t by optical flow (DIS on
     the input frames), with the current content where the forward-backward check distrusts the warp;
     fewer iterations; a temporal loss to the warped previous output, masked the same way.
+With --batch B, B consecutive warm frames form one window optimised as one batch: each starts from
+the last finished output warped to it, with temporal losses to that anchor and between neighbours
+(docs/design.md says why this design over segment streams).
 
 Every finished frame is saved (PNG, lossless) in a work folder beside the output, so a rerun after
 Ctrl-C, SIGTERM or kill -9 replays the saved frames into a fresh encoder and goes on from the last.
@@ -17,7 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -25,7 +27,7 @@ from . import flow
 from .engine import Engine
 from .errors import InputError, Interrupted, ProcessingError
 from .image_job import check_output, initial_images, to_rgb, to_tensor
-from .media.images import fit_long_side
+from .media.images import Picture, fit_long_side, read_image, write_image
 from .media.video import TruncatedVideoError, VideoWriter, probe, read_frames
 from .color import luminance, recombine
 from .optimize import Temporal, optimise, stylise
@@ -90,13 +92,10 @@ class WorkDir:
         return n
 
     def save(self, index: int, rgb_u8: np.ndarray) -> None:
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
-        tmp = self.path / f".tmp_{index:06d}.png"
-        tmp.write_bytes(buf.tobytes())
-        tmp.replace(self.frame_path(index))
+        write_image(self.frame_path(index), Picture(to_float(rgb_u8)))  # atomic: whole or absent
 
     def load(self, index: int) -> np.ndarray:
-        return cv2.cvtColor(cv2.imread(str(self.frame_path(index)), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        return to_u8(read_image(self.frame_path(index)).rgb)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
