@@ -19,7 +19,7 @@ from pipeline.progress import Event, FileDone, FrameDone, Iteration, Message, St
 from pipeline.media.images import looks_like_image
 from pipeline.settings import DEFAULT_PRESET, build_settings, preset_path, read_config
 
-app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 130, "terminal_width": 130},
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
@@ -121,7 +121,7 @@ def install_signal_handlers() -> None:
 def main(
     input: Path = typer.Argument(..., help="Image, video or folder to stylise."),
     style: List[Path] = typer.Option([], "--style", "-s", help="Style image; repeat to blend several."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (folder for a folder input); default INPUT_STYLE.png/.mp4 beside the input."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file, or folder for a folder input (default: INPUT_STYLE.png/.mp4 beside it)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     preset: Optional[str] = typer.Option(None, "--preset", help="fast | balanced | quality (default balanced)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any option; flags override it."),
@@ -137,7 +137,7 @@ def main(
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="lbfgs (default) | adam."),
     init: Optional[str] = typer.Option(None, "--init", help="Start image: content | noise | FILE."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (noise init)."),
-    preserve_colors: Optional[bool] = typer.Option(None, "--preserve-colors/--no-preserve-colors", help="Keep the content's colours (luminance-only transfer)."),
+    preserve_colors: bool = typer.Option(False, "--preserve-colors", help="Keep the content's colours (luminance-only transfer)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="VGG19 weights: embedded | torchvision | PATH to a state dict."),
     pooling: Optional[str] = typer.Option(None, "--pooling", help="max | avg pooling in VGG19."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda[:N] | mps."),
@@ -177,7 +177,7 @@ def main(
             styles=tuple(str(p) for p in style) or None, style_blend=style_blend, style_scale=style_scale,
             size=size, scales=scales, iterations=iterations, tolerance=tolerance,
             content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-            optimizer=optimizer, init=init, seed=seed, preserve_colors=preserve_colors, weights=weights,
+            optimizer=optimizer, init=init, seed=seed, preserve_colors=True if preserve_colors else None, weights=weights,
             pooling=pooling, device=device, precision=precision, frame_iterations=frame_iterations,
             temporal_weight=temporal_weight, flow=False if no_flow else None,
             independent=True if independent else None, crf=crf, codec=codec, batch=batch)

@@ -167,11 +167,25 @@ def test_bad_inputs_one_line_exit_2(tmp_path, run_nstvid):
 
 
 def test_help_and_version(run_nstvid):
-    r = run_nstvid("--help", env={"COLUMNS": "200"})
+    r = run_nstvid("--help", env={"COLUMNS": "80"})
     assert r.returncode == 0
+    options = r.stdout.split("Options:", 1)[1].strip().splitlines()
+    assert all(line.startswith("  -") for line in options), "every option documented on one line"
     for flag in ("--style", "--style-blend", "--style-scale", "--size", "--iterations", "--content-weight",
                  "--style-weight", "--tv-weight", "--init", "--seed", "--preserve-colors", "--device",
                  "--precision", "--optimizer", "--weights", "--pooling", "--preset", "--config", "--quiet"):
         assert flag in r.stdout, flag
     v = run_nstvid("--version")
     assert v.returncode == 0 and v.stdout.startswith("nstvid ")
+
+
+def test_preserve_colors_keeps_content_chroma(tmp_path, run_nstvid):
+    out = tmp_path / "pc.png"
+    r = run_nstvid(CONTENT, "--style", STYLE, "--preserve-colors", "--size", "64", "--scales", "1",
+                   "--iterations", "10", "-o", out)
+    assert r.returncode == 0, r.stderr
+    result = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2YCrCb).astype(float)
+    content = cv2.resize(cv2.imread(str(CONTENT)), (result.shape[1], result.shape[0]), interpolation=cv2.INTER_AREA)
+    content = cv2.cvtColor(content, cv2.COLOR_BGR2YCrCb).astype(float)
+    assert np.abs(result[..., 1:] - content[..., 1:]).mean() < 3.0  # chroma kept (0-255 scale)
+    assert np.abs(result[..., 0] - content[..., 0]).mean() > 5.0  # luminance stylised

@@ -53,17 +53,24 @@ def test_round_trip_keeps_frames_rate_duration_audio(tmp_path, run_nstvid):
     assert not probe(tmp_path / "orbit_starry_night.mp4").has_audio
 
 
-def test_sigkill_then_rerun_resumes(tmp_path, cache_dir):
+def _start_until_frames(tmp_path: Path, cache_dir: Path, frames: int):
+    """Start a video run in the background; return (process, args, env, output, work folder) once
+    `frames` frames are saved, checking all along that no partial file stands at the output."""
     out = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.nstvid-work"
     args = [nstvid_exe(), str(PAN), "--style", str(STYLE), "-o", str(out), *QUICK]
     env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(work.glob("frame_*.png"))) < 10:
+    while time.time() < deadline and len(list(work.glob("frame_*.png"))) < frames:
         assert not out.exists(), "a partial file stood at the output path"
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
+    return proc, args, env, out, work
+
+
+def test_sigkill_then_rerun_resumes(tmp_path, cache_dir):
+    proc, args, env, out, work = _start_until_frames(tmp_path, cache_dir, 10)
     proc.kill()
     proc.wait()
     assert not out.exists()
@@ -77,14 +84,7 @@ def test_sigkill_then_rerun_resumes(tmp_path, cache_dir):
 
 
 def test_sigterm_saves_frame_and_exits_143_and_settings_change_starts_fresh(tmp_path, cache_dir):
-    out = tmp_path / "out.mp4"
-    work = tmp_path / ".out.mp4.nstvid-work"
-    args = [nstvid_exe(), str(PAN), "--style", str(STYLE), "-o", str(out), *QUICK]
-    env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(work.glob("frame_*.png"))) < 3:
-        time.sleep(0.05)
+    proc, args, env, out, work = _start_until_frames(tmp_path, cache_dir, 3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
