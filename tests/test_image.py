@@ -169,7 +169,7 @@ def test_bad_inputs_one_line_exit_2(tmp_path, run_nstvid):
 def test_help_and_version(run_nstvid):
     r = run_nstvid("--help", env={"COLUMNS": "80"})
     assert r.returncode == 0
-    options = r.stdout.split("Options:", 1)[1].strip().splitlines()
+    options = r.stdout.split("Options:", 1)[1].strip("\n").splitlines()
     assert all(line.startswith("  -") for line in options), "every option documented on one line"
     for flag in ("--style", "--style-blend", "--style-scale", "--size", "--iterations", "--content-weight",
                  "--style-weight", "--tv-weight", "--init", "--seed", "--preserve-colors", "--device",
