@@ -37,7 +37,7 @@ CLIP = ROOT / "sample_media" / "pan.mp4"
 
 def chain_outputs(settings: Settings, frames: list[np.ndarray], batch: int) -> tuple[list[np.ndarray], float]:
     engine, styles = prepare(settings)
-    chain = Chain(engine, styles, lambda e: None)
+    chain = Chain(engine, styles)
     outs = []
     t = time.perf_counter()
     for i in range(0, len(frames), batch):

@@ -48,7 +48,7 @@ def load_frames(path: Path, size: int, count: int) -> list[np.ndarray]:
 def run_chain(settings: Settings, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
     """Stylise frames in order; return (outputs uint8, seconds per frame)."""
     engine, styles = prepare(settings)
-    chain = Chain(engine, styles, lambda e: None)
+    chain = Chain(engine, styles)
     outs, secs = [], []
     for frame in frames:
         t = time.perf_counter()
@@ -192,7 +192,7 @@ def part_drift(args, command, machine) -> list[str]:
     frame = to_u8(cv2.resize(still, (w, h), interpolation=cv2.INTER_AREA))
     static = Settings(styles=(str(STYLE),), size=args.static_size, scales=1, iterations=200)
     engine, styles = prepare(static)
-    chain = Chain(engine, styles, lambda e: None)
+    chain = Chain(engine, styles)
     kept = {}
     for t in range(args.static_frames):
         out, _, _ = chain.step(frame)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .engine import Engine
 from .errors import InputError
-from .image_job import default_output, stylise_file
+from .image_job import check_output, default_output, stylise_file
 from .media.images import IMAGE_EXTENSIONS, looks_like_image, read_image
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
 from .settings import Settings
@@ -60,13 +60,11 @@ def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str 
             raise InputError(style, "style image not found")
     if kind == "image":
         output = output or default_output_for(input_path, settings, kind)
-        from .image_job import check_output
         check_output(input_path, output, overwrite)
         engine, styles = prepare(settings, progress)
         stylise_file(engine, styles, input_path, output, overwrite=overwrite, progress=progress)
         return Outcome(output, time.perf_counter() - started)
     if kind == "video":
-        from .image_job import check_output
         from .video_job import stylise_video
         output = output or default_output_for(input_path, settings, kind)
         check_output(input_path, output, overwrite)

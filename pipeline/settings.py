@@ -60,7 +60,7 @@ class Settings:
     temporal_weight: float = 50.0  # 0 disables the temporal loss
     flow: bool = True  # False: plain unwarped warm start
     independent: bool = False  # every frame on its own (the flicker baseline)
-    scene_cut_threshold: float = 0.5
+    scene_cut_threshold: float = 0.35  # flow.SCENE_CUT_THRESHOLD: measured there on cuts vs motion
     crf: int = 18
     codec: str = "libx264"
     batch: int = 0  # frames per optimisation pass; 0: auto

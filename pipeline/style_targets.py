@@ -50,6 +50,7 @@ class StyleSet:
         self.pictures = [read_image(path) for path in settings.styles]
         self.file_hashes = [file_sha256(p) for p in settings.styles]
         self._memo: dict[tuple[int, int], StyleTargets] = {}
+        self.weights_fingerprint = engine.weights.fingerprint()  # hashes the file: once per job
         self.computed = 0  # working sizes whose targets were computed (not memoised, not on disk)
 
     def key(self, working_size: tuple[int, int]) -> str:
@@ -60,7 +61,7 @@ class StyleSet:
             "blend": s.blend_weights,
             "style_scale": s.style_scale,
             "working_size": working_size,
-            "weights": self.engine.weights.fingerprint(),
+            "weights": self.weights_fingerprint,
             "pooling": s.pooling,
             "layers": STYLE_LAYERS,
             "luminance": s.preserve_colors,

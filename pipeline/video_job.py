@@ -112,10 +112,9 @@ def to_float(rgb_u8: np.ndarray) -> np.ndarray:
 class Chain:
     """State carried from frame to frame: the previous input and output frames."""
 
-    def __init__(self, engine: Engine, styles: StyleSet, progress: Callback):
+    def __init__(self, engine: Engine, styles: StyleSet):
         self.engine = engine
         self.styles = styles
-        self.progress = progress
         self.prev_input: np.ndarray | None = None  # (H, W, 3) uint8
         self.prev_output: np.ndarray | None = None  # (H, W, 3) float32 [0, 1]
 
@@ -265,7 +264,7 @@ def stylise_video(engine: Engine, styles: StyleSet, input_path: Path, output_pat
                          "so duration and audio sync are kept"))
     progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {w}x{h}, "
                      f"about {info.frame_count} frames"))
-    chain = Chain(engine, styles, progress)
+    chain = Chain(engine, styles)
     batch = pick_batch(engine, styles, h, w, progress)
     truncated: TruncatedVideoError | None = None
     pending: list[tuple[int, np.ndarray]] = []
