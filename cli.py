@@ -142,6 +142,8 @@ def main(
     pooling: Optional[str] = typer.Option(None, "--pooling", help="max | avg pooling in VGG19."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda[:N] | mps."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto | fp32 | bf16 | fp16 (autocast; Grams stay fp32)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the network (falls back to eager with a warning)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Video: one worker per device, e.g. cuda:0,cuda:1."),
     frame_iterations: Optional[int] = typer.Option(None, "--frame-iterations", help="Video: iterations for each warm-started frame."),
     temporal_weight: Optional[float] = typer.Option(None, "--temporal-weight", help="Video: weight of the temporal loss (0 disables)."),
     no_flow: bool = typer.Option(False, "--no-flow", help="Video: warm start from the previous output without warping."),
@@ -180,7 +182,8 @@ def main(
             optimizer=optimizer, init=init, seed=seed, preserve_colors=True if preserve_colors else None, weights=weights,
             pooling=pooling, device=device, precision=precision, frame_iterations=frame_iterations,
             temporal_weight=temporal_weight, flow=False if no_flow else None,
-            independent=True if independent else None, crf=crf, codec=codec, batch=batch)
+            independent=True if independent else None, crf=crf, codec=codec, batch=batch,
+            compile=True if compile else None, devices=devices)
         settings = build_settings(config_values, flags)
         if not settings.styles:
             raise UsageError("no style given: pass --style FILE")

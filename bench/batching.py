@@ -8,12 +8,13 @@
     early (the early frames are thrown away); the S current frames would form one batch on a GPU.
     Simulated here by running the S chains one after another: the outputs are the same, only the
     wall time differs, so this bench compares flicker only; GPU speed is in docs/gpu.md.
-Both against the plain chain (batch 1). E_warp per consecutive pair, the input's DIS flow.
+(c) what --devices does with S pieces (pipeline/video_workers.py): (b) with a lead-in of LEAD_IN
+    frames cross-faded into the previous piece's last frames (no scene cut in this clip).
+All against the plain chain (batch 1). E_warp per consecutive pair, the input's DIS flow.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from pipeline.flow import warping_error  # noqa: E402
 from pipeline.media.video import probe, read_frames  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.video_job import Chain, to_u8, working_size  # noqa: E402
+from pipeline.video_workers import LEAD_IN, cross_fade, split_clip  # noqa: E402
 
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 CLIP = ROOT / "sample_media" / "pan.mp4"
@@ -53,7 +55,8 @@ def main() -> None:
     parser.add_argument("--frame-iterations", type=int, default=30)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--segments", type=int, default=3)
-    parser.add_argument("--lead", type=int, default=4, help="frames each segment starts early")
+    parser.add_argument("--lead", type=int, default=4, help="frames each segment of (b) starts early")
+    parser.add_argument("--lead-in", type=int, default=LEAD_IN, help="cross-faded lead-in of (c)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "batching.md")
     args = parser.parse_args()
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
@@ -72,11 +75,24 @@ def main() -> None:
         lead_start = max(0, start - args.lead)
         outs, _ = chain_outputs(settings, frames[lead_start:end], 1)
         segmented += outs[start - lead_start:]
+    # (c) --devices: the same pieces as the real command, lead-ins cross-faded.
+    pieces = split_clip(len(frames), args.segments, [0.0] * (len(frames) - 1), settings.scene_cut_threshold,
+                        lead_in=args.lead_in)
+    faded: list = [None] * len(frames)
+    for piece in pieces:
+        outs, _ = chain_outputs(settings, frames[piece.start:piece.stop_at], 1)
+        for index, out in zip(range(piece.start, piece.stop_at), outs):
+            if index < piece.keep_from:
+                faded[index] = cross_fade(faded[index], out, piece, index)
+            else:
+                faded[index] = out
     e = {name: warping_error(iter(o), iter(frames)) for name, o in
-         (("batch 1", base), (f"window batch {args.batch}", windowed), ("segments", segmented))}
+         (("batch 1", base), (f"window batch {args.batch}", windowed), ("segments", segmented),
+          (f"devices (lead-in {args.lead_in}, cross-fade)", faded))}
     ref = np.array(e["batch 1"])
     window_bounds = [i - 1 for i in range(args.batch, len(frames), args.batch)]  # pair index i-1 -> i
     seams = [i - 1 for i in range(length, len(frames), length)]
+    fades = [i - 1 for p in pieces[1:] for i in range(p.start, p.keep_from + 1)]
     lines = ["# Video batching designs: flicker", "",
              f"`.venv/bin/python bench/batching.py {' '.join(sys.argv[1:])}`: first {args.frames} frames of "
              f"pan.mp4 at {w}x{h}, {args.iterations} iterations on the first frame, "
@@ -86,7 +102,8 @@ def main() -> None:
              "|---|---|---|---|---|---|"]
     for name, pairs in e.items():
         pairs = np.array(pairs)
-        bounds = window_bounds if name.startswith("window") else seams if name == "segments" else []
+        bounds = (window_bounds if name.startswith("window") else seams if name == "segments"
+                  else fades if name.startswith("devices") else [])
         at = f"{np.mean(pairs[bounds] / ref[bounds]):.2f}x" if bounds else "-"
         secs = {"batch 1": t_base, f"window batch {args.batch}": t_window}.get(name)
         lines.append(f"| {name} | {pairs.mean():.5f} | {pairs.mean() / ref.mean():.2f}x | "
@@ -95,9 +112,9 @@ def main() -> None:
     lines += ["", "Per pair (E_warp x 1e3):", "",
               "| pair | " + " | ".join(e) + " |", "|---" * (len(e) + 1) + "|"]
     for i in range(len(ref)):
-        marks = ("W" if i in window_bounds else "") + ("S" if i in seams else "")
+        marks = ("W" if i in window_bounds else "") + ("S" if i in seams else "") + ("F" if i in fades else "")
         lines.append(f"| {i + 1}->{i + 2} {marks} | " + " | ".join(f"{1e3 * e[k][i]:.3f}" for k in e) + " |")
-    lines += ["", "W: window boundary of (a); S: segment seam of (b)."]
+    lines += ["", "W: window boundary of (a); S: segment seam of (b); F: pair inside a cross-fade of (c)."]
     args.out.write_text("\n".join(lines) + "\n")
 
 

@@ -68,6 +68,11 @@ def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str 
         from .video_job import stylise_video
         output = output or default_output_for(input_path, settings, kind)
         check_output(input_path, output, overwrite)
+        if settings.devices:
+            from .video_workers import stylise_video_on_devices
+            stylise_video_on_devices(settings, input_path, output, overwrite=overwrite,
+                                     keep_frames=keep_frames, progress=progress, stop=stop)
+            return Outcome(output, time.perf_counter() - started)
         engine, styles = prepare(settings, progress)
         stylise_video(engine, styles, input_path, output, overwrite=overwrite, keep_frames=keep_frames,
                       progress=progress, stop=stop)

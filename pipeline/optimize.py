@@ -140,8 +140,11 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
     if temporal is not None and s.temporal_weight > 0:
         total = total + s.temporal_weight * temporal_loss(x, temporal.warped_prev, temporal.mask)
         if temporal.neighbour_flow is not None and x.shape[0] > 1:
-            # Frame k against frame k-1 of the same batch, warped into k: gradients reach both.
-            previous = torch.cat([x[:1], x[:-1]])
+            # Frame k against frame k-1 of the same batch, warped into k. Frame k-1 is detached: the
+            # pull runs forwards only, as in the sequential chain. Letting it reach k-1 too made the
+            # window's frames agree with each other but drag its first frame away from the finished
+            # frame before the window: 1.4-1.6x batch 1's E_warp at window boundaries (docs/batching.md).
+            previous = torch.cat([x[:1], x[:-1]]).detach()
             warped = warp_batch(previous, temporal.neighbour_flow)
             total = total + s.temporal_weight * temporal_loss(x, warped, temporal.neighbour_mask)
     return total, c, st
@@ -170,9 +173,16 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
     check_every = 1 if device.type == "cpu" else 10
     history: list[torch.Tensor] = []
     done = 0
-    for it in range(1, iterations + 1):
+
+    def loss_and_grad() -> tuple[torch.Tensor, torch.Tensor]:
         total, _, _ = objective(engine, x, c_target, c_scale, style, temporal)
         (grad,) = torch.autograd.grad(total.sum(), x)
+        return total, grad
+
+    for it in range(1, iterations + 1):
+        # guarded: a --compile failure here falls back to eager and redoes the step (engine.py).
+        total, grad = engine.guarded(loss_and_grad)
+        engine.report(progress)
         with torch.no_grad():
             optimizer.step(x.view(b, -1), grad.reshape(b, -1), active)
         history.append(total.detach())

@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -54,6 +54,7 @@ class Settings:
     pooling: str = "max"  # max | avg
     device: str = "auto"  # auto | cpu | cuda[:N] | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    compile: bool = False  # torch.compile the feature extractor (falls back to eager if it fails)
 
     # Video
     frame_iterations: int = 60  # per later frame (warm-started), at full size only
@@ -64,6 +65,7 @@ class Settings:
     crf: int = 18
     codec: str = "libx264"
     batch: int = 0  # frames per optimisation pass; 0: auto
+    devices: tuple[str, ...] = ()  # video: one worker process per device (cuda:0,cuda:1,...)
 
     def validate(self) -> "Settings":
         """Raise UsageError naming the first bad value; return self for chaining."""
@@ -89,6 +91,10 @@ class Settings:
                 raise UsageError("--style-blend weights must be non-negative and not all zero")
         if len(self.style_layer_weights) != len(STYLE_LAYERS):
             raise UsageError(f"style_layer_weights needs {len(STYLE_LAYERS)} values")
+        repeated = {d for d in self.devices if d != "cpu" and self.devices.count(d) > 1}
+        if repeated:
+            raise UsageError(f"--devices {','.join(self.devices)}: {', '.join(sorted(repeated))} "
+                             "listed twice")
         if self.batch < 0:
             raise UsageError(f"--batch {self.batch}: must be 0 (auto) or positive")
         return self
@@ -166,7 +172,7 @@ def read_config(path: Path) -> dict[str, Any]:
 
 # Keys a job file may hold that are run options rather than Settings (the CLI reads them).
 EXTRA_CONFIG_KEYS = {"output", "overwrite", "quiet", "image_format", "report", "log_format",
-                     "max_runtime", "keep_frames", "devices", "compile", "dry_run", "preset"}
+                     "max_runtime", "keep_frames", "dry_run", "preset"}
 
 
 def preset_path(name: str) -> Path:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from conftest import CONTENT, SAMPLES, STYLE, nstvid_exe
 from pipeline.media.video import probe, read_frames, run_ffmpeg
@@ -186,3 +185,72 @@ def test_window_batching_keeps_flicker_of_single_frames(tmp_path, run_nstvid):
     assert e4["e_warp"] <= 1.2 * e1["e_warp"], (e4["e_warp"], e1["e_warp"])
     ratios = [b / a for a, b in zip(e1["pairs"], e4["pairs"])]
     assert max(ratios) <= 1.5, ratios
+
+
+def test_overlapped_pipeline_gives_the_frames_of_the_in_line_one(tmp_path, cache_dir, monkeypatch):
+    """Decoding + flow ahead on one thread and saving + encoding behind on another change nothing:
+    the saved frames equal those of the all-in-line run, in order, none dropped (measured: equal to
+    the bit), and the encoded clips have the same frame count and audio."""
+    from pipeline.api import prepare
+    from pipeline.settings import Settings
+    from pipeline.video_job import stylise_video
+
+    monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
+    short = clip(tmp_path, PAN, 8, "short.mp4")
+    engine, styles = prepare(Settings(styles=(str(STYLE),), size=64, scales=1, iterations=3,
+                                      frame_iterations=3, batch=2))
+    frames = {}
+    for overlap in (False, True):
+        out = tmp_path / f"out_{overlap}.mp4"
+        outcome = stylise_video(engine, styles, short, out, keep_frames=True, overlap=overlap)
+        assert outcome.frames == 8 and count_frames(out) == 8 and probe(out).has_audio
+        work = tmp_path / f".{out.name}.nstvid-work"
+        frames[overlap] = [cv2.imread(str(work / f"frame_{i:06d}.png")) for i in range(8)]
+    for in_line, overlapped in zip(frames[False], frames[True]):
+        assert np.array_equal(in_line, overlapped)
+
+
+def test_split_clip_prefers_scene_cuts_and_leads_in_elsewhere():
+    from pipeline.video_workers import LEAD_IN, split_clip
+
+    scores = [0.05] * 99
+    pieces = split_clip(100, 2, scores, 0.35)
+    assert [(p.keep_from, p.stop_at) for p in pieces] == [(0, 50), (50, 100)]
+    assert pieces[1].start == 50 - LEAD_IN  # no cut: the second chain starts early, cross-faded
+    scores[44] = 0.8  # a cut between frames 44 and 45, near the even boundary
+    pieces = split_clip(100, 2, scores, 0.35)
+    assert [(p.start, p.keep_from, p.stop_at) for p in pieces] == [(0, 0, 45), (45, 45, 100)]
+    assert len(split_clip(3, 4, [0.0, 0.0], 0.35)) == 3  # never an empty piece
+
+
+def test_devices_split_join_interrupt_and_resume(tmp_path, cache_dir):
+    """--devices cpu,cpu: two worker processes, each a piece of the clip; the frames are encoded
+    once, in order, with the audio. SIGTERM stops both workers after their frame in hand (143, no
+    output); the rerun resumes from the saved frames of both pieces and completes the clip."""
+    short = clip(tmp_path, PAN, 16, "short.mp4")
+    out = tmp_path / "out.mp4"
+    work = tmp_path / ".out.mp4.nstvid-work"
+    args = [nstvid_exe(), str(short), "--style", str(STYLE), "-o", str(out), "--size", "64", "--scales",
+            "1", "--iterations", "20", "--frame-iterations", "6", "--devices", "cpu,cpu",
+            "--log-format", "plain"]
+    env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(work.glob("frame_*.png"))) < 4:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err
+    assert "16 frames on 2 devices: cpu 1-8, cpu 9-16 (lead-in 8)" in stdout, stdout
+    assert "worker 2 (cpu): device cpu" in stdout, stdout
+    assert not out.exists()
+    saved = {p.name for p in work.glob("frame_*.png")}
+    assert len(saved) >= 4
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resuming at frame" in r.stdout, r.stdout
+    assert count_frames(out) == 16
+    src, dst = probe(short), probe(out)
+    assert dst.has_audio and abs(dst.duration - src.duration) <= 1 / float(src.fps)
+    assert not work.exists()

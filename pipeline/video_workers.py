@@ -1,0 +1,224 @@
+"""--devices: one clip on several devices, one worker process each.
+
+The clip is cut into one piece per device. Each worker runs the ordinary warm-start chain
+(video_job.render) over its piece and saves every finished frame in the shared work folder; this
+process encodes the frames once, in clip order, as they arrive, and muxes the audio once at the end.
+
+A piece boundary restarts the chain, and two chains settle on different textures for the same frame:
+measured in docs/batching.md, a plain seam has about 50x the E_warp of a chained frame pair. So:
+  * a boundary is moved to a scene cut when one lies near it (the chain restarts there anyway);
+  * otherwise the later worker starts LEAD_IN frames early, and over those frames the two chains'
+    outputs are cross-faded, which spreads the texture change over the lead-in instead of one jump.
+The exact frame count comes from a fast decode at thumbnail size (never the container's count),
+which also gives the scene-cut scores.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import flow
+from .errors import Interrupted, NstvidError, ProcessingError
+from .image_job import check_output
+from .media.video import TruncatedVideoError, VideoWriter, read_frames
+from .progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
+from .settings import Settings, file_sha256
+
+LEAD_IN = 16  # frames a worker starts before its piece when the boundary is not at a scene cut
+CUT_SEARCH = 0.25  # look for a scene cut within this fraction of a piece's length of a boundary
+THUMBNAIL = (128, 72)  # (w, h) of the counting / scene-cut pass (scene_cut_score works at this size)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Frames keep_from..stop_at-1 belong to this worker; it starts its chain at `start` (a lead-in
+    of keep_from - start frames, cross-faded with the previous piece's last frames)."""
+
+    start: int
+    keep_from: int
+    stop_at: int
+
+    @property
+    def lead(self) -> int:
+        return self.keep_from - self.start
+
+
+def split_clip(frames: int, parts: int, cut_scores: list[float], threshold: float,
+               lead_in: int = LEAD_IN) -> list[Piece]:
+    """Cut `frames` frames into up to `parts` pieces of similar length, at scene cuts where one lies
+    within CUT_SEARCH of a piece length of the even boundary. cut_scores[i] is the scene-cut score
+    between frames i and i+1."""
+    length = frames / parts
+    bounds = [0]
+    for j in range(1, parts):
+        ideal = round(j * length)
+        reach = int(CUT_SEARCH * length)
+        cuts = [i + 1 for i in range(max(0, ideal - reach - 1), min(frames - 1, ideal + reach))
+                if cut_scores[i] > threshold]
+        bound = min(cuts, key=lambda c: abs(c - ideal)) if cuts else ideal
+        if bounds[-1] < bound < frames:
+            bounds.append(bound)
+    bounds.append(frames)
+    cut_after = {i + 1 for i, score in enumerate(cut_scores) if score > threshold}
+    pieces = []
+    for previous, keep_from, stop_at in zip([0] + bounds, bounds, bounds[1:]):
+        # The lead-in never reaches back past the previous piece's own start.
+        lead = 0 if keep_from == 0 or keep_from in cut_after else min(lead_in, keep_from - previous)
+        pieces.append(Piece(keep_from - lead, keep_from, stop_at))
+    return pieces
+
+
+def count_and_score(input_path: Path, info) -> tuple[int, list[float], TruncatedVideoError | None]:
+    """Decode the whole clip at thumbnail size: (frame count, scene-cut scores between neighbours,
+    the truncation error if the input ends early)."""
+    scores: list[float] = []
+    previous = None
+    reader = read_frames(input_path, size=THUMBNAIL, info=info)
+    try:
+        for frame in reader:
+            if previous is not None:
+                scores.append(flow.scene_cut_score(previous, frame))
+            previous = frame
+    except TruncatedVideoError as e:
+        return reader.frames_read, scores, e
+    finally:
+        reader.close()
+    return reader.frames_read, scores, None
+
+
+def cross_fade(ours: np.ndarray, theirs: np.ndarray | None, piece: Piece, index: int) -> np.ndarray:
+    """Frame `index` of the previous piece's chain (ours), blended towards the next piece's lead-in
+    (theirs) linearly over the lead-in: (H, W, 3) uint8 in, uint8 out."""
+    if theirs is None:
+        return ours
+    alpha = (index - piece.start + 1) / (piece.lead + 1)
+    mixed = (1 - alpha) * ours.astype(np.float32) + alpha * theirs.astype(np.float32)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def _worker(settings: Settings, worker: int, device: str, input_path: Path, output_path: Path, key: dict, piece: Piece,
+            events, stop_event, parent_pid: int, cpu_threads: int) -> None:
+    """One worker process: the chain over one piece, frames saved into the shared work folder."""
+    # The parent relays Ctrl-C and SIGTERM through stop_event, so the frame in hand is finished.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    import torch
+
+    from . import api
+    from .video_job import WorkDir, probe_input, render
+
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads)
+
+    def progress(event) -> None:
+        if isinstance(event, (Message, FrameDone)):
+            events.put(("event", worker, event))
+
+    try:
+        engine, styles = api.prepare(replace(settings, device=device, devices=()), progress)
+        work = WorkDir(output_path, key)
+        end = render(engine, styles, input_path, probe_input(input_path), work, None,
+                     start=piece.start, keep_from=piece.keep_from, stop_at=piece.stop_at,
+                     progress=progress, stop=lambda: stop_event.is_set() or os.getppid() != parent_pid)
+        events.put(("end", worker, end.frames_read))
+    except NstvidError as e:
+        events.put(("error", worker, f"{e}"))
+    except Exception as e:  # noqa: BLE001 - reported by the parent with the device's name
+        events.put(("error", worker, f"{type(e).__name__}: {e}"))
+
+
+def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: Path, *,
+                             overwrite: bool = False, keep_frames: bool = False,
+                             progress: Callback = ignore, stop: StopRequest = NEVER_STOP):
+    """Stylise a video with one worker process per device in settings.devices; see the module doc."""
+    from .video_job import VideoOutcome, open_work, probe_input
+
+    started = time.perf_counter()
+    check_output(input_path, output_path, overwrite)
+    info = probe_input(input_path)
+    frames, scores, truncated = count_and_score(input_path, info)
+    devices = settings.devices
+    pieces = split_clip(frames, len(devices), scores, settings.scene_cut_threshold)
+    work = open_work(input_path, output_path, info, settings, [file_sha256(s) for s in settings.styles],
+                     progress)
+    resumed = len(work.saved_indices())
+    progress(Message(f"{frames} frames on {len(pieces)} devices: " + ", ".join(
+        f"{d} {p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "")
+        for d, p in zip(devices, pieces))))
+    h, w = work.key["size"]
+    cpu_workers = sum(d == "cpu" for d in devices[:len(pieces)])
+    cpu_threads = max(1, (os.cpu_count() or 1) // max(1, cpu_workers))
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+    events = context.Queue()
+    stop_event = context.Event()
+    workers = [context.Process(target=_worker, name=f"nstvid worker {j + 1} ({device})", daemon=True,
+                               args=(settings, j, device, input_path, output_path, work.key, piece, events,
+                                     stop_event, os.getpid(), cpu_threads))
+               for j, (device, piece) in enumerate(zip(devices, pieces))]
+    lead_of = {i: p for p in pieces for i in range(p.start, p.keep_from)}  # frame -> piece fading in
+    names = [f"worker {j + 1} ({device})" for j, device in enumerate(devices)]
+    ended: set[int] = set()  # workers that have finished their piece (or stopped on request)
+    written = 0
+    finished = resumed  # frames saved so far, lead-ins not counted
+    try:
+        with VideoWriter(output_path, w, h, info.fps, audio_from=input_path if info.has_audio else None,
+                         crf=settings.crf, codec=settings.codec) as writer:
+            for process in workers:
+                process.start()
+            while written < frames:
+                if stop and not stop_event.is_set():
+                    stop_event.set()
+                try:
+                    kind, sender, value = events.get(timeout=0.1)
+                except queue.Empty:
+                    kind = None
+                if kind == "event" and isinstance(value, FrameDone):
+                    piece = lead_of.get(value.index)
+                    if piece is None or pieces.index(piece) != sender:
+                        finished += 1
+                        progress(FrameDone(finished - 1, frames, value.seconds, value.loss))
+                elif kind == "event":
+                    progress(Message(f"{names[sender]}: {value.text}", value.level))
+                elif kind == "error":
+                    raise ProcessingError(f"{names[sender]} failed: {value}")
+                elif kind == "end":
+                    ended.add(sender)
+                # Encode every frame that is ready, in order; a lead-in frame waits for both chains.
+                while written < frames and work.frame_path(written).is_file():
+                    piece = lead_of.get(written)
+                    lead_path = work.lead_path(written)
+                    fading_in = piece is not None and pieces.index(piece) not in ended
+                    if fading_in and not lead_path.is_file():
+                        break
+                    theirs = work.load(written, lead=True) if lead_path.is_file() and piece else None
+                    writer.write(cross_fade(work.load(written), theirs, piece, written) if piece
+                                 else work.load(written))
+                    written += 1
+                if len(ended) == len(workers) and written < frames and not work.frame_path(written).is_file():
+                    if stop:
+                        break  # every worker saved its frame in hand and stopped: resume next run
+                    raise ProcessingError(f"frame {written + 1} was not produced by any worker")
+                dead = [p for p in workers if p.exitcode not in (None, 0)]
+                if dead:
+                    raise ProcessingError(f"{dead[0].name} died (exit code {dead[0].exitcode})")
+            if written < frames:  # left the loop on a stop request
+                raise Interrupted(stop.signum)  # inside the with block: no partial output
+    finally:
+        stop_event.set()
+        for process in workers:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+    if not keep_frames:
+        work.remove()
+    if truncated is not None:
+        raise TruncatedVideoError(input_path, f"input is truncated or damaged: stylised the {frames} "
+                                              f"decodable frames into {output_path}", frames_read=frames)
+    return VideoOutcome(output_path, frames, resumed, time.perf_counter() - started)
