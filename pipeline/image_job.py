@@ -65,23 +65,35 @@ class ImageOutcome:
     seconds: float
 
 
+def to_working_size(picture: Picture, long_side: int) -> Picture:
+    """The picture (H, W, 3) resized to its working size (h, w) = fit_long_side((H, W), long_side),
+    alpha (H, W) too; bit depth and grayscale flag kept.  stylise_pictures works at this size, so
+    a caller holding many pictures for a batch (the folder job) can hold them this small."""
+    size = fit_long_side(picture.size, long_side)
+    alpha = None if picture.alpha is None else resize_rgb(picture.alpha[..., None], size)[..., 0]
+    return Picture(resize_rgb(picture.rgb, size), alpha, picture.bit_depth, picture.grayscale)
+
+
 def stylise_pictures(engine: Engine, styles: StyleSet, pictures: list[Picture],
                      progress: Callback = ignore) -> tuple[list[Picture], Result]:
-    """Stylise pictures of one working size as one batch; alpha and bit depth are carried over."""
+    """Stylise pictures of one working size as one batch; alpha and bit depth are carried over.
+
+    pictures: B pictures whose sizes all fit --size to the same (h, w).  Returns B pictures of
+    (h, w) and the batch's Result (per-sample losses of shape (B,)).
+    """
     s = engine.settings
     size = fit_long_side(pictures[0].size, s.size)
     if any(fit_long_side(p.size, s.size) != size for p in pictures):
         raise UsageError("a batch must share one working size")
-    content = torch.cat([to_tensor(resize_rgb(p.rgb, size)) for p in pictures])
+    pictures = [to_working_size(p, s.size) for p in pictures]  # no copy for those already there
+    content = torch.cat([to_tensor(p.rgb) for p in pictures])
     computed_before = styles.computed
     result = stylise(engine, styles, content, initial_images(engine, content),
                      iterations=s.iterations, scales=s.scales, progress=progress)
     fresh = styles.computed - computed_before
     progress(Message("style targets: computed" if fresh else "style targets: cached"))
-    out = []
-    for picture, image in zip(pictures, result.images):
-        alpha = None if picture.alpha is None else resize_rgb(picture.alpha[..., None], size)[..., 0]
-        out.append(Picture(to_rgb(image), alpha, picture.bit_depth, False))
+    out = [Picture(to_rgb(image), picture.alpha, picture.bit_depth, False)
+           for picture, image in zip(pictures, result.images)]
     return out, result
 
 

@@ -90,6 +90,24 @@ def read_image(path: str | Path) -> Picture:
     return Picture(np.clip(rgb, 0.0, 1.0), alpha, depth, gray)
 
 
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) from the file's header without decoding the pixels, EXIF rotation applied;
+    None when the header cannot tell.  A hint for grouping images by size: read_image decides."""
+    try:
+        from PIL import Image  # installed with torchvision; only headers are read here
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        with Image.open(path) as image:
+            w, h = image.size
+            # EXIF orientations 5-8 turn the picture by 90 degrees; read_image applies them.
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):
+                w, h = h, w
+    except Exception:  # noqa: BLE001 - any unreadable header: no hint
+        return None
+    return (h, w) if h > 0 and w > 0 else None
+
+
 def output_format(path: Path) -> str:
     """The OpenCV encoder extension for an output path; InputError for unknown extensions."""
     ext = IMAGE_EXTENSIONS.get(path.suffix.lower())
