@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .engine import Engine
@@ -61,6 +61,9 @@ def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str 
     if kind == "image":
         output = output or default_output_for(input_path, settings, kind)
         check_output(input_path, output, overwrite)
+        if settings.devices:
+            progress(Message(f"--devices: one image runs on one device, {settings.devices[0]}"))
+            settings = replace(settings, device=settings.devices[0], devices=())
         engine, styles = prepare(settings, progress)
         stylise_file(engine, styles, input_path, output, overwrite=overwrite, progress=progress)
         return Outcome(output, time.perf_counter() - started)

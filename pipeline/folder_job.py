@@ -32,6 +32,7 @@ Built to run from cron: resumable, lock-protected, and it tells a pipeline exact
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -758,7 +759,10 @@ class _Job:
         if self._prepared is None:
             from . import api
 
-            self._prepared = api.prepare(self.settings, self.progress)
+            settings = self.settings
+            if settings.devices:  # images run on the first of --devices (videos on all of them)
+                settings = dataclasses.replace(settings, device=settings.devices[0], devices=())
+            self._prepared = api.prepare(settings, self.progress)
         return self._prepared
 
     # -- stopping
@@ -854,16 +858,24 @@ class _Job:
     # -- the work
 
     def run_video(self, task: _Task) -> None:
-        engine, styles = self.prepared()
+        # --devices: the video's workers build their own engines; this process only encodes.
+        engine, styles = (None, None) if self.settings.devices else self.prepared()
         self.announce(task)
         t0 = time.perf_counter()
         try:
             self.begin(task)
-            from .video_job import stylise_video
-
             extra = {} if self.stop is None else {"stop": self.stop}
-            stylise_video(engine, styles, task.item.path, task.out_path, overwrite=True,
-                          keep_frames=self.options.keep_frames, progress=self.progress, **extra)
+            if self.settings.devices:
+                from .video_workers import stylise_video_on_devices
+
+                stylise_video_on_devices(self.settings, task.item.path, task.out_path, overwrite=True,
+                                         keep_frames=self.options.keep_frames, progress=self.progress,
+                                         **extra)
+            else:
+                from .video_job import stylise_video
+
+                stylise_video(engine, styles, task.item.path, task.out_path, overwrite=True,
+                              keep_frames=self.options.keep_frames, progress=self.progress, **extra)
         except (KeyboardInterrupt, Interrupted) as e:
             task.seconds = time.perf_counter() - t0
             self.interrupted([task], e)

@@ -511,6 +511,7 @@ def render(engine: Engine, styles: StyleSet, input_path: Path, info: VideoInfo, 
             for step in item.steps:
                 t0 = time.perf_counter()
                 results, batch = run_step(chain, step, batch, progress)
+                engine.report(progress)  # e.g. a --compile fallback met inside the step
                 seconds = (time.perf_counter() - t0) / len(results)
                 for (out, loss, how), index in zip(results, indices):
                     sink.put(index, to_u8(out), save=True, lead=index < keep_from)

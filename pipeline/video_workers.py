@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import flow
+from .engine import pick_device
 from .errors import Interrupted, NstvidError, ProcessingError
 from .image_job import check_output
 from .media.video import TruncatedVideoError, VideoWriter, read_frames
@@ -141,6 +142,8 @@ def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: 
     from .video_job import VideoOutcome, open_work, probe_input
 
     started = time.perf_counter()
+    for device in settings.devices:
+        pick_device(device)  # a device that is not there: a usage error now, not a worker failure later
     check_output(input_path, output_path, overwrite)
     info = probe_input(input_path)
     frames, scores, truncated = count_and_score(input_path, info)
