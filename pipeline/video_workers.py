@@ -146,6 +146,7 @@ def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: 
         pick_device(device)  # a device that is not there: a usage error now, not a worker failure later
     check_output(input_path, output_path, overwrite)
     info = probe_input(input_path)
+    progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
     frames, scores, truncated = count_and_score(input_path, info)
     devices = settings.devices
     pieces = split_clip(frames, len(devices), scores, settings.scene_cut_threshold)
@@ -213,10 +214,16 @@ def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: 
                     raise ProcessingError(f"{dead[0].name} died (exit code {dead[0].exitcode})")
             if written < frames:  # left the loop on a stop request
                 raise Interrupted(stop.signum)  # inside the with block: no partial output
-    finally:
-        stop_event.set()
+    except KeyboardInterrupt:  # a second Ctrl-C: abort now, without waiting for the frames in hand
         for process in workers:
-            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+        raise
+    finally:
+        stop_event.set()  # on any other error the workers save their frame in hand and stop
+        for process in workers:
+            if process.pid is not None:
+                process.join(timeout=60)
             if process.is_alive():
                 process.kill()
     if not keep_frames:
