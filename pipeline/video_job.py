@@ -478,9 +478,10 @@ def render(engine: Engine, styles: StyleSet, input_path: Path, info: VideoInfo, 
     """Stylise frames start..stop_at-1 of a clip into the work folder (and the writer, if given).
 
     Frames start..keep_from-1 are a --devices lead-in: stylised to start the chain and saved apart
-    (the previous worker owns them). Frames already in the work folder are replayed, not recomputed. With overlap,
-    decoding, flow and loading run one window ahead on one thread and saving + encoding behind on
-    another, so the device waits for neither. Returns how the input ended.
+    (the previous worker owns them). Frames already in the work folder are replayed, not
+    recomputed. With overlap, decoding, flow and loading run one window ahead on one thread and
+    saving + encoding behind on another, so the device waits for neither. Returns how the input
+    ended.
     """
     s = engine.settings
     h, w = work.key["size"]
