@@ -41,7 +41,11 @@ def default_output_for(input_path: Path, settings: Settings, kind: str) -> Path:
 
 
 def prepare(settings: Settings, progress: Callback = ignore) -> tuple[Engine, StyleSet]:
-    """Build the engine and read the style images once per job."""
+    """Build the engine and read the style images once per job. Work done in this process (images;
+    videos without --devices) runs on one device: with --devices, the first of them."""
+    if settings.devices:
+        progress(Message(f"--devices: images run on one device, {settings.devices[0]}"))
+        settings = replace(settings, device=settings.devices[0], devices=())
     engine = Engine.create(settings)
     styles = StyleSet(engine)
     progress(Message(f"device {engine.device}, precision {engine.precision_name}, "
@@ -61,9 +65,6 @@ def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str 
     if kind == "image":
         output = output or default_output_for(input_path, settings, kind)
         check_output(input_path, output, overwrite)
-        if settings.devices:
-            progress(Message(f"--devices: one image runs on one device, {settings.devices[0]}"))
-            settings = replace(settings, device=settings.devices[0], devices=())
         engine, styles = prepare(settings, progress)
         stylise_file(engine, styles, input_path, output, overwrite=overwrite, progress=progress)
         return Outcome(output, time.perf_counter() - started)

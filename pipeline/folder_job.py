@@ -32,7 +32,6 @@ Built to run from cron: resumable, lock-protected, and it tells a pipeline exact
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -759,10 +758,7 @@ class _Job:
         if self._prepared is None:
             from . import api
 
-            settings = self.settings
-            if settings.devices:  # images run on the first of --devices (videos on all of them)
-                settings = dataclasses.replace(settings, device=settings.devices[0], devices=())
-            self._prepared = api.prepare(settings, self.progress)
+            self._prepared = api.prepare(self.settings, self.progress)
         return self._prepared
 
     # -- stopping

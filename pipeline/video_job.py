@@ -66,8 +66,8 @@ class WorkDir:
         self.path = output.with_name(f".{output.name}.nstvid-work")
         self.key = key
 
-    def open(self) -> tuple[int, str]:
-        """Make the folder ready; return (frames already done, why we start fresh or '')."""
+    def open(self) -> str:
+        """Make the folder ready; return why it starts fresh, or '' (kept or new)."""
         meta = self.path / "meta.json"
         reason = ""
         if meta.is_file():
@@ -76,13 +76,13 @@ class WorkDir:
             except (OSError, ValueError):
                 old = {}
             if old == self.key:
-                return self.count_done(), ""
+                return ""
             changed = [k for k in self.key if old.get(k) != self.key.get(k)]
             reason = f"{', '.join(changed) or 'work folder'} changed since the interrupted run"
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(self.key, indent=1))
-        return 0, reason
+        return reason
 
     def frame_path(self, index: int) -> Path:
         return self.path / f"frame_{index:06d}.png"
@@ -91,9 +91,6 @@ class WorkDir:
         """A lead-in frame of a --devices worker: its own chain's output for a frame that the
         previous worker owns, kept for the cross-fade between the two (video_workers)."""
         return self.path / f"lead_{index:06d}.png"
-
-    def count_done(self) -> int:
-        return len(self.saved_indices())
 
     def saved_indices(self) -> set[int]:
         """Indices of the saved frames (a half-written frame is never named frame_*.png). Not always
@@ -578,26 +575,27 @@ def run_step(chain: Chain, step: Step, batch: int, progress: Callback) -> tuple[
 
 
 def open_work(input_path: Path, output_path: Path, info: VideoInfo, settings: Settings,
-              style_hashes: list[str], progress: Callback) -> WorkDir:
-    """The work folder of this (input, settings, styles, size), resumed when it matches."""
+              style_hashes: list[str], progress: Callback) -> tuple[WorkDir, int]:
+    """The work folder of this (input, settings, styles, size), resumed when it matches; and how
+    many frames it already holds."""
     h, w = working_size(info.width, info.height, settings.size)
     key = {"version": WORK_VERSION, "input": file_sha256(input_path),
            "settings": settings.digest(exclude=("crf", "codec", "device", "batch", "devices", "compile")),
            "styles": style_hashes, "size": [h, w]}
     work = WorkDir(output_path, key)
-    done, reason = work.open()
+    reason = work.open()
     if reason:
         progress(Message(f"starting fresh: {reason}"))
-    if done:
-        saved = work.saved_indices()
+    saved = work.saved_indices()
+    if saved:
         first_missing = next(i for i in range(len(saved) + 1) if i not in saved)
-        progress(Message(f"resuming at frame {first_missing + 1}: {done} frames already stylised"))
+        progress(Message(f"resuming at frame {first_missing + 1}: {len(saved)} frames already stylised"))
     if info.variable_frame_rate:
         progress(Message(f"variable frame rate: resampling to a constant {float(info.fps):.3f} fps "
                          "so duration and audio sync are kept"))
     progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {w}x{h}, "
                      f"about {info.frame_count} frames"))
-    return work
+    return work, len(saved)
 
 
 def probe_input(input_path: Path) -> VideoInfo:
@@ -618,8 +616,7 @@ def stylise_video(engine: Engine, styles: StyleSet, input_path: Path, output_pat
     s = engine.settings
     check_output(input_path, output_path, overwrite)
     info = probe_input(input_path)
-    work = open_work(input_path, output_path, info, s, styles.file_hashes, progress)
-    resumed = len(work.saved_indices())
+    work, resumed = open_work(input_path, output_path, info, s, styles.file_hashes, progress)
     h, w = work.key["size"]
     with VideoWriter(output_path, w, h, info.fps, audio_from=input_path if info.has_audio else None,
                      crf=s.crf, codec=s.codec) as writer:

@@ -104,8 +104,8 @@ def cross_fade(ours: np.ndarray, theirs: np.ndarray | None, piece: Piece, index:
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
-def _worker(settings: Settings, worker: int, device: str, input_path: Path, output_path: Path, key: dict, piece: Piece,
-            events, stop_event, parent_pid: int, cpu_threads: int) -> None:
+def _worker(settings: Settings, worker: int, device: str, input_path: Path, output_path: Path,
+            key: dict, piece: Piece, events, stop_event, parent_pid: int, cpu_threads: int) -> None:
     """One worker process: the chain over one piece, frames saved into the shared work folder."""
     # The parent relays Ctrl-C and SIGTERM through stop_event, so the frame in hand is finished.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -150,9 +150,8 @@ def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: 
     frames, scores, truncated = count_and_score(input_path, info)
     devices = settings.devices
     pieces = split_clip(frames, len(devices), scores, settings.scene_cut_threshold)
-    work = open_work(input_path, output_path, info, settings, [file_sha256(s) for s in settings.styles],
-                     progress)
-    resumed = len(work.saved_indices())
+    work, resumed = open_work(input_path, output_path, info, settings,
+                              [file_sha256(s) for s in settings.styles], progress)
     progress(Message(f"{frames} frames on {len(pieces)} devices: " + ", ".join(
         f"{d} {p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "")
         for d, p in zip(devices, pieces))))
@@ -166,7 +165,8 @@ def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: 
                                args=(settings, j, device, input_path, output_path, work.key, piece, events,
                                      stop_event, os.getpid(), cpu_threads))
                for j, (device, piece) in enumerate(zip(devices, pieces))]
-    lead_of = {i: p for p in pieces for i in range(p.start, p.keep_from)}  # frame -> piece fading in
+    # frame -> the worker whose lead-in it is (that worker fades in over it)
+    lead_of = {i: j for j, p in enumerate(pieces) for i in range(p.start, p.keep_from)}
     names = [f"worker {j + 1} ({device})" for j, device in enumerate(devices)]
     ended: set[int] = set()  # workers that have finished their piece (or stopped on request)
     written = 0
@@ -184,8 +184,7 @@ def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: 
                 except queue.Empty:
                     kind = None
                 if kind == "event" and isinstance(value, FrameDone):
-                    piece = lead_of.get(value.index)
-                    if piece is None or pieces.index(piece) != sender:
+                    if lead_of.get(value.index) != sender:
                         finished += 1
                         progress(FrameDone(finished - 1, frames, value.seconds, value.loss))
                 elif kind == "event":
@@ -196,14 +195,17 @@ def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: 
                     ended.add(sender)
                 # Encode every frame that is ready, in order; a lead-in frame waits for both chains.
                 while written < frames and work.frame_path(written).is_file():
-                    piece = lead_of.get(written)
-                    lead_path = work.lead_path(written)
-                    fading_in = piece is not None and pieces.index(piece) not in ended
-                    if fading_in and not lead_path.is_file():
-                        break
-                    theirs = work.load(written, lead=True) if lead_path.is_file() and piece else None
-                    writer.write(cross_fade(work.load(written), theirs, piece, written) if piece
-                                 else work.load(written))
+                    fading = lead_of.get(written)  # the worker fading in over this frame, if any
+                    theirs = None
+                    if fading is not None:
+                        has_lead = work.lead_path(written).is_file()
+                        if not has_lead and fading not in ended:
+                            break  # its lead-in frame is still to come
+                        theirs = work.load(written, lead=True) if has_lead else None
+                    frame = work.load(written)
+                    if fading is not None:
+                        frame = cross_fade(frame, theirs, pieces[fading], written)
+                    writer.write(frame)
                     written += 1
                 if len(ended) == len(workers) and written < frames and not work.frame_path(written).is_file():
                     if stop:
