@@ -8,6 +8,9 @@ FLOPs again; weights are frozen, so no weight gradients), against the measured b
 
     python bench/gpu.py --out docs/gpu.md            # on a CUDA machine
     python bench/gpu.py --smoke                       # tiny CPU run that checks the script
+
+Then it profiles a few iterations at the largest size (bf16, batch 1) and writes the top operators
+by device time to gpu_profile.md beside --out.
 """
 from __future__ import annotations
 
@@ -107,6 +110,29 @@ def bench_cell(size, batch, precision, device, steps, frame_iterations):
     return per_iter, fps, peak, tflops
 
 
+def profile(size, precision, device, steps: int, out: Path) -> None:
+    """Where one iteration's time goes: the top operators by device time over `steps` iterations of
+    batch 1, written as a markdown table beside the main one (what to optimise next)."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    settings = Settings(styles=(str(STYLE),), precision=precision, device=str(device), tolerance=0)
+    engine = Engine.create(settings)
+    w, h = size
+    targets = StyleSet(engine).targets((h, w))
+    content = frames(size, 1)
+    optimise(engine, content.clone(), content, targets, iterations=2)
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        optimise(engine, content.clone(), content, targets, iterations=steps)
+        sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=20, max_name_column_width=60)
+    text = (f"# Profile: {w}x{h}, batch 1, {precision}, {steps} iterations on {device}\n\n"
+            f"`python bench/gpu.py` (profile part). Sorted by {key}.\n\n```\n{table}\n```\n")
+    out.write_text(text)
+    print(text, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "gpu.md")
@@ -145,6 +171,7 @@ def main() -> None:
                     torch.cuda.empty_cache()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
+    profile(sizes[-1], "bf16", device, steps, args.out.with_name("gpu_profile.md"))
 
 
 if __name__ == "__main__":

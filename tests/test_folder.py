@@ -223,6 +223,17 @@ def test_tree_changed_input_is_redone(tree, env):
     assert report["done"] == 1
 
 
+def test_tree_rerun_on_other_devices_redoes_nothing(tree, env):
+    """Device, batch and --devices choose how the same pictures are computed: a job moved to
+    another machine or another set of GPUs keeps its finished files, the video included."""
+    r = nstvid(env, *tree["args"], "--device", "cpu", "--batch", "2", "--devices", "cpu,cpu")
+    report = report_of(tree["report"])
+    assert r.returncode == 1, r.stdout + r.stderr  # the bad files still fail
+    assert report["done"] == 0 and "nothing to do" in r.stdout, r.stdout
+    if HAVE_VIDEO_JOB and PAN.exists():
+        assert report["by_name"]["clips/pan.mp4"]["status"] == "skipped"
+
+
 def test_tree_video(tree):
     if not PAN.exists():
         pytest.skip("sample_media/pan.mp4 is missing")

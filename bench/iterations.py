@@ -1,0 +1,187 @@
+"""How many optimiser iterations a warm-started video frame needs (CPU).
+
+    .venv/bin/python bench/iterations.py                  # writes docs/iterations.md, docs/iterations.png
+
+The GPU target (10 frames/s at 1280x720) is a question of iterations per frame as much as of
+kernels: at the measured 15 ms per 720p iteration, 60 iterations cost 0.9 s. This sweeps
+--frame-iterations over the same frames, each run starting from the same stylised first frame, and
+reports per setting: the clip's E_warp, the mean loss of frames 2..N without the temporal term
+(content + style + TV, fp32), the iterations actually run (the preset's early stop applies) and
+seconds per frame, with ratios to the balanced preset's 60.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.temporal import image_losses, load_frames  # noqa: E402
+from pipeline import video_job  # noqa: E402
+from pipeline.api import prepare  # noqa: E402
+from pipeline.flow import warping_error  # noqa: E402
+from pipeline.media.images import read_image  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.video_job import Chain, to_u8, working_size  # noqa: E402
+
+STYLE = ROOT / "sample_media" / "starry_night.jpg"
+SINTEL = ROOT.parent / "shared" / "media" / "sintel" / "alley_2_clean"
+BALANCED = 60
+
+
+def clip_frames(name: str, size: int, count: int) -> list[np.ndarray]:
+    """RGB uint8 frames of a sample clip, or of the Sintel sequence (real motion, 4 frames)."""
+    if name != "sintel":
+        return load_frames(ROOT / "sample_media" / f"{name}.mp4", size, count)
+    import cv2
+    out = []
+    for path in sorted(SINTEL.glob("frame_*.png"))[:count]:
+        rgb = read_image(path).rgb
+        h, w = working_size(rgb.shape[1], rgb.shape[0], size)
+        out.append(to_u8(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
+    return out
+
+
+class CountIterations:
+    """Wraps video_job.optimise to record the iterations each warm-started frame actually ran."""
+
+    def __init__(self):
+        self.counts: list[int] = []
+        self.inner = video_job.optimise
+
+    def __call__(self, *args, **kwargs):
+        result = self.inner(*args, **kwargs)
+        self.counts.append(result.iterations)
+        return result
+
+
+def run(settings: Settings, frames: list[np.ndarray], first: np.ndarray):
+    """Frames 2..N chained from the given stylised first frame -> (outputs uint8 incl. first,
+    seconds per frame, iterations per frame)."""
+    engine, styles = prepare(settings)
+    chain = Chain(engine, styles)
+    chain.replay(frames[0], first)
+    counter = CountIterations()
+    video_job.optimise = counter
+    outs, secs = [first], []
+    try:
+        for frame in frames[1:]:
+            t = time.perf_counter()
+            out, _, _ = chain.step(frame)
+            secs.append(time.perf_counter() - t)
+            outs.append(to_u8(out))
+    finally:
+        video_job.optimise = counter.inner
+    return outs, secs, counter.counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--sweep", default="10,20,30,60,120", help="frame iterations to try")
+    parser.add_argument("--clips", default="pan,orbit,sintel")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--suffix", default="", help="iterations<suffix>.md/.png, e.g. _gpu")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    sweep = [int(n) for n in args.sweep.split(",")]
+    base = Settings(styles=(str(STYLE),), size=args.size)  # balanced preset
+    machine = (torch.cuda.get_device_name() if torch.cuda.is_available()
+               else f"CPU, {torch.get_num_threads()} threads")
+    command = f"`.venv/bin/python bench/iterations.py {' '.join(sys.argv[1:])}`"
+    md = ["# Iterations per warm-started video frame", "",
+          f"{command} ({machine}, torch {torch.__version__}, "
+          f"{base.precision} precision: auto = bf16 where supported); style starry_night.jpg, "
+          f"{args.size} px long side, balanced preset (early stop at tolerance {base.tolerance:g}) "
+          f"except --frame-iterations. Every run starts from the same stylised first frame; E_warp "
+          f"and loss are over frames 2..N (loss = content + style + TV, no temporal term, fp32). "
+          f"Ratios are to {BALANCED} iterations in the same run. Plot: iterations{args.suffix}.png.", "",
+          "| clip | frames | frame iterations | iterations run (mean) | E_warp | vs 60 | loss | vs 60 | "
+          "last frame's loss vs 60 | s / frame |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    print("\n".join(md), flush=True)
+    curves, lasts = {}, {}
+    for name in args.clips.split(","):
+        frames = clip_frames(name, args.size, args.frames)
+        engine, styles = prepare(base)
+        first = to_u8(Chain(engine, styles).step(frames[0])[0])
+        rows = {}
+        for n in sweep:
+            settings = dataclasses.replace(base, frame_iterations=n)
+            outs, secs, counts = run(settings, frames, first)
+            e_warp = float(np.mean(warping_error(iter(outs), iter(frames))))
+            losses = image_losses(settings, outs[1:], frames[1:])[0]
+            rows[n] = (float(np.mean(counts)), e_warp, float(np.mean(losses)), float(np.mean(secs)), losses[-1])
+            print(f"  {name} {n}: {rows[n]}", flush=True)
+            lasts[(name, n)] = outs[-1]
+        ref = rows.get(BALANCED, rows[sweep[-1]])
+        for n, (ran, e_warp, loss, sec, last) in rows.items():
+            md.append(f"| {name} | {len(frames)} | {n} | {ran:.1f} | {e_warp:.5f} | {e_warp / ref[1]:.2f}x | "
+                      f"{loss:.4f} | {100 * (loss / ref[2] - 1):+.1f}% | {100 * (last / ref[4] - 1):+.1f}% | "
+                      f"{sec:.2f} |")
+            print(md[-1], flush=True)
+        curves[name] = rows
+
+    (args.out / f"iterations{args.suffix}.md").write_text("\n".join(md) + "\n")
+    plot(curves, sweep, args)
+    strip(lasts, sweep, args)
+
+
+def strip(lasts: dict, sweep: list[int], args) -> None:
+    """The last frame of each clip, one column per sweep value: what the loss numbers look like."""
+    import cv2
+    rows = []
+    for name in dict.fromkeys(name for name, _ in lasts):
+        tiles = []
+        for n in sweep:
+            tile = cv2.cvtColor(lasts[(name, n)], cv2.COLOR_RGB2BGR)
+            cv2.putText(tile, f"{name}, {n} it", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+            tiles.append(tile)
+        h = min(t.shape[0] for t in tiles)
+        rows.append(np.hstack([t[:h] for t in tiles]))
+    w = min(r.shape[1] for r in rows)
+    cv2.imwrite(str(args.out / f"iterations{args.suffix}_strip.jpg"), np.vstack([r[:, :w] for r in rows]),
+                [cv2.IMWRITE_JPEG_QUALITY, 88])
+
+
+def plot(curves: dict, sweep: list[int], args) -> None:
+    """E_warp and loss against frame iterations, as ratios to the balanced preset's."""
+    try:
+        import matplotlib
+    except ImportError:  # the GPU machine may lack it; the table is what counts
+        return
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax_e, ax_l) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, rows in curves.items():
+        ns = sorted(rows)
+        ref = rows.get(BALANCED, rows[ns[-1]])
+        ax_e.plot(ns, [rows[n][1] / ref[1] for n in ns], marker="o", label=name)
+        ax_l.plot(ns, [rows[n][2] / ref[2] for n in ns], marker="o", label=name)
+    for ax, what in ((ax_e, "E_warp"), (ax_l, "loss (no temporal term)")):
+        ax.axvline(BALANCED, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_xticks(sweep, [str(n) for n in sweep])
+        ax.set_xlabel("frame iterations")
+        ax.set_ylabel(f"{what}, ratio to {BALANCED}")
+    ax_e.legend()
+    fig.suptitle(f"{args.size} px, balanced preset")
+    fig.tight_layout()
+    fig.savefig(args.out / f"iterations{args.suffix}.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
