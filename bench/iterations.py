@@ -91,31 +91,40 @@ def main() -> None:
     parser.add_argument("--sweep", default="10,20,30,60,120", help="frame iterations to try")
     parser.add_argument("--clips", default="pan,orbit,sintel")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--first-iterations", type=int, default=0,
+                        help="iterations for the first frame (0: the preset's); large sizes are slow on a CPU")
+    parser.add_argument("--temporal-weight", type=float, default=0, help="0: the preset's")
     parser.add_argument("--suffix", default="", help="iterations<suffix>.md/.png, e.g. _gpu")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
     sweep = [int(n) for n in args.sweep.split(",")]
     base = Settings(styles=(str(STYLE),), size=args.size)  # balanced preset
+    if args.temporal_weight:
+        base = dataclasses.replace(base, temporal_weight=args.temporal_weight)
     machine = (torch.cuda.get_device_name() if torch.cuda.is_available()
                else f"CPU, {torch.get_num_threads()} threads")
     command = f"`.venv/bin/python bench/iterations.py {' '.join(sys.argv[1:])}`"
     md = ["# Iterations per warm-started video frame", "",
           f"{command} ({machine}, torch {torch.__version__}, "
-          f"{base.precision} precision: auto = bf16 where supported); style starry_night.jpg, "
+          f"precision {base.precision}: bf16 where it is faster); style starry_night.jpg, "
           f"{args.size} px long side, balanced preset (early stop at tolerance {base.tolerance:g}) "
-          f"except --frame-iterations. Every run starts from the same stylised first frame; E_warp "
-          f"and loss are over frames 2..N (loss = content + style + TV, no temporal term, fp32). "
+          f"except --frame-iterations{' and the first frame' if args.first_iterations else ''}"
+          f"{'' if not args.temporal_weight else f', temporal weight {args.temporal_weight:g}'}. "
+          f"Every run starts from the same stylised first frame; E_warp and loss are over frames 2..N "
+          f"(loss = content + style + TV, no temporal term, fp32). "
           f"Ratios are to {BALANCED} iterations in the same run. Plot: iterations{args.suffix}.png.", "",
           "| clip | frames | frame iterations | iterations run (mean) | E_warp | vs 60 | loss | vs 60 | "
-          "last frame's loss vs 60 | s / frame |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "last frame's loss vs 60 | s / frame | input's own E_warp |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(md), flush=True)
     curves, lasts = {}, {}
     for name in args.clips.split(","):
         frames = clip_frames(name, args.size, args.frames)
-        engine, styles = prepare(base)
+        first_settings = dataclasses.replace(base, iterations=args.first_iterations or base.iterations)
+        engine, styles = prepare(first_settings)
         first = to_u8(Chain(engine, styles).step(frames[0])[0])
+        floor = float(np.mean(warping_error(iter(frames), iter(frames))))
         rows = {}
         for n in sweep:
             settings = dataclasses.replace(base, frame_iterations=n)
@@ -129,7 +138,7 @@ def main() -> None:
         for n, (ran, e_warp, loss, sec, last) in rows.items():
             md.append(f"| {name} | {len(frames)} | {n} | {ran:.1f} | {e_warp:.5f} | {e_warp / ref[1]:.2f}x | "
                       f"{loss:.4f} | {100 * (loss / ref[2] - 1):+.1f}% | {100 * (last / ref[4] - 1):+.1f}% | "
-                      f"{sec:.2f} |")
+                      f"{sec:.2f} | {floor:.5f} |")
             print(md[-1], flush=True)
         curves[name] = rows
 

@@ -28,7 +28,7 @@ import torch
 
 from . import flow
 from .engine import Engine
-from .errors import InputError, Interrupted, ProcessingError
+from .errors import InputError, Interrupted, OutputError, ProcessingError
 from .image_job import check_output, initial_images, to_rgb, to_tensor
 from .media.images import Picture, fit_long_side, read_image, write_image
 from .media.video import TruncatedVideoError, VideoInfo, VideoWriter, probe, read_frames
@@ -100,6 +100,16 @@ class WorkDir:
     def save(self, index: int, rgb_u8: np.ndarray, *, lead: bool = False) -> None:
         path = self.lead_path(index) if lead else self.frame_path(index)
         write_image(path, Picture(to_float(rgb_u8)))  # atomic: whole or absent
+
+    def check_room(self, sample: Path, frames: int) -> None:
+        """Fail now, not at 3 a.m., if `frames` more frames the size of the saved `sample` (plus the
+        encoded video, well under a tenth of the PNGs at crf 18) will not fit on this disk."""
+        need = sample.stat().st_size * frames * 1.1
+        free = shutil.disk_usage(self.path).free
+        if need > free:
+            raise OutputError(self.path, f"disk too full: the resume frames need about {need / 1e9:.1f} GB "
+                                         f"more ({frames} frames) and {free / 1e9:.1f} GB is free; "
+                                         f"free some space or use a smaller --size, then run again to resume")
 
     def load(self, index: int, *, lead: bool = False) -> np.ndarray:
         return to_u8(read_image(self.lead_path(index) if lead else self.frame_path(index)).rgb)
@@ -448,8 +458,9 @@ class FrameSink:
     own so that PNG compression and encoding overlap the next optimisation (threaded=False: in
     line). An error there (disk full, encoder gone) is raised by the next put() or by close()."""
 
-    def __init__(self, work: WorkDir, writer: VideoWriter | None, *, threaded: bool):
+    def __init__(self, work: WorkDir, writer: VideoWriter | None, *, threaded: bool, frames_left: int = 0):
         self.work, self.writer, self.threaded = work, writer, threaded
+        self.frames_left = frames_left  # checked against the free disk space at the first save
         self.error: BaseException | None = None
         if threaded:
             self.queue: queue.Queue = queue.Queue(maxsize=32)
@@ -469,6 +480,10 @@ class FrameSink:
     def _handle(self, index: int, frame: np.ndarray, save: bool, lead: bool) -> None:
         if save:
             self.work.save(index, frame, lead=lead)
+            if self.frames_left:
+                path = self.work.lead_path(index) if lead else self.work.frame_path(index)
+                self.work.check_room(path, self.frames_left)
+                self.frames_left = 0
         if self.writer is not None and not lead:
             self.writer.write(frame)
 
@@ -516,7 +531,7 @@ def render(engine: Engine, styles: StyleSet, input_path: Path, info: VideoInfo, 
     saved.update({i: work.lead_path(i) for i in range(start, keep_from) if work.lead_path(i).is_file()})
     reader = read_frames(input_path, size=(w, h), info=info)
     feed = Ahead(produce(s, reader, saved, current_batch, start=start, stop_at=stop_at), threaded=overlap)
-    sink = FrameSink(work, writer, threaded=overlap)
+    sink = FrameSink(work, writer, threaded=overlap, frames_left=max(info.frame_count - len(saved) - 1, 0))
     end = End(0)
     failed = True
     try:

@@ -210,6 +210,39 @@ def test_overlapped_pipeline_gives_the_frames_of_the_in_line_one(tmp_path, cache
         assert np.array_equal(in_line, overlapped)
 
 
+def test_a_disk_too_full_for_the_resume_frames_fails_at_the_first_frame(tmp_path, cache_dir, monkeypatch):
+    """The first saved frame's size times the frames still to come is checked against the free
+    space: the job stops early with a one-line error instead of filling the disk overnight, and a
+    rerun with room resumes from what was saved. (Free space is faked: a full disk cannot be made
+    in CI.)"""
+    import shutil
+
+    import pytest
+
+    from pipeline.api import prepare
+    from pipeline.errors import OutputError
+    from pipeline.settings import Settings
+    from pipeline.video_job import stylise_video
+
+    monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
+    short = clip(tmp_path, PAN, 6, "short.mp4")
+    engine, styles = prepare(Settings(styles=(str(STYLE),), size=64, scales=1, iterations=3,
+                                      frame_iterations=2))
+    out = tmp_path / "out.mp4"
+    real = shutil.disk_usage
+    with monkeypatch.context() as m:
+        m.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=10_000))
+        with pytest.raises(OutputError) as failed:
+            stylise_video(engine, styles, short, out)
+    message = str(failed.value)
+    assert "\n" not in message and "disk too full" in message and "5 frames" in message, message
+    assert ".out.mp4.nstvid-work" in message and "0.0 GB is free" in message
+    assert not out.exists()
+    assert (tmp_path / ".out.mp4.nstvid-work" / "frame_000000.png").is_file()
+    outcome = stylise_video(engine, styles, short, out)
+    assert outcome.resumed_from >= 1 and outcome.frames == 6 and count_frames(out) == 6
+
+
 def test_split_clip_prefers_scene_cuts_and_leads_in_elsewhere():
     from pipeline.video_workers import LEAD_IN, split_clip
 
