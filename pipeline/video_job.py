@@ -107,15 +107,23 @@ class WorkDir:
         need = sample.stat().st_size * frames * 1.1
         free = shutil.disk_usage(self.path).free
         if need > free:
-            raise OutputError(self.path, f"disk too full: the resume frames need about {need / 1e9:.1f} GB "
-                                         f"more ({frames} frames) and {free / 1e9:.1f} GB is free; "
-                                         f"free some space or use a smaller --size, then run again to resume")
+            raise OutputError(self.path, f"disk too full: the resume frames need about {_bytes(need)} more "
+                                         f"({frames} frames) and {_bytes(free)} is free; free some space "
+                                         f"or use a smaller --size, then run again to resume")
 
     def load(self, index: int, *, lead: bool = False) -> np.ndarray:
         return to_u8(read_image(self.lead_path(index) if lead else self.frame_path(index)).rgb)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _bytes(n: float) -> str:
+    """12 KB, 310 MB, 5.6 GB."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / 1e3:.0f} KB"
 
 
 def to_u8(rgb: np.ndarray) -> np.ndarray:
