@@ -21,10 +21,10 @@ DEFAULT_PRESET = "balanced"
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
-# Where and how fast a result is computed, not what it is: device, batching, several GPUs and
-# torch.compile change pixels by float rounding at most (a batch optimises like separate runs; window
-# batching keeps E_warp within 1.2x of batch 1). Finished work and resume folders ignore them, so
-# an overnight job rerun on another machine or with other GPUs neither redoes nor discards frames.
+# Where and how fast a result is computed, not what it is. Device, torch.compile and image batches
+# change pixels by float rounding; video window batching and --devices pieces change frames within
+# the flicker bounds measured in docs/batching.md. Finished files and resume folders ignore them, so
+# an overnight job rerun on another machine or with other GPUs neither redoes nor discards work.
 RUN_ONLY_FIELDS = ("device", "devices", "batch", "compile")
 
 
