@@ -261,20 +261,25 @@ def assign_outputs(items: list[Item], image_suffix: str) -> None:
 # Manifest and report
 
 
-def settings_hashes(settings: Settings) -> dict[str, str]:
-    """{'image': ..., 'video': ...}: the settings digest plus the style files' content hashes."""
+def settings_hashes(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """{'image': (...), 'video': (...)}: digests of the settings plus the style files' content
+    hashes. The manifest records the first; a done file recorded under any of them stays done."""
     style_hashes = []
     for style in settings.styles:
         try:
             style_hashes.append(file_sha256(Path(style)))
         except OSError as e:
             raise InputError(style, f"style image not readable ({e.strerror or e})") from None
-    out = {}
-    for kind, exclude in (("image", ("styles",) + RUN_ONLY_FIELDS + VIDEO_ONLY_FIELDS),
-                          ("video", ("styles",) + RUN_ONLY_FIELDS)):
-        blob = json.dumps([settings.digest(exclude=exclude), style_hashes]).encode()
-        out[kind] = hashlib.sha256(blob).hexdigest()[:16]
-    return out
+
+    def digest(exclude: tuple[str, ...]) -> str:
+        blob = json.dumps([settings.digest(exclude=("styles",) + exclude), style_hashes]).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    # The second digest is how manifests before RUN_ONLY_FIELDS recorded the same settings (device
+    # included), so that upgrading does not redo every finished file once.
+    earlier_image = ("compile", "batch", "devices") + VIDEO_ONLY_FIELDS
+    return {"image": (digest(RUN_ONLY_FIELDS + VIDEO_ONLY_FIELDS), digest(earlier_image)),
+            "video": (digest(RUN_ONLY_FIELDS), digest(("compile",)))}
 
 
 class Manifest:
@@ -540,7 +545,7 @@ class _Plan:
         self.item, self.action, self.reason, self.sha256 = item, action, reason, sha256
 
 
-def _decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overwrite: bool,
+def _decide(item: Item, entry: dict | None, digests: tuple[str, ...], output_dir: Path, overwrite: bool,
             input_files: set[Path]) -> _Plan:
     if item.kind == "bad":
         return _Plan(item, "fail", item.error)
@@ -551,11 +556,11 @@ def _decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overw
     except OSError:
         pass
     if entry and entry.get("status") == "failed" and entry.get("permanent") \
-            and entry.get("settings") == digest and entry.get("size") == item.size \
+            and entry.get("settings") in digests and entry.get("size") == item.size \
             and entry.get("mtime_ns") == item.mtime_ns:
         return _Plan(item, "fail", entry.get("error", "failed before"))  # unchanged: no second try
     out_exists = out_path.exists() or out_path.is_symlink()
-    if entry and entry.get("status") == "done" and entry.get("settings") == digest \
+    if entry and entry.get("status") == "done" and entry.get("settings") in digests \
             and entry.get("output") == item.out_rel and out_exists:
         if entry.get("size") == item.size and entry.get("mtime_ns") == item.mtime_ns:
             return _Plan(item, "skip")
@@ -1001,7 +1006,7 @@ def _run(input_dir, output_dir, settings, options, digests, image_suffix, manife
         elif plan.action == "fail":
             _fail(record, plan.reason, 0.0, summary, progress)
         else:
-            digest = digests["video" if item.kind == "video" else "image"]
+            digest = digests["video" if item.kind == "video" else "image"][0]
             tasks.append(_Task(item, out_path, digest, plan.sha256, record))
     batch = _image_batch(settings) if any(t.item.kind == "image" for t in tasks) else 1
     job = _Job(settings, options, manifest, summary, progress, started, stop, len(tasks), batch)

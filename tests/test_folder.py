@@ -234,6 +234,32 @@ def test_tree_rerun_on_other_devices_redoes_nothing(tree, env):
         assert report["by_name"]["clips/pan.mp4"]["status"] == "skipped"
 
 
+def test_manifests_written_before_run_only_fields_stay_done():
+    """Manifests of earlier versions hashed the settings with the device in them (and, for images,
+    without batch and --devices). Those digests, rebuilt here by the old formula, are still
+    accepted for the same settings, so upgrading does not redo finished files."""
+    from dataclasses import replace
+
+    from pipeline.folder_job import VIDEO_ONLY_FIELDS, settings_hashes
+    from pipeline.settings import Settings
+
+    settings = Settings(styles=(str(STYLE),), device="cpu", size=96)
+    styles = [hashlib.sha256(Path(STYLE).read_bytes()).hexdigest()]
+
+    def old(exclude):
+        return hashlib.sha256(json.dumps([settings.digest(exclude=exclude), styles]).encode()).hexdigest()[:16]
+
+    old_image = old(("styles", "compile") + VIDEO_ONLY_FIELDS + ("batch", "devices"))
+    old_video = old(("styles", "compile"))
+    now = settings_hashes(settings)
+    assert old_image in now["image"] and old_video in now["video"]
+    assert now["image"][0] != old_image  # what is recorded from now on leaves the device out
+    elsewhere = settings_hashes(replace(settings, device="cuda", batch=4))
+    assert elsewhere["image"][0] == now["image"][0] and elsewhere["video"][0] == now["video"][0]
+    other = settings_hashes(replace(settings, size=128))
+    assert old_image not in other["image"] and old_video not in other["video"]
+
+
 def test_tree_video(tree):
     if not PAN.exists():
         pytest.skip("sample_media/pan.mp4 is missing")
