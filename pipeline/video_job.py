@@ -97,9 +97,10 @@ class WorkDir:
         consecutive: with --devices, several workers fill the clip at once."""
         return {int(p.stem[6:]) for p in self.path.glob("frame_*.png") if p.stem[6:].isdigit()}
 
-    def save(self, index: int, rgb_u8: np.ndarray, *, lead: bool = False) -> None:
+    def save(self, index: int, rgb_u8: np.ndarray, *, lead: bool = False) -> Path:
         path = self.lead_path(index) if lead else self.frame_path(index)
         write_image(path, Picture(to_float(rgb_u8)))  # atomic: whole or absent
+        return path
 
     def check_room(self, sample: Path, frames: int) -> None:
         """Fail now, not at 3 a.m., if `frames` more frames the size of the saved `sample` (plus the
@@ -487,9 +488,8 @@ class FrameSink:
 
     def _handle(self, index: int, frame: np.ndarray, save: bool, lead: bool) -> None:
         if save:
-            self.work.save(index, frame, lead=lead)
+            path = self.work.save(index, frame, lead=lead)
             if self.frames_left:
-                path = self.work.lead_path(index) if lead else self.work.frame_path(index)
                 self.work.check_room(path, self.frames_left)
                 self.frames_left = 0
         if self.writer is not None and not lead:
