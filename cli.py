@@ -145,7 +145,7 @@ def main(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the network (falls back to eager with a warning)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="Video: one worker per device, e.g. cuda:0,cuda:1."),
     frame_iterations: Optional[int] = typer.Option(None, "--frame-iterations", help="Video: iterations for each warm-started frame."),
-    temporal_weight: Optional[float] = typer.Option(None, "--temporal-weight", help="Video: weight of the temporal loss (0 disables)."),
+    temporal_weight: Optional[float] = typer.Option(None, "--temporal-weight", help="Video: weight of the temporal loss at 512 px, scaled by (size/512)^2 above (0 disables)."),
     no_flow: bool = typer.Option(False, "--no-flow", help="Video: warm start from the previous output without warping."),
     independent: bool = typer.Option(False, "--independent", help="Video: stylise every frame on its own (flicker baseline)."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Video: x264 quality (lower is better, default 18)."),

@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from pipeline.engine import Engine  # noqa: E402
-from pipeline.features import LAYER_INDEX  # noqa: E402
 from pipeline.media.video import read_frames  # noqa: E402
 from pipeline.optimize import optimise  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402

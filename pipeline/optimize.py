@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .color import luminance, recombine
 from .engine import Engine
-from .losses import content_loss, gram, style_loss, target_scale, temporal_loss, tv_loss
+from .losses import content_loss, gram, style_loss, target_scale, temporal_loss, temporal_weight_at, tv_loss
 from .progress import Callback, Iteration, ignore
 from .settings import CONTENT_LAYER, STYLE_LAYERS
 from .style_targets import StyleSet, StyleTargets
@@ -138,7 +138,8 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
                     s.style_layer_weights)
     total = s.content_weight * c + s.style_weight * st + s.tv_weight * tv_loss(x)
     if temporal is not None and s.temporal_weight > 0:
-        total = total + s.temporal_weight * temporal_loss(x, temporal.warped_prev, temporal.mask)
+        weight = temporal_weight_at(s.temporal_weight, *x.shape[-2:])
+        total = total + weight * temporal_loss(x, temporal.warped_prev, temporal.mask)
         if temporal.neighbour_flow is not None and x.shape[0] > 1:
             # Frame k against frame k-1 of the same batch, warped into k. Frame k-1 is detached: the
             # pull runs forwards only, as in the sequential chain. Letting it reach k-1 too made the
@@ -146,7 +147,7 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
             # frame before the window: 1.4-1.6x batch 1's E_warp at window boundaries (docs/batching.md).
             previous = torch.cat([x[:1], x[:-1]]).detach()
             warped = warp_batch(previous, temporal.neighbour_flow)
-            total = total + s.temporal_weight * temporal_loss(x, warped, temporal.neighbour_mask)
+            total = total + weight * temporal_loss(x, warped, temporal.neighbour_mask)
     return total, c, st
 
 

@@ -63,7 +63,7 @@ class Settings:
 
     # Video
     frame_iterations: int = 60  # per later frame (warm-started), at full size only
-    temporal_weight: float = 50.0  # 0 disables the temporal loss
+    temporal_weight: float = 50.0  # at 512 px; losses.temporal_weight_at scales it up; 0 disables
     flow: bool = True  # False: plain unwarped warm start
     independent: bool = False  # every frame on its own (the flicker baseline)
     scene_cut_threshold: float = 0.35  # flow.SCENE_CUT_THRESHOLD: measured there on cuts vs motion

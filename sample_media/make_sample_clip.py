@@ -41,10 +41,11 @@ def _load_rgb(name: str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _render(source: np.ndarray, center, scale: float, angle_deg: float) -> np.ndarray:
-    """One output frame: the source seen through a window at ``center`` (x, y, source pixels),
-    ``scale`` source pixels per output pixel, rotated by ``angle_deg`` (counter-clockwise)."""
-    width, height = SIZE
+def _render(source: np.ndarray, center, scale: float, angle_deg: float, size=SIZE) -> np.ndarray:
+    """One ``size`` (width, height) output frame: the source seen through a window at ``center``
+    (x, y, source pixels), ``scale`` source pixels per output pixel, rotated by ``angle_deg``
+    (counter-clockwise)."""
+    width, height = size
     theta = np.deg2rad(angle_deg)
     cos, sin = np.cos(theta) * scale, np.sin(theta) * scale
     # Output pixel (x, y) samples source at center + R * scale * ((x, y) - output centre).
@@ -56,7 +57,7 @@ def _render(source: np.ndarray, center, scale: float, angle_deg: float) -> np.nd
         ]
     )
     return cv2.warpAffine(
-        source, matrix, SIZE, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        source, matrix, size, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REFLECT,
     )  # fmt: skip
 
@@ -66,27 +67,28 @@ def _smooth(s: float) -> float:
     return s * s * (3 - 2 * s)
 
 
-def pan_frames(source: np.ndarray):
-    """Slow pan across the photo with a zoom-in from 1.0x to 1.15x."""
+def pan_frames(source: np.ndarray, size=SIZE):
+    """Slow pan across the photo with a zoom-in from 1.0x to 1.15x, ``size`` (width, height) frames
+    (the same view at any size)."""
     h, w = source.shape[:2]
-    base_scale = 0.72 * w / SIZE[0]  # window 72% of the photo's width at zoom 1
+    base_scale = 0.72 * w / size[0]  # window 72% of the photo's width at zoom 1
     for i in range(FRAMES):
         s = _smooth(i / (FRAMES - 1))
         scale = base_scale / (1.0 + 0.15 * s)
-        half_w = scale * SIZE[0] / 2
+        half_w = scale * size[0] / 2
         x = half_w + 4 + s * (w - 2 * half_w - 8)
         y = h * (0.52 - 0.04 * s)
-        yield _render(source, (x, y), scale, 0.0)
+        yield _render(source, (x, y), scale, 0.0, size)
 
 
-def orbit_frames(source: np.ndarray):
+def orbit_frames(source: np.ndarray, size=SIZE):
     """Rotation from -8 to +8 degrees about the face with a zoom-in from 1.0x to 1.35x."""
     h, w = source.shape[:2]
-    base_scale = 0.8 * w / SIZE[0]
+    base_scale = 0.8 * w / size[0]
     for i in range(FRAMES):
         s = _smooth(i / (FRAMES - 1))
         scale = base_scale / (1.0 + 0.35 * s)
-        yield _render(source, (w * 0.48, h * 0.36), scale, -8.0 + 16.0 * s)
+        yield _render(source, (w * 0.48, h * 0.36), scale, -8.0 + 16.0 * s, size)
 
 
 def write_clip(path: Path, frames, audio_from: Path | None) -> None:

@@ -9,7 +9,7 @@ from pipeline.engine import Engine
 from pipeline.image_job import to_tensor
 from pipeline.losses import gram, style_loss, temporal_loss, tv_loss
 from pipeline.media.images import read_image, resize_rgb
-from pipeline.optimize import optimise, scale_sizes
+from pipeline.optimize import Temporal, content_targets, objective, optimise, scale_sizes
 from pipeline.settings import Settings
 from pipeline.style_targets import StyleSet
 
@@ -35,6 +35,25 @@ def test_losses_are_per_sample():
     g = gram(torch.rand(2, 4, 5, 5))
     s = style_loss([g], [g[:1]], [torch.ones(1)], (1.0,))
     assert s[0] == 0 and s[1] > 0
+
+
+def test_temporal_weight_holds_at_512_px_and_grows_with_the_square_of_the_size_above():
+    """The objective's temporal term is 50x the temporal loss up to 512 px, 200x at 1024 px: with one
+    weight for every size, larger frames flickered more (docs/temporal_size.md)."""
+    engine = Engine.create(Settings(styles=(str(STYLE),), precision="fp32", device="cpu"))
+    styles = StyleSet(engine)
+    photo = read_image(CONTENT).rgb
+    for width, weight in ((256, 50), (512, 50), (1024, 200)):
+        strip = to_tensor(resize_rgb(photo, (width * 2 // 3, width))[100:132])  # 32 rows: VGG is quick
+        moved = torch.roll(strip, 3, dims=-1)  # a previous output that the warp misplaced by 3 px
+        mask = torch.ones_like(strip[:, :1])
+        c_target, c_scale = content_targets(engine, strip)
+        targets = styles.targets(tuple(strip.shape[-2:]))
+        with torch.no_grad():
+            with_temporal = objective(engine, strip, c_target, c_scale, targets, Temporal(moved, mask))[0]
+            without = objective(engine, strip, c_target, c_scale, targets, None)[0]
+        term = float(with_temporal - without)
+        assert term == pytest.approx(weight * float(temporal_loss(strip, moved, mask)), rel=1e-3), width
 
 
 def test_scale_schedule():
