@@ -34,30 +34,68 @@ def pixels(path) -> np.ndarray:
 
 
 def test_compiled_run_matches_eager(tmp_path, run_nstvid):
-    """The real inductor compile gives the eager run's pixels.  Measured (CPU, TINY, bf16 autocast
-    and fp32): identical 8-bit outputs; in floats max 1.6e-5 after 3 steps.  Allowed: max 2/255,
-    mean 0.05/255.
+    """The real inductor compile gives the eager run's pixels, in fp32.  Measured (CPU, TINY):
+    identical 8-bit outputs on an Intel CPU (sessions 1-3) and on an AMD EPYC (session 4).  Allowed:
+    max 2/255, mean 0.05/255.
+
+    Not in bf16: identical on the Intel CPU, but on the AMD EPYC the compiled kernels round
+    differently (features within 0.5% of their maximum, input gradient within 0.4%: bf16 rounding),
+    and three L-BFGS steps on a 64 px image grow that to max 11/255, mean 0.54/255, more than the
+    third step itself changes (max 4, mean 0.30). bf16 is compared at the network, in the next test.
 
     Time: the first compiled call costs about 55-70 s on one core of this machine with a cold
     inductor cache (about 35 C++ kernels for the forward and the backward), so this test took 63 s
     cold; inductor keeps the kernels on disk (/tmp/torchinductor_$USER), and warm it took 17 s."""
     eager, compiled = tmp_path / "eager.png", tmp_path / "compiled.png"
-    r = run_nstvid(CONTENT, "--style", STYLE, "-o", eager, *TINY, "--log-format", "plain")
+    fp32 = ["--precision", "fp32"]
+    r = run_nstvid(CONTENT, "--style", STYLE, "-o", eager, *TINY, *fp32, "--log-format", "plain")
     assert r.returncode == 0, r.stderr
     # TORCH_LOGS=dynamo: torch's own log of what it traced, on stderr (evidence the compiled
     # network really ran; our messages go to stdout).
-    r = run_nstvid(CONTENT, "--style", STYLE, "-o", compiled, *TINY, "--log-format", "plain", "--compile",
-                   env={"TORCH_LOGS": "dynamo"})
+    r = run_nstvid(CONTENT, "--style", STYLE, "-o", compiled, *TINY, *fp32, "--log-format", "plain",
+                   "--compile", env={"TORCH_LOGS": "dynamo"})
     assert r.returncode == 0, r.stdout + r.stderr
     assert compiled.is_file()
     if FALLBACK in r.stdout:
-        # Compiling is impossible here (no C++ compiler for inductor on the CPU): the run must still
-        # have fallen back cleanly.  Where a compiler exists, a fallback is a failure of this test.
-        assert torch.cuda.is_available() or not (shutil.which("g++") or shutil.which("c++")), r.stdout
+        assert_compiling_is_impossible_here(r.stdout)
     else:
         assert "features.py" in r.stderr and "tracing forward" in r.stderr, r.stderr[-2000:]
     diff = np.abs(pixels(eager) - pixels(compiled))
     assert diff.max() <= 2 and diff.mean() <= 0.05, (int(diff.max()), float(diff.mean()))
+
+
+def assert_compiling_is_impossible_here(why: str) -> None:
+    """A fallback is only right where inductor cannot compile: no C++ compiler for the CPU.  Where a
+    compiler exists, a fallback is a failure."""
+    assert torch.cuda.is_available() or not (shutil.which("g++") or shutil.which("c++")), why
+
+
+def test_compiled_bf16_network_matches_eager_within_rounding(cache_dir, monkeypatch):
+    """bf16 autocast, one forward and backward on the real photo: the compiled network's features
+    and input gradient equal eager's within bf16 rounding.  Measured (AMD EPYC): features within
+    0.0-0.5% of each layer's maximum, gradient 0.4% (relative L2).  Allowed: 2%."""
+    monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
+    settings = Settings(styles=(str(STYLE),), precision="bf16", device="cpu")
+    photo = to_tensor(resize_rgb(read_image(CONTENT).rgb, (43, 64)))
+    results = {}
+    for compile in (False, True):
+        engine = Engine.create(dataclasses.replace(settings, compile=compile))
+
+        def step():
+            x = photo.clone().requires_grad_(True)
+            features = engine.features(x)
+            sum(f.float().square().mean() for f in features.values()).backward()
+            return {k: f.detach().float() for k, f in features.items()}, x.grad
+
+        results[compile] = engine.guarded(step)
+        if compile and engine.compiled is None:
+            assert_compiling_is_impossible_here(engine.notices[0].text)
+            return
+    (eager, eager_grad), (compiled, compiled_grad) = results[False], results[True]
+    for layer in eager:
+        error = (eager[layer] - compiled[layer]).abs().max() / eager[layer].abs().max()
+        assert error <= 0.02, (layer, float(error))
+    assert (eager_grad - compiled_grad).norm() / eager_grad.norm() <= 0.02
 
 
 def test_unknown_backend_falls_back_with_one_warning(tmp_path, run_nstvid):
