@@ -11,7 +11,7 @@ sample_media/make_sample_clip.py are rendered at 640x360 from the full stills in
 stylised once; each temporal weight then chains the same frames from it. Reported per run: the
 clip's E_warp and the input's own, the mean loss of frames 2..N without the temporal term, and the
 E_warp of each frame pair (a first-pair transient would point at an unsettled first frame).
-Writes docs/temporal_size.md.
+Prints a markdown table; docs/temporal_size.md gathers the runs made so far.
 """
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--frame-iterations", type=int, default=30)
     parser.add_argument("--first-iterations", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "temporal_size.md")
+    parser.add_argument("--out", type=Path, help="also write the table here (docs/temporal_size.md "
+                        "gathers several runs, so it is not the default)")
     args = parser.parse_args()
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
     runs = [(int(size), [float(w) for w in weights.split(",")])
@@ -100,7 +101,8 @@ def main() -> None:
                 md.append(f"| {name} | {w}x{h} | {weight:g} | {e_warp:.5f} | {floor:.5f} | "
                           f"{e_warp / floor:.2f}x | {np.mean(losses):.4f} | {losses[-1]:.4f} | {', '.join(f'{p:.5f}' for p in pairs)} |")
                 print(md[-1], flush=True)
-    args.out.write_text("\n".join(md) + "\n")
+    if args.out:
+        args.out.write_text("\n".join(md) + "\n")
 
 
 if __name__ == "__main__":
