@@ -7,8 +7,8 @@ E_warp at 1280x720 was 7x that at 512x288 on the GPU (docs/gpu.md), and 1.6x fro
 on Sintel (docs/resolution.md). Each clip here is native (or nearly) at every size: Sintel alley_2
 is downscaled from 1024x436, and the pan (coffee) and orbit (astronaut) motions of
 sample_media/make_sample_clip.py are rendered at 640x360 from the full stills in
-../shared/media/content (the fastest part of their motion) and downscaled the same way. Per size, the first frame is
-stylised once; each temporal weight then chains the same frames from it. Reported per run: the
+../shared/media/content (the fastest part of their motion) and downscaled the same way. Per size,
+the first frame is stylised once; each temporal weight then chains the same frames from it. Reported per run: the
 clip's E_warp and the input's own, the mean loss of frames 2..N without the temporal term, and the
 E_warp of each frame pair (a first-pair transient would point at an unsettled first frame).
 Prints a markdown table; docs/temporal_size.md gathers the runs made so far.
@@ -46,7 +46,7 @@ RENDER = 640  # px, the width of the largest still; the clips are rendered at th
 
 
 def native_frames(name: str, size: int, count: int) -> list[np.ndarray]:
-    """`count` RGB uint8 frames of a clip at working size `size` (long side), rendered at that size."""
+    """`count` RGB uint8 frames of a clip at working size `size` (long side)."""
     if name not in MOTIONS:
         return clip_frames(name, size, count)
     motion, still = MOTIONS[name]
@@ -99,7 +99,8 @@ def main() -> None:
                 losses = image_losses(settings, outs[1:], frames[1:])[0]
                 h, w = frames[0].shape[:2]
                 md.append(f"| {name} | {w}x{h} | {weight:g} | {e_warp:.5f} | {floor:.5f} | "
-                          f"{e_warp / floor:.2f}x | {np.mean(losses):.4f} | {losses[-1]:.4f} | {', '.join(f'{p:.5f}' for p in pairs)} |")
+                          f"{e_warp / floor:.2f}x | {np.mean(losses):.4f} | {losses[-1]:.4f} | "
+                          f"{', '.join(f'{p:.5f}' for p in pairs)} |")
                 print(md[-1], flush=True)
     if args.out:
         args.out.write_text("\n".join(md) + "\n")

@@ -65,7 +65,8 @@ def temporal_weight_at(weight: float, height: int, width: int) -> float:
     the same weight let the chain flicker more the larger the frames. On Sintel alley_2 (native
     frames, 30 iterations per frame) weight 50 gave E_warp 0.00088 at 256 px, 0.00138 at 512 and
     0.00230 at 1024; weight 200 brought 512 px to 0.00086 and 1024 px to 0.00144, the level of half
-    the size. Two more clips needed 0.9-2.3 doublings of the weight per doubling of the size
+    the size. Two more clips needed 0.9-2.3 doublings of the weight per doubling of the size from
+    128 to 256 px, 0.7-1.2 from 256 to 512, where their frames are upscaled stills
     (docs/temporal_size.md). Below 512 px the weight is not lowered: small renders keep the lower
     flicker they already had.
     """
