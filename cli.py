@@ -1,4 +1,4 @@
-"""nstvid command line: parse flags, build the settings, pick the job, report progress and errors.
+"""nstvid command line: parse flags, hand them to the API, report progress, errors and exit codes.
 
 `pipeline/` does the work and never prints or exits; this module does nothing else.
 """
@@ -13,11 +13,9 @@ from typing import List, Optional
 
 import typer
 
-from pipeline import __version__
-from pipeline.errors import NstvidError, UsageError
-from pipeline.progress import Event, FileDone, FrameDone, Iteration, Message, StopRequest
-from pipeline.media.images import looks_like_image
-from pipeline.settings import DEFAULT_PRESET, build_settings, preset_path, read_config
+from . import __version__
+from .pipeline.errors import NstvidError
+from .pipeline.progress import Event, FileDone, FrameDone, Iteration, Message, StopRequest
 
 app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 130, "terminal_width": 130},
                   pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -156,100 +154,52 @@ def main(
     report: Optional[Path] = typer.Option(None, "--report", help="Folder: write one JSON record per file here."),
     log_format: Optional[str] = typer.Option(None, "--log-format", help="auto (bar on a terminal, lines otherwise) | plain | json."),
     max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="Folder: stop cleanly after this long (e.g. 90m, 6h)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Folder: list what would be done and exit."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done, do nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
 ) -> None:
     """Stylise an image, a video or a folder with the look of a painting."""
-    reporter = Reporter(quiet=quiet, log_format=log_format or "auto")
+    reporter = Reporter()
     try:
-        config_values = read_config(preset_path(preset or DEFAULT_PRESET))
-        if config is not None:
-            config_values.update(read_config(config))
-            if preset is None and config_values.get("preset"):
-                # A job file may name its preset; its own values still win over the preset's.
-                config_values = {**read_config(preset_path(config_values["preset"])), **config_values}
-        log_format = log_format or config_values.get("log_format") or "auto"
-        if log_format not in ("auto", "plain", "json"):
-            raise UsageError(f"--log-format {log_format!r}: expected auto, plain or json")
-        quiet = quiet or bool(config_values.get("quiet", False))
-        keep_frames = keep_frames or bool(config_values.get("keep_frames", False))
-        reporter = Reporter(quiet=quiet, log_format=log_format)
-        flags = dict(
-            styles=tuple(str(p) for p in style) or None, style_blend=style_blend, style_scale=style_scale,
-            size=size, scales=scales, iterations=iterations, tolerance=tolerance,
-            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-            optimizer=optimizer, init=init, seed=seed, preserve_colors=True if preserve_colors else None, weights=weights,
-            pooling=pooling, device=device, precision=precision, frame_iterations=frame_iterations,
-            temporal_weight=temporal_weight, flow=False if no_flow else None,
-            independent=True if independent else None, crf=crf, codec=codec, batch=batch,
-            compile=True if compile else None, devices=devices)
-        settings = build_settings(config_values, flags)
-        if not settings.styles:
-            raise UsageError("no style given: pass --style FILE")
-        overwrite = overwrite or bool(config_values.get("overwrite", False))
-        if output is None and config_values.get("output"):
-            output = Path(config_values["output"])
-        kind_is_image = input.is_file() and looks_like_image(input)
-        if not kind_is_image:  # a single image stops at once on Ctrl-C; longer jobs save first
+        from .pipeline import api  # torch loads here, not for --help
+
+        given = lambda flag, value=True: value if flag else None  # noqa: E731 - unset flags defer to files
+        job = api.load_job(
+            input, tuple(style) or None, output, preset=preset, config=config,
+            overwrite=given(overwrite), style_blend=style_blend, style_scale=style_scale, size=size,
+            scales=scales, iterations=iterations, tolerance=tolerance, content_weight=content_weight,
+            style_weight=style_weight, tv_weight=tv_weight, optimizer=optimizer, init=init, seed=seed,
+            preserve_colors=given(preserve_colors), weights=weights, pooling=pooling, device=device,
+            precision=precision, compile=given(compile), devices=devices, frame_iterations=frame_iterations,
+            temporal_weight=temporal_weight, flow=given(no_flow, False), independent=given(independent),
+            crf=crf, codec=codec, keep_frames=given(keep_frames), batch=batch, image_format=image_format,
+            report=report, log_format=log_format, max_runtime=max_runtime, dry_run=given(dry_run),
+            quiet=given(quiet))
+        reporter = Reporter(quiet=job.options.quiet, log_format=job.options.log_format)
+        if job.kind != "image":  # a single image stops at once on Ctrl-C; longer jobs save first
             install_signal_handlers()
-        folder_options = dict(image_format=image_format or config_values.get("image_format") or "png",
-                              report=report or config_values.get("report"),
-                              max_runtime=max_runtime or config_values.get("max_runtime"),
-                              dry_run=dry_run or bool(config_values.get("dry_run", False)))
         with reporter:
-            code = run_job(input, output, settings, overwrite=overwrite, keep_frames=keep_frames,
-                           reporter=reporter, folder_options=folder_options)
-        if code:
-            raise typer.Exit(code)
+            outcome = api.run(job, progress=reporter, stop=STOP)
+        code = report_outcome(outcome, reporter)
     except NstvidError as e:
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    if code:
+        raise typer.Exit(code)
 
 
-def run_job(input: Path, output: Optional[Path], settings, *, overwrite: bool, keep_frames: bool,
-            reporter: Reporter, folder_options: dict) -> int:
-    """Pick the job for the input (image, video or folder), run it, return the exit code."""
-    from pipeline import api
+def report_outcome(outcome, reporter: Reporter) -> int:
+    """The last word of a job; returns the exit code."""
+    from .pipeline.api import DryRun, FolderSummary
 
-    kind = api.input_kind(input)
-    if kind == "folder":
-        from pipeline.folder_job import FolderOptions, run_folder
-
-        if output is None:
-            raise UsageError(f"{input}: a folder input needs -o OUTPUT_FOLDER")
-        options = FolderOptions(image_format=folder_options["image_format"],
-                                report=Path(folder_options["report"]) if folder_options["report"] else None,
-                                max_runtime=parse_duration(folder_options["max_runtime"]),
-                                dry_run=folder_options["dry_run"], overwrite=overwrite,
-                                keep_frames=keep_frames)
-        summary = run_folder(input, output, settings, options, progress=reporter, stop=STOP)
-        show_summary(summary, reporter)
-        return summary.exit_code
-    if folder_options["dry_run"]:
-        target = output or api.default_output_for(input, settings, kind)
-        reporter.line(f"would stylise {input} -> {target}", input=str(input), output=str(target))
-        return 0
-    outcome = api.run(input, output, settings, kind=kind, overwrite=overwrite, keep_frames=keep_frames,
-                      progress=reporter, stop=STOP)
-    reporter.line(f"wrote {outcome.output} ({outcome.seconds:.1f} s)", output=str(outcome.output),
-                  seconds=outcome.seconds)
+    if isinstance(outcome, FolderSummary):
+        show_summary(outcome, reporter)
+        return outcome.exit_code
+    if not isinstance(outcome, DryRun):  # a dry run has said what it would do
+        reporter.line(f"wrote {outcome.output} ({outcome.seconds:.1f} s)", output=str(outcome.output),
+                      seconds=outcome.seconds)
     return 0
-
-
-def parse_duration(text) -> Optional[float]:
-    """'90s', '45m', '6h', '1.5h' or plain seconds -> seconds; None stays None."""
-    if text is None or text == "":
-        return None
-    text = str(text).strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise UsageError(f"--max-runtime {text!r}: expected a duration like 90m or 6h") from None
 
 
 def show_summary(summary, reporter: Reporter) -> None:
@@ -282,7 +232,7 @@ def eval_temporal(
     as_json: bool = typer.Option(False, "--json", help="Print JSON with the per-pair values."),
 ) -> None:
     """Print the warping error E_warp (Lai et al. 2018) of OUTPUT, using INPUT's optical flow."""
-    from pipeline import api
+    from .pipeline import api
 
     try:
         report = api.temporal_error(input, output)
@@ -307,6 +257,3 @@ def main_entry() -> None:
 def eval_entry() -> None:
     eval_app()
 
-
-if __name__ == "__main__":
-    main_entry()

@@ -8,42 +8,46 @@
     early (the early frames are thrown away); the S current frames would form one batch on a GPU.
     Simulated here by running the S chains one after another: the outputs are the same, only the
     wall time differs, so this bench compares flicker only; GPU speed is in docs/gpu.md.
-(c) what --devices does with S pieces (pipeline/video_workers.py): (b) with a lead-in of LEAD_IN
+(c) what --devices does with S pieces (pipeline/video/devices.py): (b) with a lead-in of LEAD_IN
     frames cross-faded into the previous piece's last frames (no scene cut in this clip).
 All against the plain chain (batch 1). E_warp per consecutive pair, the input's DIS flow.
+Every chain is the production one (video/job.py stylise_frames), in line, with --batch set.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from nstvid.pipeline.flow import warping_error
+from nstvid.pipeline.frames import video_size
+from nstvid.pipeline.media.video import probe, read_frames
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.video.devices import LEAD_IN, cross_fade, split_clip
+from nstvid.pipeline.video.job import Finished, stylise_frames
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from pipeline.api import prepare  # noqa: E402
-from pipeline.flow import warping_error  # noqa: E402
-from pipeline.media.video import probe, read_frames  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
-from pipeline.video_job import Chain, to_u8, working_size  # noqa: E402
-from pipeline.video_workers import LEAD_IN, cross_fade, split_clip  # noqa: E402
 
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 CLIP = ROOT / "sample_media" / "pan.mp4"
 
 
 def chain_outputs(settings: Settings, frames: list[np.ndarray], batch: int) -> tuple[list[np.ndarray], float]:
-    engine, styles = prepare(settings)
-    chain = Chain(engine, styles)
+    """The real chain over the frames in windows of `batch` (--batch), in line -> (outputs uint8,
+    seconds: flow planning and optimisation)."""
+    engine, styles = prepare(dataclasses.replace(settings, batch=batch))
     outs = []
     t = time.perf_counter()
-    for i in range(0, len(frames), batch):
-        outs += [to_u8(o) for o, _, _ in chain.window(frames[i:i + batch])]
+    for item in stylise_frames(engine, styles, frames, frames[0].shape[:2], overlap=False):
+        if isinstance(item, Finished):
+            outs.append(item.frame)
     return outs, time.perf_counter() - t
 
 
@@ -61,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
     info = probe(CLIP)
-    h, w = working_size(info.width, info.height, args.size)
+    h, w = video_size(info.width, info.height, args.size)
     frames = [f for _, f in zip(range(args.frames), read_frames(CLIP, size=(w, h)))]
     settings = Settings(styles=(str(STYLE),), size=args.size, scales=1, iterations=args.iterations,
                         frame_iterations=args.frame_iterations)

@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 CHELSEA = ROOT / "sample_media" / "chelsea.png"
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 SETTINGS = ["--size", "16", "--scales", "1", "--iterations", "0", "--precision", "fp32"]
@@ -94,23 +93,23 @@ def main() -> None:
         assert r.returncode == 0, r.stderr
 
         # In process: the job alone, no interpreter or torch start-up.
-        from pipeline.folder_job import FolderOptions, run_folder
-        from pipeline.settings import build_settings
+        from nstvid.pipeline.folder.run import run_folder
+        from nstvid.pipeline.settings import RunOptions, load
 
-        settings = build_settings({}, {"styles": (str(STYLE),), "size": 16, "scales": 1, "iterations": 0,
-                                       "precision": "fp32"})
+        settings, _ = load({"styles": (str(STYLE),), "size": 16, "scales": 1, "iterations": 0,
+                            "precision": "fp32"})
         os.environ["NSTVID_CACHE_DIR"] = env["NSTVID_CACHE_DIR"]
         inproc = []
         for _ in range(3):
             t0 = time.perf_counter()
-            summary = run_folder(src, out, settings, FolderOptions(), lambda e: None)
+            summary = run_folder(src, out, settings, RunOptions(), lambda e: None)
             inproc.append(time.perf_counter() - t0)
             assert summary.skipped == n and summary.done == 0
         # Touched inputs (new mtime, same content): each one is hashed once, then skipped.
         for p in src.rglob("*.png"):
             os.utime(p)
         t0 = time.perf_counter()
-        summary = run_folder(src, out, settings, FolderOptions(), lambda e: None)
+        summary = run_folder(src, out, settings, RunOptions(), lambda e: None)
         touched_s = time.perf_counter() - t0
         assert summary.skipped == n
         manifest_kb = (out / ".nstvid-manifest.json").stat().st_size / 1024

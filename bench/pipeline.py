@@ -7,7 +7,7 @@ For each setting, on the first --frames frames of the sample clip (with its audi
 flow one window ahead on one thread, PNG saving + encoding behind on another), alternating,
 --repeats times each. Per run: the wall time of the whole call (probe, work folder, encoder start,
 audio mux included) against the time the same run spent optimising (the seconds its FrameDone
-events report: Chain.run, no I/O), so each ratio comes from one run and machine noise cancels.
+events report: Chain.run_within, no I/O), so each ratio comes from one run and machine noise cancels.
 Also timed on their own: decode, flow planning, and saving + encoding, per frame.
 """
 from __future__ import annotations
@@ -18,20 +18,20 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
+import torch
+
+from nstvid.pipeline.frames import video_size
+from nstvid.pipeline.media.video import VideoWriter, probe, read_frames, run_ffmpeg
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.progress import FrameDone
+from nstvid.pipeline.settings import Settings, load
+from nstvid.pipeline.video.job import stylise_frames, stylise_video
+from nstvid.pipeline.video.plan import plan_steps
+from nstvid.pipeline.video.workdir import WorkDir
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from pipeline.api import prepare  # noqa: E402
-from pipeline.progress import FrameDone  # noqa: E402
-from pipeline.media.video import VideoWriter, probe, read_frames, run_ffmpeg  # noqa: E402
-from pipeline.settings import Settings, build_settings, preset_path, read_config  # noqa: E402
-from pipeline.video_job import Chain, WorkDir, plan_steps, stylise_video, working_size  # noqa: E402
-
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 CLIP = ROOT / "sample_media" / "pan.mp4"
 
@@ -87,14 +87,15 @@ def main() -> None:
         preset, size = spec.split("@")
         # The first frame's full optimisation is cut to 20 iterations at one scale: it is the same
         # in all three runs, and left long it would dilute the per-frame overhead being measured.
-        settings = replace(build_settings(read_config(preset_path(preset)), {"styles": (str(STYLE),)}),
-                           size=int(size), batch=1, iterations=20, scales=1)
+        settings, _ = load({"styles": (str(STYLE),), "size": int(size), "batch": 1, "iterations": 20,
+                            "scales": 1}, preset=preset)
         engine, styles = prepare(settings)
-        h, w = working_size(info.width, info.height, settings.size)
+        h, w = video_size(info.width, info.height, settings.size)
         frames = list(read_frames(clip, size=(w, h), info=info))
         styles.targets((h, w))  # style targets computed before any timing
         # One untimed warm-up frame so that both timed runs start with warm kernels and caches.
-        Chain(engine, styles).run(plan_steps(settings, None, frames[:1])[0])
+        for _ in stylise_frames(engine, styles, frames[:1], (h, w), overlap=False):
+            pass
         ratios = {False: [], True: []}
         for _ in range(args.repeats):
             for overlap in (False, True):
@@ -105,8 +106,7 @@ def main() -> None:
                         optimising.append(event.seconds)
 
                 t = time.perf_counter()
-                stylise_video(engine, styles, clip, tmp / "out.mp4", overwrite=True, overlap=overlap,
-                              progress=collect)
+                stylise_video(engine, styles, clip, tmp / "out.mp4", overlap=overlap, progress=collect)
                 wall = time.perf_counter() - t
                 ratios[overlap].append((wall / len(frames), sum(optimising) / len(frames)))
         costs = side_costs(settings, clip, frames, h, w, tmp)

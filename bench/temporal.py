@@ -20,41 +20,52 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from nstvid.pipeline.flow import warping_error
+from nstvid.pipeline.frames import to_tensor, to_u8, video_size
+from nstvid.pipeline.media.images import read_image
+from nstvid.pipeline.media.video import probe, read_frames
+from nstvid.pipeline.optimize import content_targets, objective
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.video.chain import FrameResult
+from nstvid.pipeline.video.job import Finished, stylise_frames
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from pipeline.api import prepare  # noqa: E402
-from pipeline.flow import warping_error  # noqa: E402
-from pipeline.image_job import to_tensor  # noqa: E402
-from pipeline.media.images import read_image  # noqa: E402
-from pipeline.media.video import probe, read_frames  # noqa: E402
-from pipeline.optimize import content_targets, objective  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
-from pipeline.video_job import Chain, to_u8, working_size  # noqa: E402
-
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 CLIPS = [ROOT / "sample_media" / "pan.mp4", ROOT / "sample_media" / "orbit.mp4"]
 
 
 def load_frames(path: Path, size: int, count: int) -> list[np.ndarray]:
     info = probe(path)
-    h, w = working_size(info.width, info.height, size)
+    h, w = video_size(info.width, info.height, size)
     return [f for i, f in zip(range(count), read_frames(path, size=(w, h)))]
+
+
+def chain_frames(settings: Settings, frames: list[np.ndarray], saved: dict[int, np.ndarray] | None = None,
+                 ) -> tuple[list[np.ndarray], list[float], list[FrameResult | None]]:
+    """The real chain (video/job.py stylise_frames) over frames in memory, in line, one frame per
+    window (--batch 1). saved: {index: stylised uint8 frame} replayed instead of computed (e.g. a
+    shared first frame). Returns (outputs uint8, seconds per frame: flow planning and optimisation,
+    the FrameResult per frame: None for a replayed one)."""
+    engine, styles = prepare(dataclasses.replace(settings, batch=1))
+    outs, secs, results = [], [], []
+    t = time.perf_counter()
+    for item in stylise_frames(engine, styles, frames, frames[0].shape[:2], saved=saved, overlap=False):
+        if isinstance(item, Finished):
+            now = time.perf_counter()
+            outs.append(item.frame)
+            secs.append(now - t)
+            results.append(item.result)
+            t = now
+    return outs, secs, results
 
 
 def run_chain(settings: Settings, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
     """Stylise frames in order; return (outputs uint8, seconds per frame)."""
-    engine, styles = prepare(settings)
-    chain = Chain(engine, styles)
-    outs, secs = [], []
-    for frame in frames:
-        t = time.perf_counter()
-        out, _, _ = chain.step(frame)
-        secs.append(time.perf_counter() - t)
-        outs.append(to_u8(out))
+    outs, secs, _ = chain_frames(settings, frames)
     return outs, secs
 
 
@@ -187,18 +198,12 @@ def part_speed(args, command, machine) -> list[str]:
 def part_drift(args, command, machine) -> list[str]:
 
     still = read_image(ROOT / "sample_media" / "chelsea.png").rgb
-    h, w = working_size(still.shape[1], still.shape[0], args.static_size)
+    h, w = video_size(still.shape[1], still.shape[0], args.static_size)
     import cv2
     frame = to_u8(cv2.resize(still, (w, h), interpolation=cv2.INTER_AREA))
     static = Settings(styles=(str(STYLE),), size=args.static_size, scales=1, iterations=200)
-    engine, styles = prepare(static)
-    chain = Chain(engine, styles)
-    kept = {}
-    for t in range(args.static_frames):
-        out, _, _ = chain.step(frame)
-        if t in (0, args.static_frames - 1):
-            kept[t] = to_u8(out)
-    first, last = kept[0], kept[args.static_frames - 1]
+    outs, _ = run_chain(static, [frame] * args.static_frames)
+    first, last = outs[0], outs[-1]
     _, (s_first, s_last) = image_losses(static, [first, last], [frame, frame])
     colour_change = np.abs(last.mean((0, 1)) - first.mean((0, 1))) / first.mean((0, 1))
     md = [f"## 3. Drift on a static shot ({args.static_frames} frames of chelsea.png at {args.static_size} px, balanced preset)", "",

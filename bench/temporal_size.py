@@ -23,19 +23,18 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # for bench.* and sample_media.make_sample_clip
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.iterations import clip_frames, run  # noqa: E402
-from bench.temporal import image_losses  # noqa: E402
-from pipeline.api import prepare  # noqa: E402
-from pipeline.flow import warping_error  # noqa: E402
-from pipeline.media.images import read_image  # noqa: E402
-from pipeline.settings import Settings  # noqa: E402
-from pipeline.video_job import Chain, to_u8, working_size  # noqa: E402
+from bench.temporal import chain_frames, image_losses  # noqa: E402
+from nstvid.pipeline.flow import warping_error  # noqa: E402
+from nstvid.pipeline.frames import to_u8, video_size  # noqa: E402
+from nstvid.pipeline.media.images import read_image  # noqa: E402
+from nstvid.pipeline.settings import Settings  # noqa: E402
 from sample_media.make_sample_clip import orbit_frames, pan_frames  # noqa: E402
 
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
@@ -53,7 +52,7 @@ def native_frames(name: str, size: int, count: int) -> list[np.ndarray]:
     # Rendered at RENDER px, then area-downscaled like the Sintel frames: a render straight at 256 px
     # samples the still without a low-pass filter and aliases (its own E_warp came out 6x that at 512).
     frames = motion(to_u8(read_image(CONTENT / still).rgb), (RENDER, RENDER * 9 // 16))
-    h, w = working_size(RENDER, RENDER * 9 // 16, size)
+    h, w = video_size(RENDER, RENDER * 9 // 16, size)
     return [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
             for i, f in enumerate(frames) if START <= i < START + count]
 
@@ -88,8 +87,7 @@ def main() -> None:
         for size, weights in runs:
             frames = native_frames(name, size, args.frames)
             base = Settings(styles=(str(STYLE),), size=size, frame_iterations=args.frame_iterations)
-            engine, styles = prepare(dataclasses.replace(base, iterations=args.first_iterations))
-            first = to_u8(Chain(engine, styles).step(frames[0])[0])
+            first = chain_frames(dataclasses.replace(base, iterations=args.first_iterations), frames[:1])[0][0]
             floor = float(np.mean(warping_error(iter(frames), iter(frames))))
             for weight in weights:
                 settings = dataclasses.replace(base, temporal_weight=weight)

@@ -1,2 +1,1 @@
-"""nstvid: neural style transfer for images, folders and video."""
-__version__ = "0.1.0"
+"""The work behind nstvid: jobs, the optimisation, media I/O. Never prints, never exits."""

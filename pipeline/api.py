@@ -1,91 +1,152 @@
-"""The API the CLI calls: one function per job kind, each taking a frozen Settings and a callback."""
+"""The Python API, and what the CLI calls: one entry point for images, videos and folders.
+
+    import nstvid
+
+    outcome = nstvid.stylise("clip.mp4", style="starry.jpg", size=256, progress=print)
+
+`load_job` builds and checks everything that can be checked before work starts (settings, styles,
+input kind, output path and format, devices, weights); `run` does the work. `stylise` is both.
+"""
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Union
 
-from .engine import Engine
-from .errors import InputError
-from .image_job import check_output, default_output, stylise_file
-from .media.images import IMAGE_EXTENSIONS, looks_like_image, read_image
+from .engine import pick_device, pick_dtype
+from .errors import InputError, UsageError
+from .features import resolve_weights
+from .folder.run import FolderSummary, check_folders, run_folder
+from .image_job import ImageOutcome, stylise_file
+from .media.images import read_image
+from .media.sniff import classify
+from .outputs import check_output, default_output
+from .prepare import prepare
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
-from .settings import Settings
-from .style_targets import StyleSet
+from .settings import RunOptions, Settings, load
+from .video.devices import stylise_video_on_devices
+from .video.job import VideoOutcome, stylise_video
 
 
-@dataclass
-class Outcome:
+@dataclass(frozen=True)
+class DryRun:
+    """What a dry run on one file would write; nothing was."""
+
     output: Path
-    seconds: float
+    seconds: float = 0.0
+
+
+Outcome = Union[ImageOutcome, VideoOutcome, FolderSummary, DryRun]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One checked job: what to stylise, into what, how."""
+
+    input: Path
+    kind: str  # image | video | folder
+    output: Path
+    settings: Settings
+    options: RunOptions
 
 
 def input_kind(path: Path) -> str:
-    """'image', 'video' or 'folder', by content rather than by name."""
-    if not path.exists():
-        raise InputError(path, "file not found")
+    """'image', 'video' or 'folder', by content (media.sniff, the folder walk's rule too). A file
+    whose content and name say neither goes to ffmpeg as a video: it knows more formats."""
+    path = Path(path)
     if path.is_dir():
         return "folder"
-    if looks_like_image(path):
-        return "image"
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        # Named like an image but not one: decoding says why (empty, corrupt, text, ...).
-        read_image(path)
-        raise InputError(path, "not an image (its content is not PNG, JPEG, WebP, TIFF or BMP)")
-    return "video"
+    kind, reason = classify(path)
+    if kind == "bad":
+        raise InputError(path, reason)
+    return "image" if kind == "image" else "video"
 
 
-def default_output_for(input_path: Path, settings: Settings, kind: str) -> Path:
-    """INPUT_STYLE.png for images, INPUT_STYLE.mp4 for videos, beside the input."""
-    return default_output(input_path, settings.styles, ".mp4" if kind == "video" else ".png")
+def _styles(style: str | Path | Iterable[str | Path] | None) -> tuple[str, ...] | None:
+    if style is None:
+        return None
+    if isinstance(style, (str, Path)):
+        return (str(style),)
+    return tuple(str(s) for s in style)
 
 
-def prepare(settings: Settings, progress: Callback = ignore) -> tuple[Engine, StyleSet]:
-    """Build the engine and read the style images once per job. Work done in this process (images;
-    videos without --devices) runs on one device: with --devices, the first of them."""
-    if settings.devices:
-        progress(Message(f"--devices: images run on one device, {settings.devices[0]}"))
-        settings = replace(settings, device=settings.devices[0], devices=())
-    engine = Engine.create(settings)
-    styles = StyleSet(engine)
-    progress(Message(f"device {engine.device}, precision {engine.precision_name}, "
-                     f"weights {engine.weights.kind}"))
-    return engine, styles
+def _check_model(settings: Settings) -> None:
+    """Devices, precision and weights: refused now, not after a style has been read."""
+    device = pick_device(settings.device)
+    for spec in settings.devices:
+        pick_device(spec)
+    pick_dtype(settings.precision, pick_device(settings.devices[0]) if settings.devices else device)
+    resolve_weights(settings.weights)
 
 
-def run(input_path: Path, output: Path | None, settings: Settings, *, kind: str | None = None,
-        overwrite: bool = False, keep_frames: bool = False, progress: Callback = ignore,
-        stop: StopRequest = NEVER_STOP) -> Outcome:
-    """Stylise one image or video file (folders: see folder_job)."""
-    started = time.perf_counter()
-    kind = kind or input_kind(input_path)
-    for style in settings.styles:
-        if not Path(style).is_file():
-            raise InputError(style, "style image not found")
-    if kind == "image":
-        output = output or default_output_for(input_path, settings, kind)
-        check_output(input_path, output, overwrite)
-        engine, styles = prepare(settings, progress)
-        stylise_file(engine, styles, input_path, output, overwrite=overwrite, progress=progress)
-        return Outcome(output, time.perf_counter() - started)
-    if kind == "video":
-        from .video_job import stylise_video
-        output = output or default_output_for(input_path, settings, kind)
-        check_output(input_path, output, overwrite)
-        if settings.devices:
-            from .video_workers import stylise_video_on_devices
-            stylise_video_on_devices(settings, input_path, output, overwrite=overwrite,
-                                     keep_frames=keep_frames, progress=progress, stop=stop)
-            return Outcome(output, time.perf_counter() - started)
-        engine, styles = prepare(settings, progress)
-        stylise_video(engine, styles, input_path, output, overwrite=overwrite, keep_frames=keep_frames,
-                      progress=progress, stop=stop)
-        return Outcome(output, time.perf_counter() - started)
-    raise InputError(input_path, f"cannot stylise a {kind} here")
+def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None = None,
+             output: str | Path | None = None, *, preset: str | None = None,
+             config: str | Path | None = None, **options: Any) -> Job:
+    """Build the job's settings (defaults < preset < config file < options) and check it.
+
+    options: any config-file key (size=256, style_weight=20, frame_iterations=30, overwrite=True,
+    report="r.json", ...). Raises UsageError, InputError or OutputError (one line, naming the file
+    or option) for anything that would make the job fail later.
+    """
+    settings, run_options = load({**options, "styles": _styles(style), "output": output},
+                                 preset=preset, config=config)
+    if not settings.styles:
+        raise UsageError("no style given: pass --style FILE")
+    for path in settings.styles:
+        read_image(path)  # decodes: a missing or broken style fails here, named
+    if settings.init not in ("content", "noise"):
+        read_image(settings.init)
+    _check_model(settings)
+    source = Path(input)
+    kind = input_kind(source)
+    if kind == "folder":
+        if run_options.output is None:
+            raise UsageError(f"{source}: a folder input needs -o OUTPUT_FOLDER")
+        target = Path(run_options.output)
+        check_folders(source, target, run_options)
+    else:
+        target = Path(run_options.output) if run_options.output else default_output(source, settings.styles, kind)
+        check_output(source, target, kind=kind, overwrite=run_options.overwrite, codec=settings.codec,
+                     probe_folder=not run_options.dry_run)
+    return Job(source, kind, target, settings, run_options)
 
 
-def temporal_error(input_video: Path, output_video: Path) -> dict:
-    """E_warp of output_video measured with input_video's flow (see flow.warping_error)."""
+def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -> Outcome:
+    """Do a checked job. progress gets the job's events (progress.py); stop, once set (e.g. from a
+    signal handler), makes a video or folder job finish the frame or file in hand and raise
+    Interrupted (a folder returns its summary with exit code 128 + signal)."""
+    if job.kind == "folder":
+        return run_folder(job.input, job.output, job.settings, job.options, progress, stop)
+    if job.options.dry_run:
+        progress(Message(f"would stylise {job.input} -> {job.output}"))
+        return DryRun(job.output)
+    if job.kind == "image":
+        engine, styles = prepare(job.settings, progress)
+        return stylise_file(engine, styles, job.input, job.output, progress=progress)
+    if job.settings.devices:
+        return stylise_video_on_devices(job.settings, job.input, job.output, keep_frames=job.options.keep_frames,
+                                        progress=progress, stop=stop)
+    engine, styles = prepare(job.settings, progress)
+    return stylise_video(engine, styles, job.input, job.output, keep_frames=job.options.keep_frames,
+                         progress=progress, stop=stop)
+
+
+def stylise(input: str | Path, style: str | Path | Iterable[str | Path] | None = None,
+            output: str | Path | None = None, *, preset: str | None = None, config: str | Path | None = None,
+            progress: Callback | None = None, stop: StopRequest | None = None, **options: Any) -> Outcome:
+    """Stylise an image, a video or a folder; see load_job for the options and run for the rest.
+
+    Returns an ImageOutcome, VideoOutcome or FolderSummary (folders: per-file failures are in its
+    records and exit_code, not raised), or a DryRun with dry_run=True.
+    """
+    return run(load_job(input, style, output, preset=preset, config=config, **options),
+               progress or ignore, stop or NEVER_STOP)
+
+
+def temporal_error(input_video: str | Path, output_video: str | Path) -> dict:
+    """E_warp of output_video measured with input_video's flow (see flow.warping_error):
+    {"e_warp": mean, "pairs": [per frame pair], "input_e_warp": the input's own}."""
     from .flow import warping_error
     from .media.video import read_frames
 

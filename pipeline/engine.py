@@ -116,15 +116,12 @@ class Engine:
     def _compile(self) -> None:
         """Wrap the extractor in torch.compile (lazy: the work happens at the first call).
 
-        dynamic=True: batch, height and width are symbolic from the first compile, since a job
-        meets several sizes (coarse to fine, folders of mixed sizes) and batch sizes.  Graphs are
-        still specialised for batch 1 and for size classes (the convolutions' shape checks add
-        guards), measured on the CPU with torch 2.14: 6 graphs for 10 shapes from 22x32 to 512x341
-        at batches 1-4, against 7 with dynamic=None.  Each graph is compiled once per job (about a
-        minute on one CPU core, cached on disk by inductor for later runs).  Default mode: VGG's
-        time is in its convolutions, which stay cuDNN / oneDNN calls in every mode; "max-autotune"
-        would autotune every shape for minutes, and "reduce-overhead" records a CUDA graph per
-        shape and batch and reuses its output buffers, which the optimiser's autograd graph holds.
+        dynamic=True: a job meets several sizes (coarse to fine, folders of mixed sizes) and batch
+        sizes, and symbolic shapes compile fewer graphs for them than specialising each one
+        (graph counts in docs/benchmarks.md). Default mode: VGG's time is in its convolutions,
+        which stay cuDNN / oneDNN calls in every mode; "max-autotune" would autotune every shape
+        for minutes, and "reduce-overhead" records a CUDA graph per shape and batch and reuses its
+        output buffers, which the optimiser's autograd graph holds.
         """
         backend = os.environ.get(COMPILE_BACKEND_ENV, "inductor")
         try:

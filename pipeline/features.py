@@ -111,6 +111,27 @@ def _load_state_dict(source: WeightSource) -> dict[str, torch.Tensor]:
     return state
 
 
+# VGG19's convolutional part (configuration "E"): output channels per conv, "M" for a 2x2 pooling.
+VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+                512, 512, 512, 512, "M")
+
+
+def vgg19_body(last: int, pooling: str = "max") -> nn.Sequential:
+    """torchvision's vgg19().features[: last + 1], same indices, without its random initialisation
+    (every weight is loaded next) and without importing torchvision: both cost seconds at every
+    start. pooling "avg": Gatys et al. found average pooling gives smoother results; an option,
+    not the default, because the embedded weights were trained with max pooling."""
+    modules: list[nn.Module] = []
+    channels = 3
+    for item in VGG19_LAYOUT:
+        if item == "M":
+            modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+        else:
+            modules += [torch.nn.utils.skip_init(nn.Conv2d, channels, item, 3, padding=1), nn.ReLU(inplace=True)]
+            channels = item
+    return nn.Sequential(*modules[: last + 1])
+
+
 class VGGFeatures(nn.Module):
     """VGG19 cut after the deepest requested layer, frozen, in eval mode.
 
@@ -120,20 +141,12 @@ class VGGFeatures(nn.Module):
 
     def __init__(self, source: WeightSource, layers: tuple[str, ...], pooling: str = "max"):
         super().__init__()
-        from torchvision.models import vgg19
-
         unknown = [name for name in layers if name not in LAYER_INDEX]
         if unknown:
             raise ValueError(f"unknown VGG19 layers {unknown}")
         self.layers = tuple(layers)
         last = max(LAYER_INDEX[name] for name in layers)
-        body = vgg19(weights=None).features[: last + 1]
-        if pooling == "avg":
-            # Gatys et al. found average pooling gives smoother results; an option, not the default,
-            # because the embedded weights were trained with max pooling.
-            for i, module in enumerate(body):
-                if isinstance(module, nn.MaxPool2d):
-                    body[i] = nn.AvgPool2d(kernel_size=2, stride=2)
+        body = vgg19_body(last, pooling)
         state = _load_state_dict(source)
         wanted = {k: v for k, v in state.items() if int(k.split(".")[0]) <= last}
         try:

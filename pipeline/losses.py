@@ -61,14 +61,10 @@ def temporal_weight_at(weight: float, height: int, width: int) -> float:
     """The temporal weight for (height, width) frames: `weight` up to 512 px long side, then growing
     with the square of the long side (1024 px: 4x).
 
-    Departure from Ruder et al. (2016), whose weight is one number: with every term a per-pixel mean,
-    the same weight let the chain flicker more the larger the frames. On Sintel alley_2 (native
-    frames, 30 iterations per frame) weight 50 gave E_warp 0.00088 at 256 px, 0.00138 at 512 and
-    0.00230 at 1024; weight 200 brought 512 px to 0.00086 and 1024 px to 0.00144, the level of half
-    the size. Two more clips needed 0.9-2.3 doublings of the weight per doubling of the size from
-    128 to 256 px, 0.7-1.2 from 256 to 512, where their frames are upscaled stills
-    (docs/temporal_size.md). Below 512 px the weight is not lowered: small renders keep the lower
-    flicker they already had.
+    Departure from Ruder et al. (2016), whose weight is one number: with every term a per-pixel
+    mean, one weight let the chain flicker more the larger the frames; the square held E_warp level
+    across sizes on native footage (measured in docs/temporal_size.md, reasoning in docs/design.md).
+    Below 512 px the weight is not lowered: small renders keep the lower flicker they already had.
     """
     return weight * max(1.0, max(height, width) / TEMPORAL_REFERENCE_SIZE) ** 2
 

@@ -1,8 +1,8 @@
-"""One frozen settings object: built from defaults, then a config file (or preset), then flags.
+"""What a job computes (`Settings`) and how it runs (`RunOptions`): two frozen objects, each built
+from defaults, then a preset, then a config file, then flags or keywords (`load`).
 
-`Settings` says *what* to compute; it is hashed for the style-target cache, the video resume
-directory and the folder manifest. How a run reports (quiet, log format, report path) is not part of
-it and lives in the CLI.
+`Settings` is hashed for the style-target cache, the video resume directory and the folder manifest.
+`RunOptions` (output, reporting, limits) never changes a pixel and is not hashed.
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import hashlib
 import json
 import tomllib
 from dataclasses import dataclass, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import UsageError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_PRESET = "balanced"
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -127,12 +127,53 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+@dataclass(frozen=True)
+class RunOptions:
+    """How a job runs and reports; never changes a result, so never hashed."""
+
+    output: str | None = None  # file, or folder for a folder input; None: beside the input
+    overwrite: bool = False  # replace an existing output file (folders: outputs this job did not make)
+    keep_frames: bool = False  # video: keep the resume work folder after success
+    quiet: bool = False  # errors only
+    log_format: str = "auto"  # auto (bar on a terminal, lines otherwise) | plain | json
+    image_format: str = "png"  # folder: output image format
+    report: str | None = None  # folder: JSON report path
+    max_runtime: float | None = None  # folder: seconds after which no new file starts
+    dry_run: bool = False  # say what would be done, do nothing
+
+    def validate(self) -> "RunOptions":
+        if self.log_format not in ("auto", "plain", "json"):
+            raise UsageError(f"--log-format {self.log_format!r}: expected auto, plain or json")
+        if self.max_runtime is not None and self.max_runtime < 0:
+            raise UsageError(f"--max-runtime {self.max_runtime:g}: must not be negative")
+        return self
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
-    """Coerce a config/flag value to the field's type; raise UsageError naming the source."""
-    default = getattr(Settings(), name)
+SETTINGS_FIELDS = {f.name for f in fields(Settings)}
+RUN_FIELDS = {f.name for f in fields(RunOptions)}
+
+
+def parse_duration(text: Any, option: str = "--max-runtime") -> float | None:
+    """'90s', '45m', '6h', '1.5h', '1d' or plain seconds -> seconds; None or '' stays None."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    text = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected a duration like 90m or 6h") from None
+
+
+def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
+    """Coerce a config / flag / keyword value to the type of cls's field; UsageError names the source."""
+    if name == "max_runtime":
+        return parse_duration(value)
+    default = getattr(cls(), name)
     try:
         if isinstance(default, bool):
             if isinstance(value, str):
@@ -146,55 +187,79 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             items = value.split(",") if isinstance(value, str) else list(value)
             kind = float if name in ("style_blend", "style_layer_weights") else str
             return tuple(kind(v) for v in items if str(v).strip() != "")
+        if default is None:
+            return str(value)
         return type(default)(value)
     except (TypeError, ValueError):
-        raise UsageError(f"{source}: {name} = {value!r} is not a valid {type(default).__name__}") from None
+        kind = type(default).__name__ if default is not None else "path"
+        raise UsageError(f"{source}: {name} = {value!r} is not a valid {kind}") from None
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """Read a TOML config file into {field: value}; unknown keys are errors (typos must not pass)."""
+def read_config(path: Path | str) -> dict[str, Any]:
+    """Read a TOML job file into {key: value}; unknown keys are errors (typos must not pass).
+
+    Keys are Settings fields, RunOptions fields, or `preset`. Tables ([style], [video], ...) are
+    flattened. Values are coerced to their field's type here, so a bad one names this file.
+    """
+    path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"{path}: not a readable TOML config ({e})") from None
-    # A job file may group options in tables ([style], [video], ...): flatten them.
     flat: dict[str, Any] = {}
     for key, value in raw.items():
         if isinstance(value, dict):
             flat.update(value)
         else:
             flat[key] = value
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in flat.items():
         name = key.replace("-", "_")
-        if name not in FIELD_TYPES and name not in EXTRA_CONFIG_KEYS:
+        if name == "preset":
+            out[name] = str(value)
+        elif name in SETTINGS_FIELDS:
+            out[name] = _coerce(Settings, name, value, str(path))
+        elif name in RUN_FIELDS:
+            out[name] = _coerce(RunOptions, name, value, str(path))
+        else:
             raise UsageError(f"{path}: unknown option {key!r}")
-        out[name] = value if name in EXTRA_CONFIG_KEYS else _coerce(name, value, str(path))
     return out
 
 
-# Keys a job file may hold that are run options rather than Settings (the CLI reads them).
-EXTRA_CONFIG_KEYS = {"output", "overwrite", "quiet", "image_format", "report", "log_format",
-                     "max_runtime", "keep_frames", "dry_run", "preset"}
+def presets() -> dict[str, Path]:
+    """{name: file} of the presets shipped inside the installed package (nstvid/configs/*.toml)."""
+    folder = resources.files(__package__.rpartition(".")[0] or __package__) / "configs"
+    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir()
+            if entry.name.endswith(".toml") and entry.name != "overnight.toml"}
 
 
-def preset_path(name: str) -> Path:
-    path = CONFIG_DIR / f"{name}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
-        raise UsageError(f"--preset {name}: no such preset (known: {', '.join(known)})")
-    return path
+def preset_values(name: str) -> dict[str, Any]:
+    """The values of a named preset; UsageError naming the known ones otherwise."""
+    known = presets()
+    if name not in known:
+        raise UsageError(f"--preset {name}: no such preset (known: {', '.join(sorted(known))})")
+    return read_config(known[name])
 
 
-def build_settings(config: Mapping[str, Any] | None = None,
-                   flags: Mapping[str, Any] | None = None) -> Settings:
-    """Defaults < config values < flags (flags whose value is None were not given)."""
-    values: dict[str, Any] = {}
-    for source, layer in (("config", config or {}), ("flags", flags or {})):
-        for name, value in layer.items():
-            if value is None or name not in FIELD_TYPES:
-                continue
-            values[name] = _coerce(name, value, source)
-    return Settings(**values).validate()
+def load(values: Mapping[str, Any] | None = None, *, preset: str | None = None,
+         config: Path | str | None = None) -> tuple[Settings, RunOptions]:
+    """Defaults < preset < config file < values (flags or API keywords; None means not given).
+
+    The preset is `preset`, else the one the config file names, else balanced. Unknown names in
+    `values` are a UsageError, as unknown keys in a file are.
+    """
+    file_values = read_config(config) if config is not None else {}
+    layers: dict[str, Any] = preset_values(preset or file_values.get("preset") or DEFAULT_PRESET)
+    layers.update(file_values)
+    given = {k: v for k, v in (values or {}).items() if v is not None}
+    unknown = sorted(set(given) - SETTINGS_FIELDS - RUN_FIELDS)
+    if unknown:
+        raise UsageError(f"unknown option {unknown[0]!r} (options are the config keys, e.g. size, "
+                         "style_weight, frame_iterations)")
+    for name, value in given.items():
+        layers[name] = _coerce(Settings if name in SETTINGS_FIELDS else RunOptions, name, value, "options")
+    settings = Settings(**{k: v for k, v in layers.items() if k in SETTINGS_FIELDS}).validate()
+    options = RunOptions(**{k: v for k, v in layers.items() if k in RUN_FIELDS}).validate()
+    return settings, options

@@ -8,14 +8,13 @@
   (1.0x to 1.35x) over ``astronaut.jpg`` — different motion for benchmarks.
 
 Frames are rendered with OpenCV (sub-pixel affine warps, so the motion is smooth; ffmpeg's zoompan
-rounds the crop to whole pixels and judders) and encoded by ``pipeline.media.video.VideoWriter``.
+rounds the crop to whole pixels and judders) and encoded by ``nstvid.pipeline.media.video.VideoWriter``.
 The tone is made as PCM WAV, which MP4 cannot hold, so the writer's audio re-encode (to AAC) path
 runs here too.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -23,10 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # runnable as a plain script from anywhere
+from nstvid.pipeline.media.video import VideoWriter, run_ffmpeg
 
-from pipeline.media.video import VideoWriter, run_ffmpeg  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 SIZE = (320, 180)  # (width, height)
 FPS = Fraction(25)

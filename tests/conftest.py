@@ -1,6 +1,11 @@
-"""Shared fixtures: the real `nstvid` command on real sample media, with a private style cache."""
+"""Shared fixtures: the real `nstvid` command on real sample media, with a private style cache.
+
+NSTVID_TEST_PRECISION=fp32 (or bf16) forces every run of the suite to that precision, command line
+and in-process alike (`make test-fp32`); unset, each test runs as it asks (mostly auto).
+"""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -13,13 +18,28 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_media"
 CONTENT = SAMPLES / "chelsea.png"
 STYLE = SAMPLES / "starry_night.jpg"
+REALSHORT = ROOT.parent / "shared" / "media" / "video" / "realshort.mp4"
 # Small and quick: 2 CPU cores run the whole suite.
 TINY = ["--size", "64", "--scales", "1", "--iterations", "3"]
+PRECISION = os.environ.get("NSTVID_TEST_PRECISION", "")
 
 
-def nstvid_exe() -> str:
-    exe = Path(sys.executable).with_name("nstvid")
-    return str(exe) if exe.exists() else shutil.which("nstvid") or "nstvid"
+def nstvid_exe(name: str = "nstvid") -> str:
+    exe = Path(sys.executable).with_name(name)
+    return str(exe) if exe.exists() else shutil.which(name) or name
+
+
+def command(*args) -> list[str]:
+    """The `nstvid` command line for args, the forced precision last (the last flag wins)."""
+    return [nstvid_exe(), *map(str, args), *(["--precision", PRECISION] if PRECISION else [])]
+
+
+def settings(**values):
+    """Settings for in-process tests, at the forced precision when there is one."""
+    from nstvid.pipeline.settings import Settings
+
+    made = Settings(**values)
+    return dataclasses.replace(made, precision=PRECISION) if PRECISION else made
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +53,7 @@ def run_nstvid(cache_dir):
 
     def run(*args, env=None, timeout=600, **kwargs):
         full_env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir), **(env or {})}
-        return subprocess.run([nstvid_exe(), *map(str, args)], capture_output=True, text=True,
-                              env=full_env, timeout=timeout, **kwargs)
+        return subprocess.run(command(*args), capture_output=True, text=True, env=full_env, timeout=timeout,
+                              **kwargs)
 
     return run

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import flow
-from pipeline.media.video import read_frames
+from nstvid.pipeline import flow
+from nstvid.pipeline.media.video import read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SINTEL = ROOT / "tests" / "data" / "sintel_alley_2"

@@ -8,13 +8,11 @@ middle of a job (never a partial file at a final path, stale lock taken over), -
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,9 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import command, settings
+from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_media"
 CHELSEA = SAMPLES / "chelsea.png"
@@ -30,13 +31,7 @@ STYLE = SAMPLES / "starry_night.jpg"
 PAN = SAMPLES / "pan.mp4"
 # fp32: on a CPU, bf16 autocast is slower at these sizes.
 TINY = ["--size", "32", "--scales", "1", "--iterations", "2", "--precision", "fp32", "--log-format", "plain"]
-HAVE_VIDEO_JOB = importlib.util.find_spec("pipeline.video_job") is not None
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def exe() -> str:
-    path = Path(sys.executable).with_name("nstvid")
-    return str(path) if path.exists() else shutil.which("nstvid") or "nstvid"
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +40,11 @@ def env(tmp_path_factory):
 
 
 def nstvid(env, *args, timeout=300):
-    return subprocess.run([exe(), *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def start(env, *args):
-    return subprocess.Popen([exe(), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
 
 
@@ -119,13 +114,10 @@ def tree(tmp_path_factory, env):
     write(src / "twins" / "a.jpg", cat(0.2, (0, 0, 200, 200)))
     good["twins/a.png"] = "twins/a.png"
     good["twins/a.jpg"] = "twins/a.jpg.png"
-    if PAN.exists():
-        import imageio_ffmpeg
-
-        clip = src / "clips" / "pan.mp4"
-        clip.parent.mkdir()
-        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(PAN), "-t", "0.24", "-an",
-                        "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    clip = src / "clips" / "pan.mp4"  # 6 frames at 25 fps, with the sample's AAC audio
+    clip.parent.mkdir()
+    run_ffmpeg(["-v", "error", "-i", str(PAN), "-frames:v", "6", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                "-c:a", "aac", "-shortest", str(clip)], path=clip)
     bad = {}  # rel path -> expected words in the reason
     (src / "empty.png").write_bytes(b"")
     bad["empty.png"] = "empty file"
@@ -193,7 +185,7 @@ def test_tree_bad_files_reported_with_reasons(tree):
     listed = set(report["by_name"])
     assert not any(name.startswith((".", "stylised", "trip/loop")) or "/." in name for name in listed), listed
     assert "README.txt" not in listed
-    assert report["failed"] == len(tree["bad"]) + (0 if HAVE_VIDEO_JOB or not PAN.exists() else 1)
+    assert report["failed"] == len(tree["bad"])
     assert report["exit_code"] == 1
 
 
@@ -203,12 +195,12 @@ def test_tree_rerun_does_nothing(tree):
     report = tree["second_report"]
     assert report["done"] == 0
     assert {rec["status"] for rec in report["files"]} <= {"skipped", "failed"}
-    assert report["skipped"] == len(tree["good"]) + (1 if HAVE_VIDEO_JOB and PAN.exists() else 0)
+    assert report["skipped"] == len(tree["good"]) + 1  # the video too
     assert "nothing to do" in r.stdout
-    retried = [rec for rec in tree["first_report"]["files"] if rec["status"] == "failed" and rec["kind"] != "bad"
-               and "decode" not in rec["error"]]
-    if not retried:  # only unusable files left, and those are not retried: the network is never loaded
-        assert "device" not in r.stdout
+    # Only unusable files are left, and those are not retried: the network is never loaded.
+    assert all(rec["status"] == "skipped" or rec["error"] == tree["first_report"]["by_name"][name]["error"]
+               for name, rec in report["by_name"].items())
+    assert "device" not in r.stdout and "style targets" not in r.stdout, r.stdout
 
 
 def test_tree_changed_input_is_redone(tree, env):
@@ -230,8 +222,7 @@ def test_tree_rerun_on_other_devices_redoes_nothing(tree, env):
     report = report_of(tree["report"])
     assert r.returncode == 1, r.stdout + r.stderr  # the bad files still fail
     assert report["done"] == 0 and "nothing to do" in r.stdout, r.stdout
-    if HAVE_VIDEO_JOB and PAN.exists():
-        assert report["by_name"]["clips/pan.mp4"]["status"] == "skipped"
+    assert report["by_name"]["clips/pan.mp4"]["status"] == "skipped"
 
 
 def test_manifests_written_before_run_only_fields_stay_done():
@@ -240,8 +231,8 @@ def test_manifests_written_before_run_only_fields_stay_done():
     accepted for the same settings, so upgrading does not redo finished files."""
     from dataclasses import replace
 
-    from pipeline.folder_job import VIDEO_ONLY_FIELDS, settings_hashes
-    from pipeline.settings import Settings
+    from nstvid.pipeline.folder.manifest import VIDEO_ONLY_FIELDS, settings_hashes
+    from nstvid.pipeline.settings import Settings
 
     settings = Settings(styles=(str(STYLE),), device="cpu", size=96)
     styles = [hashlib.sha256(Path(STYLE).read_bytes()).hexdigest()]
@@ -261,16 +252,19 @@ def test_manifests_written_before_run_only_fields_stay_done():
 
 
 def test_tree_video(tree):
-    if not PAN.exists():
-        pytest.skip("sample_media/pan.mp4 is missing")
+    """A video in the tree comes out as a video of the same frames, rate and sound, at --size."""
     record = tree["first_report"]["by_name"]["clips/pan.mp4"]
-    assert record["kind"] == "video"
-    if not HAVE_VIDEO_JOB:
-        assert record["status"] == "failed" and "video" in record["error"]
-        pytest.skip("pipeline.video_job is not written yet: the video fails cleanly, output not checked")
-    assert record["status"] == "done", record
-    out = tree["out"] / "clips" / "pan.mp4"
-    assert out.is_file() and out.stat().st_size > 0
+    assert record["kind"] == "video" and record["status"] == "done", record
+    source, out = tree["src"] / "clips" / "pan.mp4", tree["out"] / "clips" / "pan.mp4"
+    assert record["output"] == str(out)
+    src_info, out_info = probe(source), probe(out)
+    frames = list(read_frames(out))
+    assert len(frames) == len(list(read_frames(source))) == 6
+    assert out_info.fps == src_info.fps == 25
+    assert frames[0].shape == (18, 32, 3)  # 320x180 at --size 32, even sides
+    assert src_info.has_audio and out_info.has_audio
+    assert abs(out_info.duration - src_info.duration) <= 1 / 25
+    assert not list(out.parent.glob(".*nstvid-work"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -401,12 +395,39 @@ def test_dry_run_and_max_runtime(tmp_path, env):
 
 
 def test_overnight_config_is_a_valid_job_file(tmp_path, env):
+    """configs/overnight.toml as its comment says to use it: the file alone names the style and the
+    output folder (relative to where nstvid runs), and every value in it reaches the job."""
+    import tomllib
+
+    from nstvid.pipeline.api import load_job
+
+    config = ROOT / "configs" / "overnight.toml"
+    (tmp_path / "sample_media").mkdir()
+    shutil.copy(STYLE, tmp_path / "sample_media" / "starry_night.jpg")
     src = small_tree(tmp_path / "in", 2)
-    r = nstvid(env, src, "--config", ROOT / "configs" / "overnight.toml", "--style", STYLE,
-               "-o", tmp_path / "out", "--dry-run")
+    r = subprocess.run(command(src, "--config", config, "--dry-run"), capture_output=True,
+                       text=True, env=env, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert all(line.startswith("nstvid: ") for line in lines), lines  # log_format = "plain"
+    assert f"nstvid: would stylise {src / 'sub0' / 'cat0.png'} -> stylised/sub0/cat0.png" in lines, lines
     assert r.stdout.count("would stylise") == 2
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "stylised").exists()  # a dry run writes nothing, report included
+
+    flat = {k: v for table in tomllib.loads(config.read_text()).values() for k, v in table.items()}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        job = load_job(src, config=config, dry_run=True)
+    finally:
+        os.chdir(cwd)
+    assert job.output == Path("stylised") and job.options.max_runtime == 7 * 3600
+    for key, value in flat.items():
+        if key in ("output", "max_runtime"):
+            continue
+        where = job.settings if hasattr(job.settings, key) else job.options
+        got = getattr(where, key)
+        assert (list(got) if isinstance(got, tuple) else got) == value, (key, got, value)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -509,10 +530,10 @@ def test_out_of_memory_halves_the_batch_and_an_image_that_never_fits_fails_alone
     the next run (not a permanent failure)."""
     import torch
 
-    from pipeline import image_job
-    from pipeline.folder_job import FolderOptions, run_folder
-    from pipeline.progress import Message
-    from pipeline.settings import Settings
+    from nstvid.pipeline import image_job
+    from nstvid.pipeline.folder.run import run_folder
+    from nstvid.pipeline.progress import Message
+    from nstvid.pipeline.settings import Settings
 
     src, out = tmp_path / "in", tmp_path / "out"
     for i in range(4):
@@ -530,7 +551,7 @@ def test_out_of_memory_halves_the_batch_and_an_image_that_never_fits_fails_alone
     settings = Settings(styles=(str(STYLE),), size=64, scales=1, iterations=2, precision="fp32",
                         device="cpu", batch=4)
     events = []
-    summary = run_folder(src, out, settings, FolderOptions(), progress=events.append)
+    summary = run_folder(src, out, settings, progress=events.append)
     lines = [e.text for e in events if isinstance(e, Message)]
     assert "out of memory: batch at 64x48 halved to 2, retried" in lines, lines
     assert lines.count("batch of 2 images at 64x48") == 2 and "batch of 4 images at 64x48" in lines

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from conftest import CONTENT, STYLE, TINY
-from pipeline.engine import Engine
-from pipeline.image_job import to_tensor
-from pipeline.media.images import read_image, resize_rgb
-from pipeline.optimize import content_targets, objective
-from pipeline.settings import Settings
-from pipeline.style_targets import StyleSet
+from nstvid.pipeline.engine import Engine
+from nstvid.pipeline.frames import to_tensor
+from nstvid.pipeline.media.images import read_image, resize_rgb
+from nstvid.pipeline.optimize import content_targets, objective
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.style_targets import StyleSet
 
 
 def losses_of(image_path: Path, content_path: Path, size: int) -> tuple[float, float]:
@@ -53,13 +53,14 @@ def test_default_output_name_and_cache_hit(tmp_path, run_nstvid):
     photo.write_bytes(Path(CONTENT).read_bytes())  # a PNG named .jpg: content decides, not the name
     style = tmp_path / "starry.jpg"
     style.write_bytes(Path(STYLE).read_bytes())
-    first = run_nstvid(photo, "--style", style, *TINY, "--size", "48")
+    private = {"NSTVID_CACHE_DIR": str(tmp_path / "cache")}  # "computed" whatever ran before
+    first = run_nstvid(photo, "--style", style, *TINY, "--size", "48", env=private)
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "photo_starry.png").is_file()
     assert "style targets: computed" in first.stdout
     renamed = tmp_path / "other-name.jpg"  # same bytes, different name: still a hit
     renamed.write_bytes(style.read_bytes())
-    second = run_nstvid(photo, "--style", renamed, *TINY, "--size", "48", "-o", tmp_path / "b.png")
+    second = run_nstvid(photo, "--style", renamed, *TINY, "--size", "48", "-o", tmp_path / "b.png", env=private)
     assert second.returncode == 0, second.stderr
     assert "style targets: cached" in second.stdout
     # Existing output is never overwritten without --overwrite.

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from conftest import CONTENT, STYLE
-from pipeline.engine import Engine
-from pipeline.image_job import to_tensor
-from pipeline.losses import gram, style_loss, temporal_loss, tv_loss
-from pipeline.media.images import read_image, resize_rgb
-from pipeline.optimize import Temporal, content_targets, objective, optimise, scale_sizes
-from pipeline.settings import Settings
-from pipeline.style_targets import StyleSet
+from nstvid.pipeline.engine import Engine
+from nstvid.pipeline.frames import to_tensor
+from nstvid.pipeline.losses import gram, style_loss, temporal_loss, tv_loss
+from nstvid.pipeline.media.images import read_image, resize_rgb
+from nstvid.pipeline.optimize import Temporal, content_targets, objective, optimise, scale_sizes
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.style_targets import StyleSet
 
 
 def test_gram_is_normalised_per_sample():
@@ -71,24 +71,35 @@ def _crops(size: int, count: int) -> torch.Tensor:
 def test_batch_equals_single_runs(optimizer):
     """A batch of 4 optimises like 4 separate runs: per-sample losses and per-sample optimiser state.
 
-    Stated tolerance: after 1 step the batch and the singles differ by float rounding only (measured
-    6e-8); L-BFGS amplifies rounding chaotically (max 1.3e-4 after 4 steps, 8e-3 after 8), so the
-    test allows 1e-3 in pixels after 4 steps and 2% in the per-sample loss after 8."""
+    Tolerances, from what can differ:
+    * Batch against singles: the convolutions of a batch of 4 and of 1 sum in other orders, so
+      the gradients differ by fp32 rounding (relative ~1e-6), and the first step (L1 norm <= 1)
+      moves pixels by less than 1e-6 differently (measured 6e-8). After that L-BFGS feeds each
+      difference back through its curvature pairs and grows it by a CPU-dependent factor per step
+      (after 4 steps 1.3e-4 on an Intel CPU, 2.7e-3 on an AMD EPYC), so later pixels are compared
+      by loss only: 2% after 8 steps.
+    * Within one batch shape nothing is summed across samples, so a sample's trajectory cannot
+      depend on its neighbours: changing sample 0 leaves samples 1-3 equal to the bit after 8
+      steps. Any coupling (shared dot products, as torch.optim.LBFGS has) moves them by ~1e-2."""
     settings = Settings(styles=(str(STYLE),), precision="fp32", device="cpu", optimizer=optimizer,
                         learning_rate=0.05, tolerance=0)
     engine = Engine.create(settings)
     targets = StyleSet(engine).targets((48, 48))
-    content = _crops(48, 4)
-    for steps, pixel_tol in ((1, 1e-6), (4, 1e-3)):
-        batch = optimise(engine, content, content, targets, iterations=steps)
-        singles = [optimise(engine, content[i:i + 1], content[i:i + 1], targets, iterations=steps)
-                   for i in range(4)]
-        assert (batch.images - torch.cat([r.images for r in singles])).abs().max() < pixel_tol, steps
-    assert (batch.images - content).abs().mean() > 0.005  # and it did move
+    content = _crops(48, 5)[:4]
+    batch = optimise(engine, content, content, targets, iterations=1)
+    singles = torch.cat([optimise(engine, content[i:i + 1], content[i:i + 1], targets, iterations=1).images
+                         for i in range(4)])
+    assert (batch.images - singles).abs().max() < 1e-6
     batch = optimise(engine, content, content, targets, iterations=8)
+    assert (batch.images - content).abs().mean() > 0.005  # and it did move
     single_totals = torch.cat([optimise(engine, content[i:i + 1], content[i:i + 1], targets,
                                         iterations=8).total for i in range(4)])
     assert torch.allclose(batch.total, single_totals, rtol=0.02)
+    neighbour = _crops(48, 5)[4:]
+    other = torch.cat([neighbour, content[1:]])
+    moved = optimise(engine, other, other, targets, iterations=8)
+    assert torch.equal(moved.images[1:], batch.images[1:])
+    assert (moved.images[0] - batch.images[0]).abs().max() > 0.05  # sample 0 did change
 
 
 def test_embedded_weights_classify_like_vgg():

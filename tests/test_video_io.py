@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.media.video import (
+from nstvid.pipeline.errors import InputError
+from nstvid.pipeline.media.video import (
     FFmpegError,
     MediaError,
     MediaNotFoundError,

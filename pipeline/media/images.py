@@ -18,8 +18,6 @@ from ..errors import InputError, OutputError
 IMAGE_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp",
                     ".tif": ".tiff", ".tiff": ".tiff", ".bmp": ".bmp"}
 SIXTEEN_BIT_FORMATS = {".png", ".tiff"}
-# Leading bytes of the formats we decode, so a folder walk can tell images by content.
-_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")
 
 
 @dataclass
@@ -33,16 +31,6 @@ class Picture:
     def size(self) -> tuple[int, int]:
         """(height, width)."""
         return self.rgb.shape[0], self.rgb.shape[1]
-
-
-def looks_like_image(path: Path) -> bool:
-    """True when the file starts like a PNG, JPEG, TIFF, BMP or WebP (content, not the name)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except OSError:
-        return False
-    return head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def read_image(path: str | Path) -> Picture:

@@ -1,0 +1,114 @@
+"""What to do with each file found by the walk, and the units the work is run in.
+
+A file is skipped when its manifest entry is `done`, the settings hash and the planned output path
+are unchanged, the output still exists, and the input is unchanged (same size and mtime, or, when
+those moved, the same SHA-256). A file that failed for good (unusable content) and has not changed
+fails again without a second try. Everything else is (re)done; videos resume through the video
+job's own resume. An output that exists at a final path is only replaced when the manifest says
+this job made it, or with --overwrite; a foreign file in the way is a per-file failure.
+--overwrite does not force finished files to be redone: delete the manifest for that.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..media.images import Picture, fit_long_side, header_size
+from ..progress import Callback
+from ..settings import file_sha256
+from .walk import Item, assign_outputs, walk
+
+
+@dataclass
+class Plan:
+    """What to do with one item: 'skip', 'do' or 'fail' (with the reason); sha256 when planning
+    had to hash the file."""
+
+    item: Item
+    action: str
+    reason: str = ""
+    sha256: str = ""
+
+
+def decide(item: Item, entry: dict | None, digests: tuple[str, ...], output_dir: Path, overwrite: bool,
+           input_files: set[Path]) -> Plan:
+    """The plan for one item, given its manifest entry and the digests its settings may carry."""
+    if item.kind == "bad":
+        return Plan(item, "fail", item.error)
+    out_path = output_dir / item.out_rel
+    try:
+        if out_path.resolve() in input_files:
+            return Plan(item, "fail", f"output {out_path} would overwrite an input file")
+    except OSError:
+        pass
+    if entry and entry.get("status") == "failed" and entry.get("permanent") \
+            and entry.get("settings") in digests and entry.get("size") == item.size \
+            and entry.get("mtime_ns") == item.mtime_ns:
+        return Plan(item, "fail", entry.get("error", "failed before"))  # unchanged: no second try
+    out_exists = out_path.exists() or out_path.is_symlink()
+    if entry and entry.get("status") == "done" and entry.get("settings") in digests \
+            and entry.get("output") == item.out_rel and out_exists:
+        if entry.get("size") == item.size and entry.get("mtime_ns") == item.mtime_ns:
+            return Plan(item, "skip")
+        if entry.get("size") == item.size and entry.get("sha256"):
+            try:
+                sha = file_sha256(item.path)
+            except OSError as e:
+                return Plan(item, "fail", f"cannot read ({e.strerror or e})")
+            if sha == entry["sha256"]:
+                return Plan(item, "skip", sha256=sha)  # touched or copied, not changed
+    if out_exists and not overwrite and not (entry and entry.get("output") == item.out_rel):
+        if out_path.is_dir():
+            return Plan(item, "fail", f"output {out_path} is a folder")
+        return Plan(item, "fail", f"output {out_path} exists and was not made by this job "
+                                  f"(pass --overwrite to replace it)")
+    return Plan(item, "do")
+
+
+def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dict[str, tuple[str, ...]],
+             image_suffix: str, manifest_files: dict[str, dict], progress: Callback) -> list[Plan]:
+    """Walk the input folder and decide every file, in walk order."""
+    items = walk(input_dir, output_dir, progress)
+    assign_outputs(items, image_suffix)
+    input_files = set()
+    for item in items:
+        try:
+            input_files.add(item.path.resolve())
+        except OSError:
+            pass
+    return [decide(item, manifest_files.get(item.rel), digests["video" if item.kind == "video" else "image"],
+                   output_dir, overwrite, input_files) for item in items]
+
+
+@dataclass
+class Task:
+    """A file to stylise and its report record, filled in as the work goes."""
+
+    item: Item
+    out_path: Path
+    digest: str  # settings hash the manifest records
+    sha256: str  # known from planning, or "" (hashed when the file is begun)
+    record: dict
+    picture: Picture | None = None  # images: read and at working size while their group runs
+    seconds: float = 0.0  # wall time spent on this file, its share of a batch included
+
+
+def units(tasks: list[Task], long_side: int, batch: int) -> list[list[Task]]:
+    """Split tasks into units of work: each video alone, images of one working size in groups of up
+    to `batch`.  A unit stands where its first file is in walk order.  Sizes come from the file
+    headers (no decoding); a file whose header says nothing is a group of its own.  The header is
+    only a hint: run.Job.run_images regroups by the size the decoder finds."""
+    out: list[list[Task]] = []
+    filling: dict[object, list[Task]] = {}  # working size -> the group still taking images
+    for task in tasks:
+        if task.item.kind == "video" or batch == 1:
+            out.append([task])
+            continue
+        header = header_size(task.item.path)
+        key = fit_long_side(header, long_side) if header else id(task)
+        group = filling.get(key)
+        if group is None or len(group) >= batch:
+            group = filling[key] = []
+            out.append(group)
+        group.append(task)
+    return out

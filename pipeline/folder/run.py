@@ -1,0 +1,460 @@
+"""Running a folder job: the lock, the plan, the units of work, and the record of every file.
+
+* Failures stay local: a bad file is reported through ``FileDone(..., "failed", error=...)``, the job
+  goes on, and the exit code is 1. Unusable content is remembered as a permanent failure; anything
+  else (disk full, out of memory) is tried again by the next run.
+* Batches: images that share a working size are stylised together, up to ``--batch`` per pass
+  (batching.py: auto, halved on out of memory). The optimiser keeps per-image state, so a batch gives
+  each image what a run on its own gives, up to float rounding. All images of a unit are read before
+  the pass, so an unreadable one fails alone; manifest entries, report records and ``FileDone``
+  events stay per file. Videos run one at a time (with --devices, on their devices).
+* Stopping: the stop request (the CLI's first SIGINT/SIGTERM) and ``--max-runtime`` are looked at
+  before each optimisation pass (a video, or a batch of images); no new work starts after them, and
+  the summary's exit code is 128 + the signal number. A video stops at its next frame and keeps its
+  resume folder. A KeyboardInterrupt (the second signal) abandons the files in hand; image writes
+  are atomic, so no partial file ever stands at a final path. In every case the manifest and the
+  report are saved and the lock released before run_folder returns.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import image_job
+from ..batching import BatchLimit, OutOfMemory, image_batch, in_batches
+from ..errors import InputError, Interrupted, NstvidError, OutputError, UsageError
+from ..frames import at_working_size
+from ..media.images import atomic_write_bytes, read_image, write_image
+from ..outputs import check_output
+from ..prepare import prepare
+from ..progress import NEVER_STOP, Callback, FileDone, Message, StopRequest, ignore
+from ..settings import RunOptions, Settings, file_sha256
+from ..video.devices import stylise_video_on_devices
+from ..video.job import stylise_video
+from .lock import FolderLock
+from .manifest import MANIFEST_NAME, Manifest, settings_hashes
+from .plan import Plan, Task, plan_all, units
+from .walk import image_suffix
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class FolderSummary:
+    output: Path
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    records: list[dict] = field(default_factory=list)  # one per file: path, status, error, seconds, output, kind
+    exit_code: int = 0  # 0 all done, 1 some failed, 128 + signal when interrupted
+    pending: int = 0  # not started: --max-runtime reached, or interrupted
+    interrupted: bool = False
+    stopped_early: bool = False  # --max-runtime reached
+
+
+def write_report(path: Path, summary: FolderSummary, input_dir: Path) -> None:
+    """The JSON report: the summary's counts and one record per file, written atomically."""
+    data = {"version": REPORT_VERSION, "input": str(input_dir), "output": str(summary.output),
+            "done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
+            "pending": summary.pending, "interrupted": summary.interrupted,
+            "stopped_early": summary.stopped_early, "seconds": round(summary.seconds, 3),
+            "exit_code": summary.exit_code, "files": summary.records}
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(path, f"cannot create the report's folder ({e.strerror or e})") from None
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
+
+
+def _signal_number(exc: BaseException) -> int:
+    if isinstance(exc, Interrupted):
+        return exc.signum
+    if exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return int(signal.SIGINT)
+
+
+def _clean_stale_parts(out_path: Path) -> None:
+    """Temp files an earlier, killed run left beside this output (atomic writes use .NAME.*.part)."""
+    try:
+        for part in out_path.parent.glob(f".{out_path.name}.*.part"):
+            part.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _failure(exc: BaseException) -> tuple[str, bool]:
+    """(one-line reason, permanent) for a file's failure. Unusable content fails the same way every
+    time: remembered as permanent. Anything else (disk full, out of memory) is tried again next run."""
+    if isinstance(exc, InputError):
+        return exc.problem, not isinstance(exc, OutputError)
+    text = str(exc).strip().splitlines()
+    if isinstance(exc, NstvidError):
+        return (text[0] if text else type(exc).__name__), False
+    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__), False
+
+
+class Job:
+    """The work of one folder run: units of tasks, the stop / --max-runtime check before each
+    optimisation pass, and the bookkeeping for each file (manifest, report record, FileDone)."""
+
+    def __init__(self, settings: Settings, options: RunOptions, manifest: Manifest, summary: FolderSummary,
+                 progress: Callback, started: float, stop: StopRequest, todo: int, batch: int):
+        self.settings, self.options, self.manifest = settings, options, manifest
+        self.summary, self.progress, self.started, self.stop = summary, progress, started, stop
+        self.todo = todo
+        self.open = todo  # tasks without a status yet: "left for the next run" when stopping
+        self.index = 0  # files begun, for the "[index/todo]" lines
+        self.batch = batch
+        self.limits: dict[tuple[int, int], BatchLimit] = {}  # working size -> its batch limit
+        self._prepared = None
+
+    def prepared(self):
+        """(engine, styles), built at the first file: a rerun with nothing to do never loads the network."""
+        if self._prepared is None:
+            self._prepared = prepare(self.settings, self.progress)
+        return self._prepared
+
+    # -- stopping
+
+    def halted(self) -> bool:
+        """True when no new work may start: a stop request, an interrupt or --max-runtime (said once)."""
+        s = self.summary
+        if s.interrupted or s.stopped_early:
+            return True
+        if self.stop:
+            s.interrupted = True
+            s.exit_code = 128 + self.stop.signum
+            self.progress(Message(f"stopping on signal {self.stop.signum}: {self.open} file(s) left for "
+                                  "the next run", level="warning"))
+            return True
+        limit = self.options.max_runtime
+        if limit is not None and time.monotonic() - self.started > limit:
+            s.stopped_early = True
+            self.progress(Message(f"max runtime {limit:g} s reached: stopping, "
+                                  f"{self.open} file(s) left for the next run"))
+            return True
+        return False
+
+    def not_started(self, task: Task) -> None:
+        task.record["status"] = "pending"
+        task.record["error"] = "not started: " + ("interrupted" if self.summary.interrupted
+                                                  else "max runtime reached")
+        self.summary.pending += 1
+        self.open -= 1
+
+    def interrupted(self, tasks: list[Task], exc: BaseException) -> None:
+        """A second signal (KeyboardInterrupt) or a video's Interrupted: the files in hand are
+        abandoned (a video keeps its resume state) and left pending; the rest is bookkeeping."""
+        s = self.summary
+        s.interrupted = True
+        s.exit_code = 128 + _signal_number(exc)
+        for task in tasks:
+            video = task.item.kind == "video"
+            task.record["status"] = "pending"
+            task.record["error"] = ("interrupted: resumes next run" if video
+                                    else "interrupted: abandoned, redone next run")
+            task.record["seconds"] = round(task.seconds, 3)
+            s.pending += 1
+            self.open -= 1
+            self.progress(Message(f"interrupted: {task.item.path} " + (
+                "stopped (it resumes next run)" if video else "abandoned (it is redone next run)"),
+                level="warning"))
+        self.manifest.dirty = True
+
+    # -- one file's bookkeeping
+
+    def begin(self, task: Task) -> None:
+        """Record the file as started (so that a rerun may replace the output it leaves), make its
+        output folder and check the output path. Raises OSError / OutputError: the file fails."""
+        item = task.item
+        sha = task.sha256 or file_sha256(item.path)
+        self.manifest.files[item.rel] = {"status": "started", "output": item.out_rel, "settings": task.digest,
+                                         "size": item.size, "mtime_ns": item.mtime_ns, "sha256": sha}
+        self.manifest.record(item.rel)
+        task.out_path.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale_parts(task.out_path)
+        check_output(item.path, task.out_path, kind=item.kind, overwrite=True, codec=self.settings.codec)
+
+    def announce(self, task: Task) -> None:
+        self.index += 1
+        self.progress(Message(f"[{self.index}/{self.todo}] {task.item.path} -> {task.out_path}"))
+
+    def fail(self, task: Task, error: BaseException) -> None:
+        reason, permanent = _failure(error)
+        entry = self.manifest.files.setdefault(task.item.rel, {})
+        entry.update(status="failed", error=reason, permanent=permanent)
+        try:
+            self.manifest.record(task.item.rel)
+        except OutputError:
+            pass  # saved at the end
+        self.open -= 1
+        record_failure(task.record, reason, task.seconds, self.summary, self.progress)
+
+    def done(self, task: Task) -> None:
+        entry = self.manifest.files[task.item.rel]
+        entry.update(status="done", seconds=round(task.seconds, 3))
+        try:
+            self.manifest.record(task.item.rel)  # a kill from here on does not cost this file
+        except OutputError as e:
+            self.progress(Message(f"{e}; saved at the end instead", level="warning"))
+        task.record.update(status="done", seconds=round(task.seconds, 3))
+        self.summary.done += 1
+        self.open -= 1
+        self.progress(FileDone(str(task.item.path), "done", task.seconds, output=str(task.out_path)))
+
+    # -- the work
+
+    def run_video(self, task: Task) -> None:
+        self.announce(task)
+        t0 = time.perf_counter()
+        try:
+            self.begin(task)
+            options = dict(keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop)
+            if self.settings.devices:  # the workers build their own engines; this process encodes
+                stylise_video_on_devices(self.settings, task.item.path, task.out_path, **options)
+            else:
+                engine, styles = self.prepared()
+                stylise_video(engine, styles, task.item.path, task.out_path, **options)
+        except (KeyboardInterrupt, Interrupted) as e:
+            task.seconds = time.perf_counter() - t0
+            self.interrupted([task], e)
+            return
+        except Exception as e:  # noqa: BLE001 - one bad file must not end the job
+            task.seconds = time.perf_counter() - t0
+            self.fail(task, e)
+            return
+        task.seconds = time.perf_counter() - t0
+        self.done(task)
+
+    def run_images(self, tasks: list[Task]) -> None:
+        """Read every image of a unit first, then stylise those of one working size together.
+
+        A file that cannot be read (corrupt, gone, output folder not writable) fails alone here,
+        before any optimisation; the others go on as a batch. Pictures are kept at their working
+        size only, so a unit of large photos costs little memory while it waits."""
+        self.prepared()
+        try:
+            by_size: dict[tuple[int, int], list[Task]] = {}
+            for task in tasks:
+                self.announce(task)
+                t0 = time.perf_counter()
+                try:
+                    self.begin(task)
+                    task.picture = at_working_size(read_image(task.item.path), self.settings.size)
+                except Exception as e:  # noqa: BLE001 - this file fails, its unit goes on
+                    task.seconds += time.perf_counter() - t0
+                    self.fail(task, e)
+                    continue
+                task.seconds += time.perf_counter() - t0
+                by_size.setdefault(task.picture.size, []).append(task)
+            for k, (size, same_size) in enumerate(by_size.items()):
+                if k > 0 and self.halted():  # _run cleared the unit's first pass just before
+                    for task in same_size:
+                        self.not_started(task)
+                    continue
+                self._stylise_batches(size, same_size)
+        except (KeyboardInterrupt, Interrupted) as e:
+            self.interrupted([t for t in tasks if not t.record["status"]], e)
+        finally:
+            for task in tasks:
+                task.picture = None
+
+    def _stylise_batches(self, size: tuple[int, int], tasks: list[Task]) -> None:
+        """Stylise tasks whose pictures are all of working size (h, w), in passes of up to the
+        size's batch limit (batching.in_batches halves it on out of memory); a stop request or
+        --max-runtime is looked at before every pass after the first."""
+        engine, styles = self.prepared()
+        limit = self.limits.setdefault(size, BatchLimit(self.batch))
+
+        def run(chunk: list[Task]):
+            if len(chunk) > 1:
+                self.progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}"))
+            t0 = time.perf_counter()
+            try:
+                styled, _ = image_job.stylise_pictures(engine, styles, [t.picture for t in chunk], self.progress)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the pass failed for all its files; the job goes on
+                styled = e
+            return styled, (time.perf_counter() - t0) / len(chunk)
+
+        finished = 0
+        for chunk, outcome in in_batches(tasks, limit, run, device=engine.device, size=size, what="image",
+                                         progress=self.progress):
+            finished += len(chunk)
+            styled, share = (outcome, 0.0) if isinstance(outcome, OutOfMemory) else outcome
+            for task, picture in zip(chunk, styled if isinstance(styled, list) else [styled] * len(chunk)):
+                task.seconds += share
+                self._write(task, picture)
+            if finished < len(tasks) and self.halted():
+                for task in tasks[finished:]:
+                    self.not_started(task)
+                return
+
+    def _write(self, task: Task, picture) -> None:
+        """Write one stylised picture (atomic: a temp file renamed into place), or fail the file
+        with the error its pass raised."""
+        if isinstance(picture, BaseException):
+            self.fail(task, picture)
+            return
+        t0 = time.perf_counter()
+        try:
+            write_image(task.out_path, picture)
+        except Exception as e:  # noqa: BLE001 - e.g. disk full: this file fails
+            task.seconds += time.perf_counter() - t0
+            self.fail(task, e)
+            return
+        task.seconds += time.perf_counter() - t0
+        self.done(task)
+
+
+def record_failure(record: dict, reason: str, seconds: float, summary: FolderSummary, progress: Callback) -> None:
+    record.update(status="failed", error=reason, seconds=round(seconds, 3))
+    summary.failed += 1
+    progress(FileDone(record["path"], "failed", seconds, error=reason, output=record["output"]))
+
+
+def _tasks(plans: list[Plan], output_dir: Path, digests: dict, manifest: Manifest, summary: FolderSummary,
+           progress: Callback) -> list[Task]:
+    """Record every skip and planned failure; return the files to stylise, in walk order."""
+    tasks: list[Task] = []
+    for plan in plans:
+        item = plan.item
+        out_path = output_dir / item.out_rel if item.out_rel else None
+        record = {"path": str(item.path), "status": "", "error": "", "seconds": 0.0,
+                  "output": str(out_path) if out_path else "", "kind": item.kind}
+        summary.records.append(record)
+        if plan.action == "skip":
+            record["status"] = "skipped"
+            summary.skipped += 1
+            entry = manifest.files[item.rel]
+            if entry.get("mtime_ns") != item.mtime_ns:
+                entry["mtime_ns"] = item.mtime_ns  # same content, new timestamp: no hashing next time
+                manifest.dirty = True
+            progress(FileDone(str(item.path), "skipped", 0.0, output=record["output"]))
+        elif plan.action == "fail":
+            record_failure(record, plan.reason, 0.0, summary, progress)
+        else:
+            digest = digests["video" if item.kind == "video" else "image"][0]
+            tasks.append(Task(item, out_path, digest, plan.sha256, record))
+    return tasks
+
+
+def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Manifest,
+         summary: FolderSummary, progress: Callback, started: float, stop: StopRequest) -> None:
+    output_dir = summary.output
+    digests = settings_hashes(settings)
+    plans = plan_all(input_dir, output_dir, overwrite=options.overwrite, digests=digests,
+                     image_suffix=image_suffix(options.image_format), manifest_files=manifest.files,
+                     progress=progress)
+    todo = sum(p.action == "do" for p in plans)
+    progress(Message(f"{len(plans)} files: {todo} to stylise, "
+                     f"{sum(p.action == 'skip' for p in plans)} already done, "
+                     f"{sum(p.action == 'fail' for p in plans)} unusable"))
+    tasks = _tasks(plans, output_dir, digests, manifest, summary, progress)
+    batch = image_batch(settings) if any(t.item.kind == "image" for t in tasks) else 1
+    job = Job(settings, options, manifest, summary, progress, started, stop, len(tasks), batch)
+    for unit in units(tasks, settings.size, batch):
+        if job.halted():
+            for task in unit:
+                job.not_started(task)
+        elif unit[0].item.kind == "video":
+            job.run_video(unit[0])
+        else:
+            job.run_images(unit)
+    if not summary.interrupted:
+        summary.exit_code = 1 if summary.failed else 0
+    if summary.done == 0 and summary.pending == 0:
+        progress(Message(f"nothing to do: {summary.skipped} of {len(plans)} files already done"
+                         + (f", {summary.failed} unusable" if summary.failed else "")))
+
+
+def check_folders(input_dir: Path, output_dir: Path, options: RunOptions) -> None:
+    """Everything about a folder job's paths that can be refused before work starts."""
+    if not input_dir.is_dir():
+        raise InputError(input_dir, "not a folder")
+    image_suffix(options.image_format)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputError(output_dir, "output exists and is not a folder (a folder input needs an output folder)")
+    if output_dir.resolve() == input_dir.resolve():
+        raise UsageError(f"{output_dir}: the output folder is the input folder; choose another -o")
+
+
+def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: RunOptions = RunOptions(),
+               progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -> FolderSummary:
+    """Stylise every image and video under input_dir into the mirrored tree under output_dir.
+
+    stop: set by the CLI on the first SIGINT/SIGTERM (see the module doc). Returns the summary,
+    whose exit_code is what the command exits with.
+    """
+    started = time.monotonic()
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    check_folders(input_dir, output_dir, options)
+    if options.dry_run:
+        return dry_run(input_dir, output_dir, settings, options, progress)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(output_dir, f"cannot create the output folder ({e.strerror or e})") from None
+    lock = FolderLock(output_dir)
+    lock.acquire(progress)
+    summary = FolderSummary(output_dir)
+    manifest = None
+    try:
+        manifest = Manifest(output_dir / MANIFEST_NAME, progress)
+        _run(input_dir, settings, options, manifest, summary, progress, started, stop)
+    except (KeyboardInterrupt, Interrupted) as e:  # between files, or during the walk
+        summary.interrupted = True
+        summary.exit_code = 128 + _signal_number(e)
+    finally:
+        summary.seconds = time.monotonic() - started
+        try:
+            if manifest is not None:
+                if manifest.dirty:
+                    manifest.save()
+                manifest.close()
+            if options.report is not None:
+                write_report(Path(options.report), summary, input_dir)
+        finally:
+            lock.release()
+    return summary
+
+
+def dry_run(input_dir: Path, output_dir: Path, settings: Settings, options: RunOptions,
+            progress: Callback) -> FolderSummary:
+    """Say what a run would do with each file; write nothing."""
+    started = time.monotonic()
+    manifest_files = Manifest(output_dir / MANIFEST_NAME, progress).files if output_dir.is_dir() else {}
+    summary = FolderSummary(output_dir)
+    plans = plan_all(input_dir, output_dir, overwrite=options.overwrite, digests=settings_hashes(settings),
+                     image_suffix=image_suffix(options.image_format), manifest_files=manifest_files,
+                     progress=progress)
+    for plan in plans:
+        item = plan.item
+        out = str(output_dir / item.out_rel) if item.out_rel else ""
+        if plan.action == "skip":
+            progress(Message(f"would skip {item.path} (done)"))
+            status = "skipped"
+            summary.skipped += 1
+        elif plan.action == "fail":
+            progress(Message(f"would fail {item.path}: {plan.reason}", level="warning"))
+            status = "failed"
+            summary.failed += 1
+        else:
+            progress(Message(f"would stylise {item.path} -> {out}"))
+            status = "pending"
+            summary.pending += 1
+        summary.records.append({"path": str(item.path), "status": status, "error": plan.reason,
+                                "seconds": 0.0, "output": out, "kind": item.kind})
+    summary.seconds = time.monotonic() - started
+    progress(Message(f"dry run: {summary.pending} to stylise, {summary.skipped} done, "
+                     f"{summary.failed} would fail; nothing written"))
+    return summary

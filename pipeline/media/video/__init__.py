@@ -1,0 +1,30 @@
+"""Video probing, decoding and encoding through ffmpeg (imageio-ffmpeg's bundled binary).
+
+This package is the only code of the project that runs ffmpeg (`ffmpeg.py` runs it, `probe.py`
+reads what a file holds, `reader.py` decodes, `writer.py` encodes and muxes the audio). Frames are
+RGB ``uint8`` numpy arrays of shape ``(H, W, 3)`` in display orientation.
+"""
+
+from .ffmpeg import (FFmpegError, MediaError, MediaNotFoundError, NoVideoStreamError, TruncatedVideoError,
+                     UnreadableMediaError, ffmpeg_exe, run_ffmpeg)
+from .probe import VideoInfo, probe
+from .reader import FrameReader, read_frames
+from .writer import VIDEO_OUTPUT_EXTENSIONS, VideoWriter, container_problem
+
+__all__ = [
+    "FFmpegError",
+    "FrameReader",
+    "MediaError",
+    "MediaNotFoundError",
+    "NoVideoStreamError",
+    "TruncatedVideoError",
+    "UnreadableMediaError",
+    "VIDEO_OUTPUT_EXTENSIONS",
+    "VideoInfo",
+    "VideoWriter",
+    "container_problem",
+    "ffmpeg_exe",
+    "probe",
+    "read_frames",
+    "run_ffmpeg",
+]

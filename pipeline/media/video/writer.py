@@ -1,0 +1,266 @@
+"""Encoding: RGB frames piped into ffmpeg, written atomically, with the audio of another file."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .ffmpeg import FFmpegError, _last_line, _rate_arg, _StderrDrain, _tail, ffmpeg_exe, run_ffmpeg
+from .probe import _codec_name, _read_banner
+
+# Codecs that take -crf.  VP9 needs -b:v 0 for pure constant-quality mode.
+_CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+# Audio codecs that players handle when copied into these containers (ffmpeg itself accepts more,
+# e.g. PCM in MP4, which most players cannot play).  Other containers: try a copy first.
+_MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+_AUDIO_COPY_OK = {".mp4": _MP4_AUDIO, ".m4v": _MP4_AUDIO, ".webm": {"opus", "vorbis"}}
+# Audio encoder to use when the container can't take the source's audio codec as it is.
+_AUDIO_FALLBACK = {".webm": ["libopus", "-b:a", "128k"], ".ogv": ["libvorbis", "-q:a", "5"]}
+_DEFAULT_AUDIO_FALLBACK = ["aac", "-b:a", "192k"]
+_FASTSTART_EXTS = {".mp4", ".m4v", ".mov"}
+_temp_counter = itertools.count()
+# Containers an output may be written in (ffmpeg picks the muxer from the extension), and the
+# encoders WebM takes: checked before any work starts (container_problem).
+VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+_WEBM_CODECS = {"libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+
+
+def container_problem(out_path: str | os.PathLike, codec: str) -> str:
+    """Why ``out_path`` cannot hold a ``codec`` video, or "" when it can."""
+    ext = Path(out_path).suffix.lower()
+    if ext not in VIDEO_OUTPUT_EXTENSIONS:
+        return (f"unknown video format {Path(out_path).suffix!r} "
+                f"(use {', '.join(VIDEO_OUTPUT_EXTENSIONS)})")
+    if ext == ".webm" and codec not in _WEBM_CODECS:
+        return f"a .webm file cannot hold {codec} video (use --codec libvpx-vp9, or .mp4)"
+    return ""
+
+
+class VideoWriter:
+    """Encode RGB frames to a video file, atomically, optionally with the audio of another file.
+
+    Usage::
+
+        with VideoWriter("out.mp4", w, h, info.fps, audio_from="in.mp4") as writer:
+            for frame in frames:
+                writer.write(frame)      # RGB uint8 (h, w, 3)
+
+    Frames go through a pipe into ffmpeg, which writes a hidden temp file next to ``out_path``
+    (``.out.mp4.part-<pid>-<n>.video.mp4``; the real extension stays last so ffmpeg picks the
+    muxer).  On normal exit the audio of ``audio_from`` (first audio stream, if any) is muxed in
+    by a second, copy-only pass; it is stream-copied when the container accepts the codec and
+    re-encoded (AAC; Opus for .webm) when it does not (e.g. PCM into MP4), and cut to the video's
+    length.  The result then replaces ``out_path`` with ``os.replace``.  If the block raises,
+    ffmpeg is killed, temp files are deleted and ``out_path`` is left untouched.
+
+    Args:
+        out_path: final file; the extension picks the container.
+        width, height: size of the frames passed to ``write``.  Odd sizes are cropped by one
+            pixel to even for chroma-subsampled ``pix_fmt``s (``output_size`` says what is written).
+        fps: exact frame rate, e.g. ``Fraction(30000, 1001)``.
+        audio_from: file whose first audio stream is muxed in, or None for no audio.
+        crf: constant-quality factor for x264/x265/VP9/AV1 (ignored by other codecs).
+        codec: ffmpeg video encoder name.
+        pix_fmt: output pixel format.
+    """
+
+    def __init__(
+        self,
+        out_path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: Fraction | int | str,
+        audio_from: str | os.PathLike | None = None,
+        crf: int = 18,
+        codec: str = "libx264",
+        pix_fmt: str = "yuv420p",
+    ) -> None:
+        self.out_path = Path(out_path)
+        self.width, self.height = int(width), int(height)
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"frame size must be positive, got {width}x{height}")
+        self.fps = Fraction(fps)
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.audio_from = Path(audio_from) if audio_from is not None else None
+        self.crf, self.codec, self.pix_fmt = crf, codec, pix_fmt
+        subsampled = pix_fmt.startswith(("yuv420", "yuvj420", "yuv422", "nv12", "p010"))
+        self.output_size = (
+            (self.width - self.width % 2, self.height - self.height % 2)
+            if subsampled
+            else (self.width, self.height)
+        )
+        self.frames_written = 0
+        self.audio_reencoded = False  # set when the source audio had to be re-encoded
+        ext = self.out_path.suffix
+        stem = f".{self.out_path.name}.part-{os.getpid()}-{next(_temp_counter)}"
+        self._video_tmp = self.out_path.with_name(f"{stem}.video{ext}")
+        self._mux_tmp = self.out_path.with_name(f"{stem}{ext}")
+        self._proc: subprocess.Popen | None = None
+        self._drain: _StderrDrain | None = None
+        self._closed = False
+
+    # context manager -----------------------------------------------------------------------------
+
+    def __enter__(self) -> VideoWriter:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # public ---------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Start the encoder (done by ``with``; call it yourself when not using ``with``)."""
+        if self._proc is not None:
+            return
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            self._encode_command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._drain = _StderrDrain(self._proc.stderr)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 frame of shape (height, width, 3)."""
+        if self._proc is None or self._closed:
+            raise RuntimeError("VideoWriter is not open (use it in a with block)")
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(
+                f"expected a uint8 frame of shape {(self.height, self.width, 3)}, "
+                f"got {frame.dtype} {frame.shape}"
+            )
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except (BrokenPipeError, OSError):
+            stderr = self._stop_encoder(kill=True)
+            self._remove_temps()
+            raise FFmpegError(
+                self.out_path, f"encoder stopped: {_last_line(stderr)}", _tail(stderr)
+            ) from None
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish encoding, mux the audio and move the result to ``out_path``."""
+        if self._closed:
+            return
+        self.open()
+        try:
+            stderr = self._stop_encoder(kill=False)
+            if self._proc.returncode != 0:
+                raise FFmpegError(
+                    self.out_path, f"encoding failed: {_last_line(stderr)}", _tail(stderr)
+                )
+            if self.frames_written == 0:
+                raise FFmpegError(self.out_path, "no frames were written")
+            if self.audio_from is not None:
+                self._mux_audio()
+                os.replace(self._mux_tmp, self.out_path)
+            else:
+                os.replace(self._video_tmp, self.out_path)
+        finally:
+            self._closed = True
+            self._remove_temps()
+
+    def abort(self) -> None:
+        """Kill the encoder and delete temp files; ``out_path`` is not touched."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._stop_encoder(kill=True)
+        self._closed = True
+        self._remove_temps()
+
+    # internals ------------------------------------------------------------------------------------
+
+    def _encode_command(self) -> list[str]:
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-y"]
+        cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}"]
+        cmd += ["-framerate", _rate_arg(self.fps), "-i", "-"]
+        filters = []
+        if self.output_size != (self.width, self.height):
+            filters.append(f"crop={self.output_size[0]}:{self.output_size[1]}:0:0")
+        if self.pix_fmt.startswith("yuv"):
+            # Convert with the BT.709 matrix and tag it, so players don't guess the colours.
+            filters.append(
+                "scale=out_color_matrix=bt709:out_range=tv:"
+                "flags=bicubic+accurate_rnd+full_chroma_int"
+            )
+            color_tags = ["-colorspace", "bt709", "-color_primaries", "bt709",
+                          "-color_trc", "bt709", "-color_range", "tv"]  # fmt: skip
+        else:
+            color_tags = []
+        filters.append(f"format={self.pix_fmt}")
+        cmd += ["-vf", ",".join(filters), "-fps_mode", "passthrough", "-c:v", self.codec]
+        if self.codec in _CRF_CODECS:
+            cmd += ["-crf", str(self.crf)]
+            if self.codec == "libvpx-vp9":
+                cmd += ["-b:v", "0"]
+        cmd += ["-pix_fmt", self.pix_fmt, *color_tags, "-an"]
+        if self.out_path.suffix.lower() in _FASTSTART_EXTS and self.audio_from is None:
+            cmd += ["-movflags", "+faststart"]  # index first, so players can start streaming
+        return [*cmd, str(self._video_tmp)]
+
+    def _mux_audio(self) -> None:
+        """Second pass: video copied, first audio stream of ``audio_from`` copied or re-encoded."""
+        # Cut the audio to the video's length (rounded up to a microsecond so the last frame stays).
+        seconds = math.ceil(self.frames_written / self.fps * 1_000_000) / 1_000_000
+        base = ["-y", "-v", "error", "-i", str(self._video_tmp), "-i", str(self.audio_from),
+                "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy",
+                "-t", f"{seconds:.6f}"]  # fmt: skip
+        tail = []
+        if self.out_path.suffix.lower() in _FASTSTART_EXTS:
+            tail = ["-movflags", "+faststart"]
+        tail.append(str(self._mux_tmp))
+        ext = self.out_path.suffix.lower()
+        fallback = ["-c:a", *_AUDIO_FALLBACK.get(ext, _DEFAULT_AUDIO_FALLBACK)]
+        streams, _ = _read_banner(self.audio_from)
+        audio_codecs = [_codec_name(s) for s in streams if s.kind == "Audio"]
+        copy_error = None
+        # No audio stream: the copy pass still runs (maps nothing) so +faststart gets applied.
+        if not audio_codecs or audio_codecs[0] in _AUDIO_COPY_OK.get(ext, {audio_codecs[0]}):
+            try:
+                run_ffmpeg([*base, "-c:a", "copy", *tail], self.out_path)
+                return
+            except FFmpegError as error:
+                # Typically "codec not currently supported in container": re-encode instead.
+                copy_error = error
+        try:
+            run_ffmpeg([*base, *fallback, *tail], self.out_path)
+        except FFmpegError as encode_error:
+            tails = [e.stderr_tail for e in (copy_error, encode_error) if e is not None]
+            raise FFmpegError(
+                self.out_path,
+                f"cannot add the audio of {self.audio_from}: {encode_error.message}",
+                "\n".join(tails),
+            ) from None
+        self.audio_reencoded = True
+
+    def _stop_encoder(self, kill: bool) -> str:
+        """Close the pipe (or kill ffmpeg) and wait; returns ffmpeg's stderr."""
+        proc = self._proc
+        if kill:
+            proc.kill()
+        try:
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        proc.wait()
+        return self._drain.text() if self._drain else ""
+
+    def _remove_temps(self) -> None:
+        for tmp in (self._video_tmp, self._mux_tmp):
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,24 @@
+"""What every job builds once before its first frame or file: the engine and the job's style set."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .engine import Engine
+from .progress import Callback, Message, ignore
+from .settings import Settings
+from .style_targets import StyleSet
+
+
+def prepare(settings: Settings, progress: Callback = ignore) -> tuple[Engine, StyleSet]:
+    """Build the engine and read the style images, once per job (or per --devices worker).
+
+    Work done in this process runs on one device: with --devices, the first of them (images; a
+    video's pieces go to worker processes, which call this with their own device)."""
+    if settings.devices:
+        progress(Message(f"--devices: images run on one device, {settings.devices[0]}"))
+        settings = replace(settings, device=settings.devices[0], devices=())
+    engine = Engine.create(settings)
+    styles = StyleSet(engine)
+    progress(Message(f"device {engine.device}, precision {engine.precision_name}, "
+                     f"weights {engine.weights.kind}"))
+    return engine, styles

@@ -1,0 +1,135 @@
+"""The warm-start chain (Ruder, Dosovitskiy & Brox 2016): planned steps -> stylised frames.
+
+Per step:
+  * "full" / "scene cut": a coarse-to-fine optimisation from --init, as for an image;
+  * "warm": each frame starts from the previous *stylised* frame warped into it by the flow, with the
+    content where the forward-backward check distrusts the warp; --frame-iterations at full size;
+    a temporal loss to the warped previous output, masked the same way. A window of B frames
+    (--batch B) is one batch, each frame tied to the anchor and to its neighbour in the window
+    (docs/design.md says why this design over segment streams).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import flow
+from ..batching import BatchLimit, OutOfMemory, in_batches
+from ..color import luminance, recombine
+from ..engine import Engine
+from ..frames import initial_images, to_float, to_rgb, to_tensor
+from ..optimize import Result, Temporal, optimise, stylise, warp_batch
+from ..progress import Callback, ignore
+from ..style_targets import StyleSet
+from .plan import Step, plan_steps
+
+
+@dataclass
+class FrameResult:
+    """One stylised frame: output (H, W, 3) float32 [0, 1], its loss, how it started ("full",
+    "scene cut", "warm") and the optimiser iterations its pass ran."""
+
+    output: np.ndarray
+    loss: float
+    how: str
+    iterations: int
+
+
+class Chain:
+    """State carried from frame to frame: the previous input and output frames."""
+
+    def __init__(self, engine: Engine, styles: StyleSet):
+        self.engine = engine
+        self.styles = styles
+        self.prev_input: np.ndarray | None = None  # (H, W, 3) uint8
+        self.prev_output: np.ndarray | None = None  # (H, W, 3) float32 [0, 1]
+
+    @property
+    def anchor(self) -> np.ndarray | None:
+        """The input frame a next warm step is planned against (None: the chain starts afresh)."""
+        return None if self.prev_output is None else self.prev_input
+
+    def replay(self, frame: np.ndarray, saved: np.ndarray) -> None:
+        """Resume: take a saved output (H, W, 3) uint8 as if it had just been computed."""
+        self.prev_input, self.prev_output = frame, to_float(saved)
+
+    def run_within(self, step: Step, limit: BatchLimit, progress: Callback = ignore) -> list[FrameResult]:
+        """Stylise one planned step in passes of at most limit.size frames: out of memory halves
+        the limit and runs the frames again (re-planned against the chain's anchor); a frame that
+        does not fit alone raises batching.OutOfMemory. Never drops a frame."""
+
+        def run(frames: list[np.ndarray]) -> list[FrameResult]:
+            if len(frames) == len(step.frames):
+                return self.run(step)  # as planned: its flows came from the decode thread
+            return [r for part in plan_steps(self.engine.settings, self.anchor, frames) for r in self.run(part)]
+
+        h, w = step.frames[0].shape[:2]
+        results: list[FrameResult] = []
+        for _, done in in_batches(step.frames, limit, run, device=self.engine.device, size=(h, w),
+                                  what="frame", progress=progress):
+            if isinstance(done, OutOfMemory):
+                raise done
+            results += done
+        return results
+
+    def run(self, step: Step) -> list[FrameResult]:
+        """Stylise one planned step, in one pass."""
+        if step.how == "warm":
+            return self._warm(step)
+        s = self.engine.settings
+        content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
+        result = stylise(self.engine, self.styles, content, initial_images(s, content),
+                         iterations=s.iterations, scales=s.scales)
+        return self._finish(step, result)
+
+    def _warm(self, step: Step) -> list[FrameResult]:
+        """Window batching: frames t..t+B-1 each start from the last finished output (frame t-1)
+        warped to them, with a temporal loss to that anchor and to their neighbour in the window."""
+        s = self.engine.settings
+        h, w = step.frames[0].shape[:2]
+        content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
+        warped_t = torch.cat([to_tensor(flow.warp(self.prev_output, f)) for f in step.to_anchor])
+        mask_t = torch.from_numpy(np.stack(step.anchor_mask))[:, None]
+        # Disoccluded pixels start from the content, as Ruder et al. do, not from a smeared warp.
+        init = mask_t * warped_t + (1 - mask_t) * content
+        target = content
+        if s.preserve_colors:
+            warped_t, init, target = luminance(warped_t), luminance(init), luminance(content)
+        temporal = Temporal(warped_t, mask_t,
+                            torch.from_numpy(np.stack(step.to_neighbour)).permute(0, 3, 1, 2).contiguous(),
+                            torch.from_numpy(np.stack(step.neighbour_mask))[:, None])
+        result = optimise(self.engine, init, target, self.styles.targets((h, w)),
+                          iterations=s.frame_iterations, temporal=temporal)
+        if len(step.frames) > 1:
+            self._settle_last(step, result, target)
+        if s.preserve_colors:
+            result.images = recombine(result.images, content)
+        return self._finish(step, result)
+
+    def _settle_last(self, step: Step, result: Result, target: torch.Tensor) -> None:
+        """Refine the window's last frame alone, held to its finished neighbour, in place.
+
+        It is the next window's anchor, and it started from a warp over the whole window (wider
+        newly revealed strips, which start from the content), so after the window it is the least
+        settled frame, and the next window's first frame moved away from it. frame_iterations / 2
+        more iterations on this one frame, with the temporal loss to frame k-1's output as in the
+        sequential chain, settle it (window boundaries measured in docs/design.md)."""
+        s = self.engine.settings
+        k = len(step.frames) - 1
+        to_previous = torch.from_numpy(step.to_neighbour[k]).permute(2, 0, 1)[None].contiguous()
+        warped = warp_batch(result.images[k - 1:k], to_previous)
+        mask = torch.from_numpy(step.neighbour_mask[k])[None, None]
+        h, w = target.shape[-2:]
+        last = optimise(self.engine, result.images[k:], target[k:], self.styles.targets((h, w)),
+                        iterations=max(1, s.frame_iterations // 2), temporal=Temporal(warped, mask))
+        for mine, settled in ((result.images, last.images), (result.content, last.content),
+                              (result.style, last.style), (result.total, last.total)):
+            mine[k] = settled[0]
+
+    def _finish(self, step: Step, result: Result) -> list[FrameResult]:
+        outs = [to_rgb(image) for image in result.images]
+        self.prev_input, self.prev_output = step.frames[-1], outs[-1]
+        return [FrameResult(out, float(loss), step.how, result.iterations)
+                for out, loss in zip(outs, result.total)]

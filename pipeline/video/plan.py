@@ -1,0 +1,171 @@
+"""Planning: consecutive input frames -> steps with their flows and reliability masks.
+
+Everything here depends on the input frames alone, so it runs ahead of the optimisation, on the
+decode thread (threads.Ahead).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import flow
+from ..frames import to_u8
+from ..media.images import read_image
+from ..media.video import TruncatedVideoError
+from ..settings import Settings
+
+
+@dataclass
+class Step:
+    """Consecutive input frames stylised together.
+
+    how: "full" (first frame of a chain, or --independent), "scene cut" (full, after a cut) or
+    "warm" (started from the previous output warped by the flow).
+    For "warm" steps, per frame k (all (H, W, 2) float32 pixels or (H, W) float32 [0, 1]):
+      to_anchor[k]: backward flow from frame k to the anchor (the input frame of the last output);
+      anchor_mask[k]: where that warp is trusted (forward-backward check);
+      to_neighbour[k], neighbour_mask[k]: the same between frame k and frame k-1 of the step
+      (zeros for k = 0).
+    """
+
+    how: str
+    frames: list[np.ndarray]
+    to_anchor: list[np.ndarray] | None = None
+    anchor_mask: list[np.ndarray] | None = None
+    to_neighbour: list[np.ndarray] | None = None
+    neighbour_mask: list[np.ndarray] | None = None
+
+
+def plan_steps(settings: Settings, anchor: np.ndarray | None, frames: list[np.ndarray]) -> list[Step]:
+    """Split consecutive input frames (H, W, 3) uint8 into steps and compute their flows.
+
+    anchor: the input frame whose stylised output the chain holds, or None when no chain is running
+    (the first frame, or a resumed piece before its first frame). Frames that start a chain get a
+    full optimisation; a run of frames between scene cuts is one warm step (window batching).
+    """
+    if settings.independent:
+        return [Step("full", frames)]
+    steps, i = [], 0
+    cut = lambda a, b: flow.is_scene_cut(a, b, threshold=settings.scene_cut_threshold)  # noqa: E731
+    while i < len(frames):
+        if anchor is None or cut(anchor, frames[i]):
+            steps.append(Step("full" if anchor is None else "scene cut", frames[i:i + 1]))
+            anchor, i = frames[i], i + 1
+            continue
+        j = i + 1
+        while j < len(frames) and not cut(frames[j - 1], frames[j]):
+            j += 1
+        steps.append(warm_step(settings, anchor, frames[i:j]))
+        anchor, i = frames[j - 1], j
+    return steps
+
+
+def _flow_and_mask(settings: Settings, frame: np.ndarray, to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Backward flow frame -> to (on frame's grid) and its forward-backward reliability; with
+    --no-flow, zero flow trusted everywhere (the plain unwarped warm start)."""
+    h, w = frame.shape[:2]
+    if not settings.flow:
+        return np.zeros((h, w, 2), np.float32), np.ones((h, w), np.float32)
+    backward = flow.compute_flow(frame, to)
+    return backward, flow.reliability(flow.compute_flow(to, frame), backward)
+
+
+def warm_step(settings: Settings, anchor: np.ndarray, frames: list[np.ndarray]) -> Step:
+    """The flows of a warm step: each frame to the anchor, and each to its neighbour in the step."""
+    h, w = frames[0].shape[:2]
+    step = Step("warm", frames, [], [], [], [])
+    for k, frame in enumerate(frames):
+        to_anchor, anchor_mask = _flow_and_mask(settings, frame, anchor)
+        if k == 0:
+            to_neighbour, neighbour_mask = np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32)
+        else:
+            to_neighbour, neighbour_mask = _flow_and_mask(settings, frame, frames[k - 1])
+        step.to_anchor.append(to_anchor)
+        step.anchor_mask.append(anchor_mask)
+        step.to_neighbour.append(to_neighbour)
+        step.neighbour_mask.append(neighbour_mask)
+    return step
+
+
+@dataclass
+class Replay:
+    """A frame already stylised by an earlier run: its input (H, W, 3) uint8 and saved output."""
+
+    index: int
+    frame: np.ndarray
+    saved: np.ndarray  # (H, W, 3) uint8
+
+
+@dataclass
+class Window:
+    """Frames to stylise, planned into steps; indices[k] is the clip index of the k-th frame."""
+
+    indices: list[int]
+    steps: list[Step]
+
+
+@dataclass
+class End:
+    """The input is exhausted: frames decoded, and the truncation error if it ended early."""
+
+    frames_read: int
+    truncated: TruncatedVideoError | None = None
+
+
+def produce(settings: Settings, frames: Iterable[np.ndarray], saved: Mapping[int, Path | np.ndarray],
+            batch: Callable[[], int], *, start: int = 0, stop_at: int | None = None,
+            ) -> Iterator[Replay | Window | End]:
+    """Decode, load saved frames and plan windows of up to batch() frames: everything the
+    optimisation waits for that depends on the input alone.
+
+    frames: the clip's frames (H, W, 3) uint8, e.g. a media.video.FrameReader (closed at the end).
+    saved: {frame index: its saved output, a PNG path or a uint8 array}. Frames before `start` are
+    skipped; decoding stops at `stop_at`.
+    """
+    pending: list[tuple[int, np.ndarray]] = []
+    anchor: np.ndarray | None = None  # the input of the last frame handed on, None: no chain yet
+    read = 0
+
+    def window() -> Window:
+        nonlocal anchor
+        inputs = [f for _, f in pending]
+        planned = Window([i for i, _ in pending], plan_steps(settings, anchor, inputs))
+        anchor = inputs[-1]
+        pending.clear()
+        return planned
+
+    try:
+        try:
+            for index, frame in enumerate(frames):
+                read = index + 1
+                if index < start:
+                    continue
+                if stop_at is not None and index >= stop_at:
+                    read = index
+                    break
+                if index in saved:
+                    if pending:
+                        yield window()
+                    output = saved[index]
+                    yield Replay(index, frame, output if isinstance(output, np.ndarray)
+                                 else to_u8(read_image(output).rgb))
+                    anchor = frame
+                    continue
+                pending.append((index, frame))
+                if len(pending) >= batch():
+                    yield window()
+        except TruncatedVideoError as e:
+            if pending:
+                yield window()  # the decodable frames are still stylised and written
+            yield End(read, e)
+            return
+        if pending:
+            yield window()
+        yield End(read)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,120 @@
+"""The resume store: every finished frame of a clip, kept as a PNG in `.NAME.nstvid-work/` beside
+the output, so a rerun after Ctrl-C, SIGTERM or kill -9 goes on from the last finished frame."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OutputError
+from ..frames import to_float, to_u8, video_size
+from ..media.images import Picture, read_image, write_image
+from ..media.video import VideoInfo
+from ..progress import Callback, Message
+from ..settings import RUN_ONLY_FIELDS, Settings, file_sha256
+
+WORK_VERSION = 1
+
+
+class WorkDir:
+    """Finished frames of one (input, settings) pair.
+
+    meta.json holds the key (input content hash, settings hash, style content hashes, working
+    size); a mismatch means the saved frames belong to another job, and the folder is emptied.
+    """
+
+    def __init__(self, output: Path, key: dict):
+        self.path = output.with_name(f".{output.name}.nstvid-work")
+        self.key = key
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The working (h, w) of the frames."""
+        h, w = self.key["size"]
+        return h, w
+
+    def open(self) -> str:
+        """Make the folder ready; return why it starts fresh, or '' (kept or new)."""
+        meta = self.path / "meta.json"
+        reason = ""
+        if meta.is_file():
+            try:
+                old = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                old = {}
+            if old == self.key:
+                return ""
+            changed = [k for k in self.key if old.get(k) != self.key.get(k)]
+            reason = f"{', '.join(changed) or 'work folder'} changed since the interrupted run"
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps(self.key, indent=1))
+        return reason
+
+    def frame_path(self, index: int) -> Path:
+        return self.path / f"frame_{index:06d}.png"
+
+    def lead_path(self, index: int) -> Path:
+        """A lead-in frame of a --devices worker: its own chain's output for a frame that the
+        previous worker owns, kept for the cross-fade between the two (devices.py)."""
+        return self.path / f"lead_{index:06d}.png"
+
+    def saved_indices(self) -> set[int]:
+        """Indices of the saved frames (a half-written frame is never named frame_*.png). Not always
+        consecutive: with --devices, several workers fill the clip at once."""
+        return {int(p.stem[6:]) for p in self.path.glob("frame_*.png") if p.stem[6:].isdigit()}
+
+    def save(self, index: int, rgb_u8: np.ndarray, *, lead: bool = False) -> Path:
+        path = self.lead_path(index) if lead else self.frame_path(index)
+        write_image(path, Picture(to_float(rgb_u8)))  # atomic: whole or absent
+        return path
+
+    def check_room(self, sample: Path, frames: int) -> None:
+        """Fail now, not at 3 a.m., if `frames` more frames the size of the saved `sample` (plus the
+        encoded video, well under a tenth of the PNGs at crf 18) will not fit on this disk."""
+        need = sample.stat().st_size * frames * 1.1
+        free = shutil.disk_usage(self.path).free
+        if need > free:
+            raise OutputError(self.path, f"disk too full: the resume frames need about {_bytes(need)} more "
+                                         f"({frames} frames) and {_bytes(free)} is free; free some space "
+                                         f"or use a smaller --size, then run again to resume")
+
+    def load(self, index: int, *, lead: bool = False) -> np.ndarray:
+        return to_u8(read_image(self.lead_path(index) if lead else self.frame_path(index)).rgb)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _bytes(n: float) -> str:
+    """12 KB, 310 MB, 5.6 GB."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / 1e3:.0f} KB"
+
+
+def open_work(input_path: Path, output_path: Path, info: VideoInfo, settings: Settings,
+              progress: Callback) -> tuple[WorkDir, int]:
+    """The work folder of this (input, settings, styles, size), resumed when it matches; and how
+    many frames it already holds."""
+    h, w = video_size(info.width, info.height, settings.size)
+    key = {"version": WORK_VERSION, "input": file_sha256(input_path),
+           "settings": settings.digest(exclude=("crf", "codec") + RUN_ONLY_FIELDS),
+           "styles": [file_sha256(s) for s in settings.styles], "size": [h, w]}
+    work = WorkDir(output_path, key)
+    reason = work.open()
+    if reason:
+        progress(Message(f"starting fresh: {reason}"))
+    saved = work.saved_indices()
+    if saved:
+        first_missing = next(i for i in range(len(saved) + 1) if i not in saved)
+        progress(Message(f"resuming at frame {first_missing + 1}: {len(saved)} frames already stylised"))
+    if info.variable_frame_rate:
+        progress(Message(f"variable frame rate: resampling to a constant {float(info.fps):.3f} fps "
+                         "so duration and audio sync are kept"))
+    progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {w}x{h}, "
+                     f"about {info.frame_count} frames"))
+    return work, len(saved)

@@ -1,0 +1,174 @@
+"""The package as others see it: one installed `nstvid`, imports that only run downward, modules and
+functions a newcomer can read, and a wheel that installs and runs from anywhere."""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import CONTENT, ROOT, STYLE
+
+PACKAGE_FILES = [ROOT / "__init__.py", ROOT / "__main__.py", ROOT / "cli.py",
+                 *sorted((ROOT / "pipeline").rglob("*.py"))]
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+# Longer than the limits, and why.
+LONG_FUNCTIONS = {
+    "cli.main": "typer declares one parameter per option: the signature is the option table",
+}
+# Layers, top to bottom: a module may import from its own layer or lower ones only, and the
+# graph has no cycles. Keys are module names under nstvid; the longest matching prefix decides.
+LAYERS = {
+    "__main__": 6, "cli": 5, "__init__": 5,
+    "pipeline.api": 4,
+    "pipeline.folder": 3, "pipeline.video.devices": 3,
+    "pipeline.video": 2, "pipeline.image_job": 2,
+    "pipeline.prepare": 1, "pipeline.batching": 1, "pipeline.outputs": 1, "pipeline.frames": 1,
+    "pipeline.optimize": 1, "pipeline.style_targets": 1, "pipeline.engine": 1, "pipeline.features": 1,
+    "pipeline.losses": 1, "pipeline.color": 1, "pipeline.flow": 1, "pipeline.media": 1,
+    "pipeline.errors": 0, "pipeline.progress": 0, "pipeline.settings": 0, "pipeline": 0,
+}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" and len(rel.parts) > 1 else rel.parts
+    return ".".join(parts)
+
+
+def layer(name: str) -> int:
+    best = max((k for k in LAYERS if name == k or name.startswith(k + ".")), key=len)
+    return LAYERS[best]
+
+
+def imports_of(path: Path) -> set[str]:
+    """Modules of the package that path imports (relative imports resolved), by module name."""
+    name = module_name(path)
+    if path.parent == ROOT:
+        package = ""  # the package root: __init__.py, __main__.py, cli.py
+    else:
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    known = {module_name(p) for p in PACKAGE_FILES}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".") if package else []
+            base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+            target = ".".join(base + ([node.module] if node.module else []))
+            candidates = [f"{target}.{a.name}" if target else a.name for a in node.names] + [target]
+            found |= {c for c in candidates if c in known}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nstvid"):
+            found.add(node.module.removeprefix("nstvid").lstrip("."))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in ("pipeline", "cli"):
+                    found.add("top-level " + alias.name)  # never: the package is nstvid
+    return found - {name}
+
+
+def test_imports_run_downward_without_cycles():
+    graph = {module_name(p): imports_of(p) for p in PACKAGE_FILES}
+    upward = [(a, b) for a, targets in graph.items() for b in targets
+              if b.startswith("top-level") or layer(b) > layer(a)]
+    assert not upward, upward
+    done, visiting = set(), []
+
+    def visit(node: str) -> None:
+        if node in visiting:
+            raise AssertionError("import cycle: " + " -> ".join(visiting[visiting.index(node):] + [node]))
+        if node in done:
+            return
+        visiting.append(node)
+        for target in sorted(graph.get(node, ())):
+            visit(target)
+        visiting.pop()
+        done.add(node)
+
+    for node in sorted(graph):
+        visit(node)
+
+
+def test_modules_and_functions_stay_readable():
+    long_modules = {module_name(p): n for p in PACKAGE_FILES
+                    if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long_modules, long_modules
+    long_functions = {}
+    for path in PACKAGE_FILES:
+        tree = ast.parse(path.read_text())
+        owners = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                owner = owners.get(node)
+                prefix = f".{owner.name}" if isinstance(owner, (ast.ClassDef, ast.FunctionDef)) else ""
+                name = f"{module_name(path)}{prefix}.{node.name}"
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES and name not in LONG_FUNCTIONS:
+                    long_functions[name] = lines
+    assert not long_functions, long_functions
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built from a copy of the tree (the build leaves nothing in the checkout)."""
+    base = tmp_path_factory.mktemp("wheel")
+    tree = base / "tree"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "out",
+                                                              "__pycache__", "docs", "tests", "bench"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(base / "dist"), str(tree)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (found,) = (base / "dist").glob("nstvid-*.whl")
+    return found
+
+
+def test_wheel_holds_only_the_nstvid_package(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"nstvid", wheel.name.split("-py")[0] + ".dist-info"}, tops
+    for expected in ("nstvid/__init__.py", "nstvid/__main__.py", "nstvid/cli.py", "nstvid/pipeline/api.py",
+                     "nstvid/pipeline/folder/run.py", "nstvid/pipeline/media/video/writer.py",
+                     "nstvid/configs/balanced.toml", "nstvid/configs/fast.toml", "nstvid/configs/quality.toml"):
+        assert expected in names, expected
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "nstvid = nstvid.cli:main_entry" in entry_points
+
+
+def test_installed_wheel_runs_from_anywhere(wheel, tmp_path, cache_dir):
+    """Installed (not editable) into a folder of its own and run from a folder outside the repo,
+    with this venv's torch and friends: `import pipeline` fails, `import nstvid` works, the
+    commands work, and the presets come from the installed package."""
+    target, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
+                        str(target), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    # The editable install of this checkout is on the path too; the wheel's copy must win.
+    env = {**os.environ, "PYTHONPATH": str(target), "NSTVID_CACHE_DIR": str(cache_dir)}
+
+    def python(*args):
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=elsewhere,
+                              timeout=300)
+
+    missing = python("-c", "import pipeline")
+    assert missing.returncode != 0 and "No module named 'pipeline'" in missing.stderr
+    assert python("-c", "import cli").returncode != 0
+    found = python("-c", "import nstvid, nstvid.pipeline.settings as s; print(nstvid.__file__); "
+                         "print(s.presets()['quality'])")
+    assert found.returncode == 0, found.stderr
+    module_file, quality = found.stdout.split()
+    assert module_file.startswith(str(target)) and quality.startswith(str(target)), found.stdout
+    help_ = subprocess.run([str(target / "bin" / "nstvid"), "--help"], capture_output=True, text=True, env=env,
+                           cwd=elsewhere)
+    assert help_.returncode == 0 and "--preset" in help_.stdout, help_.stderr
+    photo = shutil.copy(CONTENT, elsewhere / "photo.png")
+    dry = python("-m", "nstvid", photo, "--style", STYLE, "--preset", "quality", "--dry-run",
+                 "--log-format", "plain")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.strip() == f"nstvid: would stylise {photo} -> {elsewhere / 'photo_starry_night.png'}"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["photo.png"]  # a dry run writes nothing
