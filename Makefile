@@ -29,12 +29,13 @@ demo: setup
 	$(BIN)/nstvid-eval temporal sample_media/realshort.mp4 out/realshort_starry_night.mp4
 	@echo "demo outputs are in out/"
 
+# One pytest worker per core, a test file per worker at a time (tests/conftest.py: one thread each).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The whole suite with --precision fp32 forced on every run (what an AVX2-only CPU runs anyway).
 test-fp32: setup
-	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q
+	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pytest
 
+# `make test` runs two pytest-xdist workers, one per core of the CI machine. Each worker, and every
+# nstvid it starts, then computes on one thread: two processes with a thread per core each made
+# torch's threads spin-wait on one another (a 64 px video frame took 5x as long).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_media"
 CONTENT = SAMPLES / "chelsea.png"

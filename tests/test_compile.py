@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import CONTENT, STYLE, TINY
-from nstvid.pipeline.engine import COMPILE_BACKEND_ENV, Engine
+from nstvid.pipeline.engine import COMPILE_BACKEND_ENV, Engine, cpu_has_fast_bf16
 from nstvid.pipeline.frames import to_tensor
 from nstvid.pipeline.media.images import read_image, resize_rgb
 from nstvid.pipeline.optimize import optimise
@@ -69,6 +69,9 @@ def test_compiled_run_matches_eager(tmp_path, run_nstvid):
 
 
 @needs_compiler
+@pytest.mark.skipif(not cpu_has_fast_bf16() and not torch.cuda.is_available(),
+                    reason="this CPU has no AVX-512 BF16 / AMX: --precision auto never runs bf16 here, and "
+                           "compiling the bf16 network costs a minute; it is checked on CPUs that use it")
 def test_compiled_bf16_network_matches_eager_within_rounding(cache_dir, monkeypatch):
     """bf16 autocast, one forward and backward on the real photo: the compiled network's features
     and input gradient equal eager's within bf16 rounding.  Measured (AMD EPYC): features within

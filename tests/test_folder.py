@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import command, settings
+from conftest import command
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 
 ROOT = Path(__file__).resolve().parent.parent
