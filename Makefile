@@ -29,13 +29,14 @@ demo: setup
 	$(BIN)/nstvid-eval temporal sample_media/realshort.mp4 out/realshort_starry_night.mp4
 	@echo "demo outputs are in out/"
 
-# One pytest worker per core, a test file per worker at a time (tests/conftest.py: one thread each).
+# One pytest worker per core (tests/conftest.py: one thread each), tests handed out one at a time;
+# tests that share a module's state carry an xdist_group mark and stay on one worker, in order.
 test: setup
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 # The whole suite with --precision fp32 forced on every run (what an AVX2-only CPU runs anyway).
 test-fp32: setup
-	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadfile
+	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,9 +1,10 @@
 """Where the maths runs: device and precision choice, and the feature extractor built once per job.
 
---compile (Settings.compile) wraps the extractor in torch.compile. Compiling is an optimisation, never
-a reason for a job to fail: if torch.compile raises, or the compiled network fails at a call (no C++
-compiler, a backend that does not exist or cannot handle a shape), the engine falls back to the eager
-extractor for the rest of the job and queues one warning (see Engine.report).
+--compile (Settings.compile) runs the optimiser's whole objective (network, Grams, losses) through
+torch.compile (Engine.compiled_version). Compiling is an optimisation, never a reason for a job to
+fail: if torch.compile raises, or the compiled objective fails at a call (no C++ compiler, a backend
+that does not exist or cannot handle a shape), the engine falls back to eager for the rest of the job
+and queues one warning (see Engine.report).
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def _describe(error: BaseException) -> str:
+def describe_failure(error: BaseException) -> str:
     """One line for a compile failure: the innermost cause (dynamo wraps backend errors), shortened."""
     seen = set()
     while id(error) not in seen:
@@ -96,11 +97,13 @@ class Engine:
     dtype: torch.dtype | None
     extractor: VGGFeatures
     weights: WeightSource
-    # torch.compile(extractor) while --compile is on and works; None: eager.
-    compiled: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None
+    # The compiled objective while --compile is on and works; None: eager (or not compiled yet).
+    compiled: Callable | None = None
+    compile_failed: bool = False
     # Events for the job's callback, which the engine does not know (it is built before the job's
     # callback is passed around): handed over by report(), called from the optimiser loop.
     notices: list[Message] = field(default_factory=list)
+    _said: set[str] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings) -> "Engine":
@@ -108,40 +111,60 @@ class Engine:
         dtype = pick_dtype(settings.precision, device)
         layers = tuple(dict.fromkeys(STYLE_LAYERS + (CONTENT_LAYER,)))
         extractor, source = build_extractor(settings.weights, layers, settings.pooling, device)
-        engine = cls(settings, device, dtype, extractor, source)
-        if settings.compile:
-            engine._compile()
-        return engine
+        if dtype is not None:
+            # The frozen conv weights in the compute dtype once: autocast casts weights that do not
+            # require grad again at every call (its cast cache keeps only trainable leaves). The
+            # pixels it computes are the same: it would round them to this dtype anyway.
+            extractor.cast_weights(dtype)
+        if device.type == "cuda":
+            # A job's shapes repeat thousands of times: let cuDNN time its algorithms once per
+            # shape. Grams and other fp32 matmuls on tensor cores (TF32), as fp32 convolutions
+            # already are by torch's default.
+            torch.backends.cudnn.benchmark = True
+            torch.set_float32_matmul_precision("high")
+        return cls(settings, device, dtype, extractor, source)
 
-    def _compile(self) -> None:
-        """Wrap the extractor in torch.compile (lazy: the work happens at the first call).
+    def notice_once(self, text: str) -> None:
+        """Queue a warning for the job's callback, once per engine."""
+        if text not in self._said:
+            self._said.add(text)
+            self.notices.append(Message(text, level="warning"))
 
-        dynamic=True: a job meets several sizes (coarse to fine, folders of mixed sizes) and batch
-        sizes, and symbolic shapes compile fewer graphs for them than specialising each one
-        (graph counts in docs/benchmarks.md). Default mode: VGG's time is in its convolutions,
-        which stay cuDNN / oneDNN calls in every mode; "max-autotune" would autotune every shape
-        for minutes, and "reduce-overhead" records a CUDA graph per shape and batch and reuses its
-        output buffers, which the optimiser's autograd graph holds.
+    def compiled_version(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """fn through torch.compile when --compile is on and has not failed, else fn itself.
+
+        One function is compiled per engine: the optimiser's objective, forward and backward.
+        dynamic=None: the first shape is compiled for as it is (static), and a job that meets
+        other sizes (coarse to fine, folders of mixed sizes) gets symbolic sizes from the second
+        on, rather than a graph per shape. Default mode: VGG's time is in its convolutions, which
+        stay cuDNN / oneDNN calls in every mode; "max-autotune" would autotune every shape for
+        minutes, and "reduce-overhead" (CUDA graphs of its own) reuses output buffers that the
+        optimiser's autograd graph holds (graphs.py captures whole iterations instead).
         """
-        backend = os.environ.get(COMPILE_BACKEND_ENV, "inductor")
-        try:
-            self.compiled = torch.compile(self.extractor, backend=backend, dynamic=True)
-        except Exception as e:  # noqa: BLE001 - whatever torch.compile raises, eager still works
-            self._fall_back(e)
+        if not self.settings.compile or self.compile_failed:
+            return fn
+        if self.compiled is None:
+            backend = os.environ.get(COMPILE_BACKEND_ENV, "inductor")
+            try:
+                self.compiled = torch.compile(fn, backend=backend, dynamic=None)
+            except Exception as e:  # noqa: BLE001 - whatever torch.compile raises, eager still works
+                self._fall_back(e)
+                return fn
+        return self.compiled
 
     def _fall_back(self, error: BaseException) -> None:
-        self.compiled = None
-        self.notices.append(Message(f"--compile: compiling the network failed ({_describe(error)}); "
+        self.compiled, self.compile_failed = None, True
+        self.notices.append(Message(f"--compile: compiling the network failed ({describe_failure(error)}); "
                                     "running uncompiled (eager) instead", level="warning"))
 
     def guarded(self, step: Callable[[], T]) -> T:
-        """step() runs a forward and backward pass through features(); returns its result.
+        """step() runs a forward and backward pass of the (compiled) objective; returns its result.
 
-        If the compiled network fails anywhere in it (forward, or the backward that torch compiles
+        If the compiled objective fails anywhere in it (forward, or the backward that torch compiles
         lazily at its first call), fall back to eager for the rest of the job and run step() again.
         Out of memory is not a compile failure: it propagates for the callers' batch halving.
         """
-        if self.compiled is None:
+        if not self.settings.compile or self.compile_failed:
             return step()
         try:
             return step()
@@ -172,11 +195,7 @@ class Engine:
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """RGB [0, 1] (B, 3, H, W) on any device -> activations of the style and content layers."""
         images = images.to(self.device)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":  # a no-op for the optimiser's images, kept channels-last
             images = images.contiguous(memory_format=torch.channels_last)
-        # Compiling pays off only in the optimiser loop (with gradients, many calls per shape).
-        # One-off passes without gradients (style and content targets, final losses) stay eager,
-        # so that they do not cost compiles of their own.
-        net = self.compiled if self.compiled is not None and torch.is_grad_enabled() else self.extractor
         with self.autocast():
-            return net(images)
+            return self.extractor(images)

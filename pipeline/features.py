@@ -165,6 +165,13 @@ class VGGFeatures(nn.Module):
             self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
             self.register_buffer("scale", 1.0 / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
+    def cast_weights(self, dtype: torch.dtype) -> None:
+        """Convolution weights and biases to dtype (for autocast in that dtype); the preprocessing
+        constants stay fp32, so the network's input is what it was."""
+        for module in self.body:
+            if isinstance(module, nn.Conv2d):
+                module.to(dtype)
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] -> the pixel space the weights were trained on."""
         x = (images - self.mean) * self.scale

@@ -15,12 +15,65 @@ import torch
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrices of (B, C, H, W) features -> (B, C, C) float32, each divided by C*H*W.
 
-    Computed in fp32 even under autocast: bf16 sums over H*W lose the small entries.
+    Accumulated in fp32 even under autocast: bf16 sums over H*W lose the small entries. On CUDA
+    (gram_cuda) bf16 features go to the tensor cores as they are, with fp32 accumulation and output:
+    products of bf16 numbers are exact in fp32, so these are the sums of the features cast first.
     """
+    if features.is_cuda:
+        return gram_cuda(features)
     b, c, h, w = features.shape
     f = features.float().reshape(b, c, h * w)
     with torch.autocast(device_type=f.device.type, enabled=False):
         return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+
+
+SPLIT_K_CHUNK = 1 << 14  # the shortest stretch of H*W one product of a split Gram sums over
+SPLIT_K_PRODUCTS = 64  # split until batch x pieces gives this many independent products
+
+
+def gram_splits(batch: int, length: int) -> int:
+    """How many pieces to cut H*W = length into: a divisor of it, so the pieces are views.
+
+    A Gram is a (C x K) by (K x C) product with C = 64-512 and K = H*W up to ~10^6 at 720p: one
+    output tile per sample, so a batched GEMM keeps a few of a GPU's 132 multiprocessors busy. Cut
+    K into pieces, one product each, then sum them (split-K)."""
+    want = min(SPLIT_K_PRODUCTS // max(batch, 1), length // SPLIT_K_CHUNK)
+    return next((s for s in range(max(want, 1), 1, -1) if length % s == 0), 1)
+
+
+def gram_cuda(features: torch.Tensor, splits: int | None = None) -> torch.Tensor:
+    """gram() for channels-last features (what the engine makes on CUDA; others are copied once),
+    split-K (gram_splits) and, for bf16/fp16 features, with fp32 accumulation on the tensor cores.
+    Runs anywhere; splits=None chooses as on a GPU."""
+    b, c, h, w = features.shape
+    k = h * w
+    rows = features.permute(0, 2, 3, 1).reshape(b, k, c)  # (B, K, C): a view when channels-last
+    splits = gram_splits(b, k) if splits is None else splits
+    rows = rows.reshape(b * splits, k // splits, c)
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        if rows.dtype in (torch.bfloat16, torch.float16) and _low_precision_gram_works(features.device):
+            products = torch.bmm(rows.transpose(1, 2), rows, out_dtype=torch.float32)
+        else:
+            rows = rows.float()
+            products = torch.bmm(rows.transpose(1, 2), rows)
+    return products.view(b, splits, c, c).sum(1) / (c * k)
+
+
+_LOW_PRECISION_GRAM: dict[torch.device, bool] = {}
+
+
+def _low_precision_gram_works(device: torch.device) -> bool:
+    """Whether bmm with out_dtype=float32 (CUDA only in torch 2.14) runs forward and backward
+    here; asked once per device, else the features are cast to fp32 first (the same sums)."""
+    if device not in _LOW_PRECISION_GRAM:
+        try:
+            a = torch.ones(1, 8, 4, device=device, dtype=torch.bfloat16, requires_grad=True)
+            out = torch.bmm(a.transpose(1, 2), a, out_dtype=torch.float32)
+            out.sum().backward()
+            _LOW_PRECISION_GRAM[device] = out.dtype == torch.float32 and a.grad is not None
+        except (RuntimeError, TypeError, NotImplementedError):
+            _LOW_PRECISION_GRAM[device] = False
+    return _LOW_PRECISION_GRAM[device]
 
 
 def target_scale(target: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 
 from .color import luminance, recombine
 from .engine import Engine
+from .graphs import Iterations
 from .losses import content_loss, gram, style_loss, target_scale, temporal_loss, temporal_weight_at, tv_loss
+from .optimizers import BatchedAdam, BatchedLBFGS
 from .progress import Callback, Iteration, ignore
 from .settings import CONTENT_LAYER, STYLE_LAYERS
 from .style_targets import StyleSet, StyleTargets
@@ -28,29 +30,42 @@ class Temporal:
 
     For a window of consecutive frames optimised together (video batching), neighbour_flow
     (B, 2, H, W), the backward flow in pixels from frame k to frame k-1 of the batch, and
-    neighbour_mask (B, 1, H, W) (zero for k = 0) add a loss between neighbours inside the batch."""
+    neighbour_mask (B, 1, H, W) (zero for k = 0) add a loss between neighbours inside the batch;
+    neighbour_grid is that flow as grid_sample's sampling grid (prepared once per pass)."""
 
     warped_prev: torch.Tensor
     mask: torch.Tensor
     neighbour_flow: torch.Tensor | None = None
     neighbour_mask: torch.Tensor | None = None
+    neighbour_grid: torch.Tensor | None = None
 
-    def to(self, device: torch.device) -> "Temporal":
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Temporal(move(self.warped_prev), move(self.mask), move(self.neighbour_flow),
-                        move(self.neighbour_mask))
+    def prepared(self, device: torch.device) -> "Temporal":
+        """On the device, in fp32, with the neighbour grid: what the iterations read unchanged."""
+        move = lambda t: None if t is None else t.to(device, torch.float32)  # noqa: E731
+        flow = move(self.neighbour_flow)
+        return Temporal(move(self.warped_prev), move(self.mask), flow, move(self.neighbour_mask),
+                        None if flow is None else flow_grid(flow))
+
+
+def flow_grid(flow: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) backward flow in pixels, (u, v) = (x, y) -> grid_sample's grid (B, H, W, 2)."""
+    _, _, h, w = flow.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=flow.device, dtype=torch.float32),
+                            torch.arange(w, device=flow.device, dtype=torch.float32), indexing="ij")
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    return torch.stack([gx, gy], dim=-1)
+
+
+def sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear, border-clamped sampling of images (B, C, H, W) at grid (B, H, W, 2)."""
+    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def warp_batch(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Differentiable backward warp: out[k, :, y, x] = images[k, :, y + v, x + u] (bilinear, border
     clamped). images (B, C, H, W); flow (B, 2, H, W) in pixels, (u, v) = (x, y) displacement."""
-    b, _, h, w = images.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float32),
-                            torch.arange(w, device=images.device, dtype=torch.float32), indexing="ij")
-    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
-    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack([gx, gy], dim=-1)
-    return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return sample(images, flow_grid(flow))
 
 
 @dataclass
@@ -60,65 +75,6 @@ class Result:
     style: torch.Tensor  # (B,) normalised style loss (unweighted)
     total: torch.Tensor  # (B,) weighted objective
     iterations: int  # iterations actually run (the longest sample)
-
-
-class BatchedLBFGS:
-    """L-BFGS with unit steps and no line search, as in Gatys' and Johnson's implementations, but
-    with one history per batch sample: torch.optim.LBFGS would couple the samples through shared
-    dot products. All state stays on the device: no host synchronisation per step."""
-
-    def __init__(self, batch: int, history: int = 10, device: torch.device | None = None):
-        self.history = history
-        self.pairs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (s, y, rho)
-        self.prev_grad: torch.Tensor | None = None
-        self.prev_step: torch.Tensor | None = None
-        self.h_diag = torch.ones(batch, 1, device=device)
-
-    def step(self, x: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
-        """x, grad: (B, N); active: (B, 1) float 0/1. Updates x in place."""
-        if self.prev_grad is not None:
-            y = grad - self.prev_grad
-            s = self.prev_step
-            ys = (y * s).sum(1, keepdim=True)
-            ok = ys > 1e-10  # curvature condition, per sample; a failing sample skips this pair
-            rho = torch.where(ok, 1.0 / ys.clamp_min(1e-10), torch.zeros_like(ys))
-            self.pairs.append((s, y, rho))
-            del self.pairs[: -self.history]
-            yy = (y * y).sum(1, keepdim=True).clamp_min(1e-20)
-            self.h_diag = torch.where(ok, ys / yy, self.h_diag)
-            t = 1.0
-        else:
-            # First step: as torch.optim.LBFGS, scale so the step is at most 1 in L1 norm.
-            t = (1.0 / grad.abs().sum(1, keepdim=True)).clamp(max=1.0)
-        q = -grad
-        alphas = []
-        for s, y, rho in reversed(self.pairs):
-            a = rho * (s * q).sum(1, keepdim=True)
-            alphas.append(a)
-            q = q - a * y
-        r = q * self.h_diag
-        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
-            b = rho * (y * r).sum(1, keepdim=True)
-            r = r + s * (a - b)
-        step = r * t * active
-        x.add_(step)
-        self.prev_grad = grad
-        self.prev_step = step
-
-
-class BatchedAdam:
-    """torch.optim.Adam, with samples that stopped early held still."""
-
-    def __init__(self, param: torch.Tensor, lr: float):
-        self.param = param
-        self.opt = torch.optim.Adam([param], lr=lr)
-
-    def step(self, x: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
-        """x: (B, N) view of the parameter; grad: (B, N); active: (B, 1) float 0/1."""
-        before = x.clone()
-        self.param.grad = grad.view_as(self.param)
-        self.opt.step()
-        x.copy_(torch.where(active.bool(), x, before))
 
 
 def content_targets(engine: Engine, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,8 +102,8 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
             # window's frames agree with each other but drag its first frame away from the finished
             # frame before the window: 1.4-1.6x batch 1's E_warp at window boundaries (docs/batching.md).
             previous = torch.cat([x[:1], x[:-1]]).detach()
-            warped = warp_batch(previous, temporal.neighbour_flow)
-            total = total + weight * temporal_loss(x, warped, temporal.neighbour_mask)
+            grid = temporal.neighbour_grid if temporal.neighbour_grid is not None else flow_grid(temporal.neighbour_flow)
+            total = total + weight * temporal_loss(x, sample(previous, grid), temporal.neighbour_mask)
     return total, c, st
 
 
@@ -161,48 +117,63 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
     """
     s = engine.settings
     device = engine.device
-    content = content.to(device)
-    if temporal is not None:
-        temporal = temporal.to(device)
-    c_target, c_scale = content_targets(engine, content)
-    x = init.to(device, dtype=torch.float32).clone(memory_format=torch.contiguous_format).requires_grad_(True)
-    b = x.shape[0]
-    optimizer = (BatchedLBFGS(b, device=device) if s.optimizer == "lbfgs"
-                 else BatchedAdam(x, s.learning_rate))
+    c_target, c_scale = content_targets(engine, content.to(device))
+    c_target = c_target.float()  # once, not at every iteration
+    temporal = None if temporal is None else temporal.prepared(device)
+    # The images live in one flat (B, N) buffer that the optimiser updates in place; on CUDA in
+    # channels-last order, the layout cuDNN is fastest with, so no iteration copies them.
+    channels_last = device.type == "cuda"
+    flat = _flatten(init.to(device, torch.float32), channels_last).requires_grad_(True)
+    b, shape = flat.shape[0], tuple(init.shape)
+    optimizer = BatchedLBFGS(flat.detach()) if s.optimizer == "lbfgs" else BatchedAdam(flat, s.learning_rate)
     active = torch.ones(b, 1, device=device)
+
+    def iteration() -> torch.Tensor:
+        x = _unflatten(flat, shape, channels_last)
+        # --compile: the objective compiled (engine.py); looked up each time, for its fallback.
+        total, _, _ = engine.compiled_version(objective)(engine, x, c_target, c_scale, style, temporal)
+        (grad,) = torch.autograd.grad(total.sum(), flat)
+        with torch.no_grad():
+            optimizer.step(flat.detach(), grad, active)
+        return total.detach()
+
+    run = Iterations(engine, iteration)  # eager, or replays of a CUDA graph (graphs.py)
     # Losses stay on the device; the host looks at them only every `check_every` steps.
     check_every = 1 if device.type == "cpu" else 10
     history: list[torch.Tensor] = []
-    done = 0
-
-    def loss_and_grad() -> tuple[torch.Tensor, torch.Tensor]:
-        total, _, _ = objective(engine, x, c_target, c_scale, style, temporal)
-        (grad,) = torch.autograd.grad(total.sum(), x)
-        return total, grad
-
     for it in range(1, iterations + 1):
-        # guarded: a --compile failure here falls back to eager and redoes the step (engine.py).
-        total, grad = engine.guarded(loss_and_grad)
-        engine.report(progress)
-        with torch.no_grad():
-            optimizer.step(x.view(b, -1), grad.reshape(b, -1), active)
-        history.append(total.detach())
-        done = it
-        if it % check_every == 0 or it == iterations:
-            losses = torch.stack(history[-(STOP_WINDOW + 1):]).cpu()
-            progress(Iteration(scale, scales, it, iterations, float(losses[-1].sum())))
-            if s.tolerance > 0 and len(history) > STOP_WINDOW:
-                first, last = losses[0], losses[-1]
-                change = (first - last).abs() / first.abs().clamp_min(1e-12) / STOP_WINDOW
-                still = (change >= s.tolerance).float().view(b, 1).to(device)
-                active = active * still
-                if not bool(active.any()):
-                    break
-        if not torch.isfinite(total).all():
+        history.append(run())
+        engine.report(progress)  # e.g. a --compile fallback met in this iteration
+        if it % check_every and it != iterations:
+            continue
+        losses = torch.stack(history[-(STOP_WINDOW + 1):]).cpu()
+        progress(Iteration(scale, scales, it, iterations, float(losses[-1].sum())))
+        if not torch.isfinite(losses[-check_every:]).all():
             break
+        if s.tolerance > 0 and len(history) > STOP_WINDOW:
+            change = (losses[0] - losses[-1]).abs() / losses[0].abs().clamp_min(1e-12) / STOP_WINDOW
+            active.mul_((change >= s.tolerance).float().view(b, 1).to(device))  # in place: graphs read it
+            if not bool(active.any()):
+                break
+    x = _unflatten(flat.detach(), shape, channels_last)
     with torch.no_grad():
         total, c, st = objective(engine, x, c_target, c_scale, style, temporal)
-    return Result(x.detach().clamp(0, 1).cpu(), c.cpu(), st.cpu(), total.cpu(), done)
+    return Result(x.clamp(0, 1).contiguous().cpu(), c.cpu(), st.cpu(), total.cpu(), len(history))
+
+
+def _flatten(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """(B, 3, H, W) -> a new (B, N) tensor, channels-last order if asked."""
+    if channels_last:
+        return images.permute(0, 2, 3, 1).reshape(images.shape[0], -1).clone()
+    return images.reshape(images.shape[0], -1).clone()
+
+
+def _unflatten(flat: torch.Tensor, shape: tuple[int, ...], channels_last: bool) -> torch.Tensor:
+    """The (B, 3, H, W) view of a flat (B, N) buffer (channels-last strides if so flattened)."""
+    b, c, h, w = shape
+    if channels_last:
+        return flat.view(b, h, w, c).permute(0, 3, 1, 2)
+    return flat.view(shape)
 
 
 def scale_sizes(size: tuple[int, int], scales: int) -> list[tuple[int, int]]:

@@ -24,6 +24,9 @@ import pytest
 from conftest import command
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 
+# The tree tests run in order on one state (the module's `tree`): one worker takes them all.
+pytestmark = pytest.mark.xdist_group("folder")
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_media"
 CHELSEA = SAMPLES / "chelsea.png"

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import CONTENT, ROOT, STYLE
 
+pytestmark = pytest.mark.xdist_group("structure")  # the wheel is built once, for two tests
 PACKAGE_FILES = [ROOT / "__init__.py", ROOT / "__main__.py", ROOT / "cli.py",
                  *sorted((ROOT / "pipeline").rglob("*.py"))]
 MAX_MODULE_LINES = 500
@@ -30,7 +31,7 @@ LAYERS = {
     "pipeline.folder": 3, "pipeline.video.devices": 3,
     "pipeline.video": 2, "pipeline.image_job": 2,
     "pipeline.prepare": 1, "pipeline.batching": 1, "pipeline.outputs": 1, "pipeline.frames": 1,
-    "pipeline.optimize": 1, "pipeline.style_targets": 1, "pipeline.engine": 1, "pipeline.features": 1,
+    "pipeline.optimize": 1, "pipeline.optimizers": 1, "pipeline.graphs": 1, "pipeline.style_targets": 1, "pipeline.engine": 1, "pipeline.features": 1,
     "pipeline.losses": 1, "pipeline.color": 1, "pipeline.flow": 1, "pipeline.media": 1,
     "pipeline.errors": 0, "pipeline.progress": 0, "pipeline.settings": 0, "pipeline": 0,
 }
