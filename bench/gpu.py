@@ -9,8 +9,8 @@ FLOPs again; weights are frozen, so no weight gradients), against the measured b
     python bench/gpu.py --out docs/gpu.md            # on a CUDA machine
     python bench/gpu.py --smoke                       # tiny CPU run that checks the script
 
-Then it profiles a few iterations at the largest size (bf16, batch 1) and writes the top operators
-by device time to gpu_profile.md beside --out.
+Where the time of one step goes: bench/gpu_profile.py. Each row is written as soon as it is
+measured, so a run cut short by bench/gpu.sh's time limit keeps what it has.
 """
 from __future__ import annotations
 
@@ -106,29 +106,6 @@ def bench_cell(size, batch, precision, device, steps, frame_iterations):
     return per_iter, fps, peak, tflops
 
 
-def profile(size, precision, device, steps: int, out: Path) -> None:
-    """Where one iteration's time goes: the top operators by device time over `steps` iterations of
-    batch 1, written as a markdown table beside the main one (what to optimise next)."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
-    settings = Settings(styles=(str(STYLE),), precision=precision, device=str(device), tolerance=0)
-    engine = Engine.create(settings)
-    w, h = size
-    targets = StyleSet(engine).targets((h, w))
-    content = frames(size, 1)
-    optimise(engine, content.clone(), content, targets, iterations=2)
-    sync(device)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with torch_profile(activities=activities) as prof:
-        optimise(engine, content.clone(), content, targets, iterations=steps)
-        sync(device)
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    table = prof.key_averages().table(sort_by=key, row_limit=20, max_name_column_width=60)
-    text = (f"# Profile: {w}x{h}, batch 1, {precision}, {steps} iterations on {device}\n\n"
-            f"`python bench/gpu.py` (profile part). Sorted by {key}.\n\n```\n{table}\n```\n")
-    out.write_text(text)
-    print(text, flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "gpu.md")
@@ -136,7 +113,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.backends.cudnn.benchmark = True
     sizes = [(128, 72)] if args.smoke else [(512, 288), (1280, 720)]
     batches = [1, 2] if args.smoke else [1, 4, 16]
     steps = 2 if args.smoke else args.steps
@@ -151,6 +127,8 @@ def main() -> None:
              "| size | batch | precision | ms / iteration | frames/s | peak GiB | TFLOP/s | % of matmul rate |",
              "|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
     for size in sizes:
         for batch in batches:
             for precision in ("fp32", "bf16"):
@@ -163,11 +141,10 @@ def main() -> None:
                            f"{fps:.2f} | {peak:.1f} | {tflops:.0f} | {100 * tflops / rate:.0f}% |")
                 lines.append(row)
                 print(row, flush=True)
+                with open(args.out, "a") as f:
+                    f.write(row + "\n")
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    profile(sizes[-1], "bf16", device, steps, args.out.with_name("gpu_profile.md"))
 
 
 if __name__ == "__main__":

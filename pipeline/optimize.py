@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from .color import luminance, recombine
 from .engine import Engine
@@ -129,11 +130,14 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
     active = torch.ones(b, 1, device=device)
 
     def iteration() -> torch.Tensor:
-        x = _unflatten(flat, shape, channels_last)
-        # --compile: the objective compiled (engine.py); looked up each time, for its fallback.
-        total, _, _ = engine.compiled_version(objective)(engine, x, c_target, c_scale, style, temporal)
-        (grad,) = torch.autograd.grad(total.sum(), flat)
-        with torch.no_grad():
+        # The named ranges are what bench/gpu_profile.py attributes GPU time to.
+        with record_function("nstvid.objective"):
+            x = _unflatten(flat, shape, channels_last)
+            # --compile: the objective compiled (engine.py); looked up each time, for its fallback.
+            total, _, _ = engine.compiled_version(objective)(engine, x, c_target, c_scale, style, temporal)
+        with record_function("nstvid.backward"):
+            (grad,) = torch.autograd.grad(total.sum(), flat)
+        with torch.no_grad(), record_function("nstvid.optimizer"):
             optimizer.step(flat.detach(), grad, active)
         return total.detach()
 
