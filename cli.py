@@ -15,7 +15,7 @@ import typer
 
 from . import __version__
 from .pipeline.errors import NstvidError
-from .pipeline.progress import Event, FileDone, FrameDone, Iteration, Message, StopRequest
+from .pipeline.progress import Estimate, Event, FileDone, FrameDone, Iteration, Message, StopRequest
 
 app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 130, "terminal_width": 130},
                   pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -32,16 +32,28 @@ class Reporter:
         self.task = None
         self.started = time.time()
         self.last_line = 0.0
+        self.frames_done = 0
 
     def __enter__(self):
         if self.tty and not self.quiet:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
+
+            class Eta(TimeRemainingColumn):
+                """The job's estimate counting down, until two finished frames give a speed."""
+
+                def render(self, task):
+                    deadline = task.fields.get("deadline")
+                    if deadline is None:
+                        return super().render(task)
+                    left = int(max(0.0, deadline - time.time()))
+                    return f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                     TextColumn("ETA"), TimeRemainingColumn())
+                                     TextColumn("ETA"), Eta())
             self.progress.start()
-            self.task = self.progress.add_task("starting", total=None, info="")
+            self.task = self.progress.add_task("starting", total=None, info="", deadline=None)
         return self
 
     def __exit__(self, *exc):
@@ -61,6 +73,10 @@ class Reporter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
             self.line(event.text, level=event.level)
+        elif isinstance(event, Estimate):
+            self.line(event.text, estimate_seconds=round(event.seconds, 1), units=event.units)
+            if self.progress is not None:
+                self.progress.update(self.task, deadline=time.time() + event.seconds)
         elif isinstance(event, Iteration):
             desc = f"scale {event.scale}/{event.scales}" if event.scales > 1 else "optimising"
             if self.progress is not None:
@@ -74,9 +90,11 @@ class Reporter:
         elif isinstance(event, FrameDone):
             total = event.total or 0
             if self.progress is not None:
+                self.frames_done += 1
                 self.progress.update(self.task, description="frames", completed=event.index + 1,
                                      total=total or None,
-                                     info=f"{event.seconds:.1f} s/frame loss {event.loss:.4g}")
+                                     info=f"{event.seconds:.1f} s/frame loss {event.loss:.4g}",
+                                     **({"deadline": None} if self.frames_done >= 2 else {}))
             else:
                 self.line(f"frame {event.index + 1}/{total or '?'} {event.seconds:.2f} s loss {event.loss:.4g}",
                           frame=event.index + 1, total=total, seconds=event.seconds, loss=event.loss)
@@ -155,6 +173,11 @@ def main(
     log_format: Optional[str] = typer.Option(None, "--log-format", help="auto (bar on a terminal, lines otherwise) | plain | json."),
     max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="Folder: stop cleanly after this long (e.g. 90m, 6h)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done, do nothing."),
+    preview: Optional[int] = typer.Option(None, "--preview", help="Video/folder: stylise N frames or images (default 3) onto one sheet, then stop."),
+    strength: Optional[str] = typer.Option(None, "--strength", help="How strongly the style pulls, 0-1 (0.5: --style-weight as is); with --preview, several: 0.3,0.6,0.9."),
+    start: Optional[str] = typer.Option(None, "--start", help="Video: start here (1:30, 90s, or 120f frames in)."),
+    duration: Optional[str] = typer.Option(None, "--duration", help="Video: stylise this long (20s, 48f)."),
+    end: Optional[str] = typer.Option(None, "--end", help="Video: stop here (instead of --duration)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
 ) -> None:
@@ -174,7 +197,7 @@ def main(
             temporal_weight=temporal_weight, flow=given(no_flow, False), independent=given(independent),
             crf=crf, codec=codec, keep_frames=given(keep_frames), batch=batch, image_format=image_format,
             report=report, log_format=log_format, max_runtime=max_runtime, dry_run=given(dry_run),
-            quiet=given(quiet))
+            quiet=given(quiet), preview=preview, strength=strength, start=start, duration=duration, end=end)
         reporter = Reporter(quiet=job.options.quiet, log_format=job.options.log_format)
         if job.kind != "image":  # a single image stops at once on Ctrl-C; longer jobs save first
             install_signal_handlers()
@@ -228,21 +251,25 @@ eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, ric
 @eval_app.command("temporal")
 def eval_temporal(
     input: Path = typer.Argument(..., help="The original video."),
-    output: Path = typer.Argument(..., help="The stylised video."),
+    outputs: List[Path] = typer.Argument(..., help="The stylised video(s)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with the per-pair values."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw E_warp per frame pair to this PNG (needs matplotlib)."),
 ) -> None:
-    """Print the warping error E_warp (Lai et al. 2018) of OUTPUT, using INPUT's optical flow."""
+    """Print the warping error E_warp (Lai et al. 2018) of each OUTPUT, using INPUT's optical flow."""
     from .pipeline import api
 
     try:
-        report = api.temporal_error(input, output)
+        reports = api.flicker(input, outputs, plot)
     except NstvidError as e:
         fail(str(e), e.exit_code)
     if as_json:
-        typer.echo(json.dumps(report))
-    else:
+        typer.echo(json.dumps(reports[0] if len(reports) == 1 else reports))
+        return
+    for report in reports:
         typer.echo(f"E_warp {report['e_warp']:.6g} over {len(report['pairs'])} frame pairs "
-                   f"(input's own: {report['input_e_warp']:.6g})")
+                   f"(input's own: {report['input_e_warp']:.6g})" + (f": {report['output']}" if len(reports) > 1 else ""))
+    if plot is not None:
+        typer.echo(f"wrote {plot}")
 
 
 @eval_app.callback()
@@ -250,8 +277,22 @@ def eval_root() -> None:
     """nstvid-eval: measure stylised results."""
 
 
+PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a number
+
+
+def with_preview_count(argv: list[str]) -> list[str]:
+    """`--preview` may come without its number (typer's options take one always): give it the
+    default then."""
+    out = []
+    for k, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--preview" and not (k + 1 < len(argv) and argv[k + 1].isdigit()):
+            out.append(str(PREVIEW_COUNT))
+    return out
+
+
 def main_entry() -> None:
-    app()
+    app(args=with_preview_count(sys.argv[1:]), prog_name="nstvid")
 
 
 def eval_entry() -> None:

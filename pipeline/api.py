@@ -23,10 +23,12 @@ from .media.images import read_image
 from .media.sniff import classify
 from .outputs import check_output, default_output
 from .prepare import prepare
+from .preview import PreviewOutcome, run_preview, sheet_path
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
 from .settings import RunOptions, Settings, load
+from .video.clip import Clip, open_clip
 from .video.devices import stylise_video_on_devices
-from .video.job import VideoOutcome, stylise_video
+from .video.job import VideoOutcome, estimate_video, stylise_video
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class DryRun:
     seconds: float = 0.0
 
 
-Outcome = Union[ImageOutcome, VideoOutcome, FolderSummary, DryRun]
+Outcome = Union[ImageOutcome, VideoOutcome, FolderSummary, PreviewOutcome, DryRun]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Job:
     output: Path
     settings: Settings
     options: RunOptions
+    clip: Clip | None = None  # a video's frames to stylise (all, or --start/--duration/--end)
 
 
 def input_kind(path: Path) -> str:
@@ -71,6 +74,21 @@ def _styles(style: str | Path | Iterable[str | Path] | None) -> tuple[str, ...] 
     return tuple(str(s) for s in style)
 
 
+def _strengths(strength: Any, preview: Any) -> dict[str, Any]:
+    """--strength S, or with --preview a list S1,S2,... (one sheet row each)."""
+    if strength is None or isinstance(strength, (int, float)):
+        return {}
+    values = strength.split(",") if isinstance(strength, str) else list(strength)
+    try:
+        values = [float(v) for v in values if str(v).strip() != ""]
+    except ValueError:
+        raise UsageError(f"--strength {strength!r}: expected a number from 0 to 1, or several for "
+                         "--preview (0.3,0.6,0.9)") from None
+    if len(values) > 1 and not preview:
+        raise UsageError(f"--strength {strength}: several strengths are for --preview, one sheet row each")
+    return {"strength": values[0] if values else None, "preview_strengths": tuple(values) if len(values) > 1 else None}
+
+
 def _check_model(settings: Settings) -> None:
     """Devices, precision and weights: refused now, not after a style has been read."""
     device = pick_device(settings.device)
@@ -89,6 +107,7 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     report="r.json", ...). Raises UsageError, InputError or OutputError (one line, naming the file
     or option) for anything that would make the job fail later.
     """
+    options = {**options, **_strengths(options.get("strength"), options.get("preview"))}
     settings, run_options = load({**options, "styles": _styles(style), "output": output},
                                  preset=preset, config=config)
     if not settings.styles:
@@ -100,7 +119,18 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     _check_model(settings)
     source = Path(input)
     kind = input_kind(source)
-    if kind == "folder":
+    ranged = any(v is not None for v in (run_options.start, run_options.duration, run_options.end))
+    if ranged and kind != "video":
+        raise UsageError(f"{source}: --start, --duration and --end choose part of a single video")
+    clip = open_clip(source, run_options) if kind == "video" else None
+    if run_options.preview:
+        # The sheet goes beside the output the job would write (a folder's: beside the input
+        # folder without -o); previews replace each other.
+        base = Path(run_options.output) if run_options.output else (
+            source if kind == "folder" else default_output(source, settings.styles, kind))
+        target = sheet_path(base)
+        check_output(source, target, kind="image", overwrite=True, probe_folder=not run_options.dry_run)
+    elif kind == "folder":
         if run_options.output is None:
             raise UsageError(f"{source}: a folder input needs -o OUTPUT_FOLDER")
         target = Path(run_options.output)
@@ -109,26 +139,32 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
         target = Path(run_options.output) if run_options.output else default_output(source, settings.styles, kind)
         check_output(source, target, kind=kind, overwrite=run_options.overwrite, codec=settings.codec,
                      probe_folder=not run_options.dry_run)
-    return Job(source, kind, target, settings, run_options)
+    return Job(source, kind, target, settings, run_options, clip)
 
 
 def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -> Outcome:
     """Do a checked job. progress gets the job's events (progress.py); stop, once set (e.g. from a
     signal handler), makes a video or folder job finish the frame or file in hand and raise
     Interrupted (a folder returns its summary with exit code 128 + signal)."""
+    if job.options.preview and not job.options.dry_run:
+        return run_preview(job.input, job.kind, job.clip, job.output, job.settings, job.options.preview,
+                           job.options.preview_strengths, progress)
     if job.kind == "folder":
         return run_folder(job.input, job.output, job.settings, job.options, progress, stop)
     if job.options.dry_run:
-        progress(Message(f"would stylise {job.input} -> {job.output}"))
+        if job.kind == "video" and not job.options.preview:  # the plan and how long it will take
+            engine, styles = prepare(job.settings, progress)
+            progress(estimate_video(engine, styles, job.clip))
+        progress(Message(f"would {'preview' if job.options.preview else 'stylise'} {job.input} -> {job.output}"))
         return DryRun(job.output)
     if job.kind == "image":
         engine, styles = prepare(job.settings, progress)
         return stylise_file(engine, styles, job.input, job.output, progress=progress)
     if job.settings.devices:
-        return stylise_video_on_devices(job.settings, job.input, job.output, keep_frames=job.options.keep_frames,
+        return stylise_video_on_devices(job.settings, job.clip, job.output, keep_frames=job.options.keep_frames,
                                         progress=progress, stop=stop)
     engine, styles = prepare(job.settings, progress)
-    return stylise_video(engine, styles, job.input, job.output, keep_frames=job.options.keep_frames,
+    return stylise_video(engine, styles, job.clip, job.output, keep_frames=job.options.keep_frames,
                          progress=progress, stop=stop)
 
 
@@ -147,10 +183,28 @@ def stylise(input: str | Path, style: str | Path | Iterable[str | Path] | None =
 def temporal_error(input_video: str | Path, output_video: str | Path) -> dict:
     """E_warp of output_video measured with input_video's flow (see flow.warping_error):
     {"e_warp": mean, "pairs": [per frame pair], "input_e_warp": the input's own}."""
-    from .flow import warping_error
-    from .media.video import read_frames
+    return flicker(input_video, [output_video])[0]
 
-    pairs = warping_error(read_frames(output_video), read_frames(input_video))
+
+def flicker(input_video: str | Path, outputs: list[str | Path], plot: str | Path | None = None) -> list[dict]:
+    """temporal_error for each output, with the input's own E_warp per pair ("input_pairs") and the
+    pairs that cross the input's scene cuts ("cuts", 1-based); with plot, also a PNG of them all."""
+    from .flow import SCENE_CUT_THRESHOLD, warping_error
+    from .media.video import read_frames
+    from .plot import flicker_plot, require_matplotlib
+    from .video.clip import open_clip, scan
+
+    if plot is not None:
+        require_matplotlib()  # before the minutes of measuring, not after
     floor = warping_error(read_frames(input_video), read_frames(input_video))
-    mean = sum(pairs) / len(pairs) if pairs else 0.0
-    return {"e_warp": mean, "pairs": pairs, "input_e_warp": sum(floor) / len(floor) if floor else 0.0}
+    _, scores, _ = scan(open_clip(Path(input_video)))
+    cuts = [k + 1 for k, score in enumerate(scores) if score > SCENE_CUT_THRESHOLD]
+    reports = []
+    for output in outputs:
+        pairs = warping_error(read_frames(output), read_frames(input_video))
+        reports.append({"output": str(output), "e_warp": sum(pairs) / len(pairs) if pairs else 0.0, "pairs": pairs,
+                        "input_e_warp": sum(floor) / len(floor) if floor else 0.0, "input_pairs": floor,
+                        "cuts": cuts})
+    if plot is not None:
+        flicker_plot(Path(plot), floor, {Path(r["output"]).name: r["pairs"] for r in reports}, cuts)
+    return reports

@@ -107,6 +107,21 @@ def tv_loss(images: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
+STRENGTH_REFERENCE_SIZE = 512  # px, long side at which strength 0.5 is --style-weight as given
+
+
+def style_weight_at(weight: float, strength: float, long_side: int) -> float:
+    """The style loss's weight for --style-weight `weight` at --strength and the output's long side.
+
+    Strength is a log scale around the weight: x 10^(4 (strength - 0.5)), so each quarter of
+    strength is 10x the pull (0.25: a tenth, 0.75: ten times). Below 512 px the pull shrinks with
+    the size (256 px: half): the style's strokes are the painting's, scaled to the picture, and on
+    a small picture they covered a portrait's face at the weight that suits 512 px
+    (docs/strength.md measures it). Departure from Gatys et al., whose weights are fixed numbers.
+    """
+    return weight * 10 ** (4 * (strength - 0.5)) * min(1.0, long_side / STRENGTH_REFERENCE_SIZE)
+
+
 TEMPORAL_REFERENCE_SIZE = 512  # px, long side at which --temporal-weight holds as given
 
 

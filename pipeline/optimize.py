@@ -14,7 +14,8 @@ from torch.profiler import record_function
 from .color import luminance, recombine
 from .engine import Engine
 from .graphs import Iterations
-from .losses import content_loss, gram, style_loss, target_scale, temporal_loss, temporal_weight_at, tv_loss
+from .losses import (content_loss, gram, style_loss, style_weight_at, target_scale, temporal_loss, temporal_weight_at,
+                     tv_loss)
 from .optimizers import BatchedAdam, BatchedLBFGS
 from .progress import Callback, Iteration, ignore
 from .settings import CONTENT_LAYER, STYLE_LAYERS
@@ -93,7 +94,8 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
     c = content_loss(feats[CONTENT_LAYER], content_target, content_scale)
     st = style_loss([gram(feats[layer]) for layer in STYLE_LAYERS], style.grams, style.scales,
                     s.style_layer_weights)
-    total = s.content_weight * c + s.style_weight * st + s.tv_weight * tv_loss(x)
+    style_weight = style_weight_at(s.style_weight, s.strength, s.size)
+    total = s.content_weight * c + style_weight * st + s.tv_weight * tv_loss(x)
     if temporal is not None and s.temporal_weight > 0:
         weight = temporal_weight_at(s.temporal_weight, *x.shape[-2:])
         total = total + weight * temporal_loss(x, temporal.warped_prev, temporal.mask)

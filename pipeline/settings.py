@@ -42,6 +42,7 @@ class Settings:
     tolerance: float = 1e-4  # relative loss change per iteration, averaged over 20, that stops early
 
     # Loss weights (see losses.py for the normalisation that makes them scale-free)
+    strength: float = 0.5  # 0-1: how strongly the style pulls (losses.style_weight_at)
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 0.1
@@ -74,6 +75,8 @@ class Settings:
 
     def validate(self) -> "Settings":
         """Raise UsageError naming the first bad value; return self for chaining."""
+        if not 0.0 <= self.strength <= 1.0:
+            raise UsageError(f"--strength {self.strength:g}: must be between 0 and 1")
         if self.size < 16:
             raise UsageError(f"--size {self.size}: must be at least 16 px")
         if self.scales < 1:
@@ -140,12 +143,26 @@ class RunOptions:
     report: str | None = None  # folder: JSON report path
     max_runtime: float | None = None  # folder: seconds after which no new file starts
     dry_run: bool = False  # say what would be done, do nothing
+    start: str | None = None  # video: where the part to stylise starts (1:30, 90s, 120f)
+    duration: str | None = None  # video: how long it is (20s, 48f)
+    end: str | None = None  # video: where it ends, or give duration
+    preview: int = 0  # video / folder: stylise this many frames or images onto a sheet, then stop
+    preview_strengths: tuple[float, ...] = ()  # one sheet row per strength (--strength 0.3,0.6,0.9)
 
     def validate(self) -> "RunOptions":
         if self.log_format not in ("auto", "plain", "json"):
             raise UsageError(f"--log-format {self.log_format!r}: expected auto, plain or json")
         if self.max_runtime is not None and self.max_runtime < 0:
             raise UsageError(f"--max-runtime {self.max_runtime:g}: must not be negative")
+        if self.duration is not None and self.end is not None:
+            raise UsageError("--duration and --end both given: give one of them")
+        for option, text in (("--start", self.start), ("--duration", self.duration), ("--end", self.end)):
+            parse_point(text, option)
+        if self.preview < 0:
+            raise UsageError(f"--preview {self.preview}: must be a positive number of pictures")
+        for strength in self.preview_strengths:
+            if not 0.0 <= strength <= 1.0:
+                raise UsageError(f"--strength {strength:g}: must be between 0 and 1")
         return self
 
 
@@ -154,19 +171,47 @@ RUN_FIELDS = {f.name for f in fields(RunOptions)}
 
 
 def parse_duration(text: Any, option: str = "--max-runtime") -> float | None:
-    """'90s', '45m', '6h', '1.5h', '1d' or plain seconds -> seconds; None or '' stays None."""
+    """'90s', '45m', '6h', '1.5h', '1d', '1:30' (m:s), '1:02:03' (h:m:s) or plain seconds ->
+    seconds; None or '' stays None. Negative is an error."""
     if text is None or text == "":
         return None
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    text = str(text).strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: expected a duration like 90m or 6h") from None
+        seconds = float(text)
+    else:
+        text = str(text).strip().lower()
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        try:
+            if ":" in text:
+                parts = [float(p) for p in text.split(":")]
+                if len(parts) > 3 or any(p < 0 for p in parts[1:]) or any(p >= 60 for p in parts[1:]):
+                    raise ValueError(text)
+                seconds = sum(p * 60 ** k for k, p in enumerate(reversed(parts)))
+            elif text and text[-1] in units:
+                seconds = float(text[:-1]) * units[text[-1]]
+            else:
+                seconds = float(text)
+        except ValueError:
+            raise UsageError(f"{option} {text!r}: expected a duration like 90s, 1:30, 45m or 6h") from None
+    if seconds < 0 or seconds != seconds:
+        raise UsageError(f"{option} {text!r}: must not be negative")
+    return seconds
+
+
+def parse_point(text: Any, option: str) -> tuple[float, bool] | None:
+    """A place or length in a video: a time (parse_duration's forms) -> (seconds, False), or a
+    frame count '120f' -> (120, True); None stays None."""
+    if text is None or text == "":
+        return None
+    value = str(text).strip().lower()
+    if value.endswith("f"):
+        try:
+            frames = int(value[:-1])
+        except ValueError:
+            raise UsageError(f"{option} {text!r}: expected a frame count like 120f") from None
+        if frames < 0:
+            raise UsageError(f"{option} {text!r}: must not be negative")
+        return float(frames), True
+    return parse_duration(value, option), False
 
 
 def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
@@ -185,7 +230,7 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
             return bool(value)
         if isinstance(default, tuple):
             items = value.split(",") if isinstance(value, str) else list(value)
-            kind = float if name in ("style_blend", "style_layer_weights") else str
+            kind = float if name in ("style_blend", "style_layer_weights", "preview_strengths") else str
             return tuple(kind(v) for v in items if str(v).strip() != "")
         if default is None:
             return str(value)

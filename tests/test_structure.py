@@ -28,10 +28,11 @@ LONG_FUNCTIONS = {
 LAYERS = {
     "__main__": 6, "cli": 5, "__init__": 5,
     "pipeline.api": 4,
-    "pipeline.folder": 3, "pipeline.video.devices": 3,
+    "pipeline.folder": 3, "pipeline.video.devices": 3, "pipeline.preview": 3,
     "pipeline.video": 2, "pipeline.image_job": 2,
     "pipeline.prepare": 1, "pipeline.batching": 1, "pipeline.outputs": 1, "pipeline.frames": 1,
-    "pipeline.optimize": 1, "pipeline.optimizers": 1, "pipeline.graphs": 1, "pipeline.style_targets": 1, "pipeline.engine": 1, "pipeline.features": 1,
+    "pipeline.optimize": 1, "pipeline.optimizers": 1, "pipeline.graphs": 1, "pipeline.style_targets": 1,
+    "pipeline.estimate": 1, "pipeline.sheet": 1, "pipeline.plot": 1, "pipeline.engine": 1, "pipeline.features": 1,
     "pipeline.losses": 1, "pipeline.color": 1, "pipeline.flow": 1, "pipeline.media": 1,
     "pipeline.errors": 0, "pipeline.progress": 0, "pipeline.settings": 0, "pipeline": 0,
 }

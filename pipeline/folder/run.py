@@ -28,11 +28,13 @@ import torch
 from .. import image_job
 from ..batching import BatchLimit, OutOfMemory, image_batch, in_batches
 from ..errors import InputError, Interrupted, NstvidError, OutputError, UsageError
-from ..frames import at_working_size
-from ..media.images import atomic_write_bytes, read_image, write_image
+from ..estimate import folder_estimate, trial
+from ..frames import at_working_size, video_size
+from ..media.images import atomic_write_bytes, fit_long_side, header_size, read_image, write_image
+from ..media.video import probe
 from ..outputs import check_output
 from ..prepare import prepare
-from ..progress import NEVER_STOP, Callback, FileDone, Message, StopRequest, ignore
+from ..progress import NEVER_STOP, Callback, Estimate, FileDone, Message, StopRequest, ignore
 from ..settings import RunOptions, Settings, file_sha256
 from ..video.devices import stylise_video_on_devices
 from ..video.job import stylise_video
@@ -121,6 +123,24 @@ class Job:
         if self._prepared is None:
             self._prepared = prepare(self.settings, self.progress)
         return self._prepared
+
+    def estimate(self, tasks: list[Task]) -> Estimate:
+        """How long the files to do will take: a timed trial at the commonest working size, and
+        each file's size (image headers; for videos the container's size and frame count)."""
+        engine, styles = self.prepared()
+        long_side = self.settings.size
+        images = [fit_long_side(header_size(t.item.path) or (long_side, long_side), long_side)
+                  for t in tasks if t.item.kind == "image"]
+        videos = []
+        for task in (t for t in tasks if t.item.kind == "video"):
+            try:
+                info = probe(task.item.path)
+            except InputError:
+                continue  # it fails when its turn comes
+            videos.append((video_size(info.width, info.height, long_side), info.frame_count))
+        sizes = images + [size for size, _ in videos]
+        measured = trial(engine, styles, max(set(sizes), key=sizes.count))
+        return folder_estimate(self.settings, images, videos, measured, str(engine.device))
 
     # -- stopping
 
@@ -362,11 +382,14 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
     tasks = _tasks(plans, output_dir, digests, manifest, summary, progress)
     batch = image_batch(settings) if any(t.item.kind == "image" for t in tasks) else 1
     job = Job(settings, options, manifest, summary, progress, started, stop, len(tasks), batch)
-    for unit in units(tasks, settings.size, batch):
+    for k, unit in enumerate(units(tasks, settings.size, batch)):
         if job.halted():
             for task in unit:
                 job.not_started(task)
-        elif unit[0].item.kind == "video":
+            continue
+        if k == 0:  # said once work is sure to start (a rerun with nothing to do loads nothing)
+            progress(job.estimate(tasks))
+        if unit[0].item.kind == "video":
             job.run_video(unit[0])
         else:
             job.run_images(unit)

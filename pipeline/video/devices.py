@@ -24,18 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import flow
 from ..errors import Interrupted, NstvidError, ProcessingError
-from ..media.video import TruncatedVideoError, VideoInfo, VideoWriter, read_frames
+from ..media.video import VideoWriter
 from ..prepare import prepare
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
 from ..settings import Settings
-from .job import VideoOutcome, finish, open_writer, probe_input, render
+from .clip import Clip, open_clip, scan
+from .job import VideoOutcome, estimate_video, finish, open_writer, render
 from .workdir import WorkDir, open_work
 
 LEAD_IN = 16  # frames a worker starts before its piece when the boundary is not at a scene cut
 CUT_SEARCH = 0.25  # look for a scene cut within this fraction of a piece's length of a boundary
-THUMBNAIL = (128, 72)  # (w, h) of the counting / scene-cut pass (scene_cut_score works at this size)
 
 
 @dataclass(frozen=True)
@@ -77,24 +76,6 @@ def split_clip(frames: int, parts: int, cut_scores: list[float], threshold: floa
     return pieces
 
 
-def count_and_score(input_path: Path, info) -> tuple[int, list[float], TruncatedVideoError | None]:
-    """Decode the whole clip at thumbnail size: (frame count, scene-cut scores between neighbours,
-    the truncation error if the input ends early)."""
-    scores: list[float] = []
-    previous = None
-    reader = read_frames(input_path, size=THUMBNAIL, info=info)
-    try:
-        for frame in reader:
-            if previous is not None:
-                scores.append(flow.scene_cut_score(previous, frame))
-            previous = frame
-    except TruncatedVideoError as e:
-        return reader.frames_read, scores, e
-    finally:
-        reader.close()
-    return reader.frames_read, scores, None
-
-
 def cross_fade(ours: np.ndarray, theirs: np.ndarray | None, piece: Piece, index: int) -> np.ndarray:
     """Frame `index` of the previous piece's chain (ours), blended towards the next piece's lead-in
     (theirs) linearly over the lead-in: (H, W, 3) uint8 in, uint8 out."""
@@ -105,7 +86,7 @@ def cross_fade(ours: np.ndarray, theirs: np.ndarray | None, piece: Piece, index:
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
-def _worker(settings: Settings, worker: int, device: str, input_path: Path, output_path: Path,
+def _worker(settings: Settings, worker: int, device: str, clip: Clip, output_path: Path,
             key: dict, piece: Piece, events, stop_event, parent_pid: int, cpu_threads: int) -> None:
     """One worker process: the chain over one piece, frames saved into the shared work folder."""
     # The parent relays Ctrl-C and SIGTERM through stop_event, so the frame in hand is finished.
@@ -122,8 +103,7 @@ def _worker(settings: Settings, worker: int, device: str, input_path: Path, outp
 
     try:
         engine, styles = prepare(replace(settings, device=device, devices=()), progress)
-        end = render(engine, styles, input_path, probe_input(input_path), WorkDir(output_path, key), None,
-                     start=piece.start, keep_from=piece.keep_from, stop_at=piece.stop_at,
+        end = render(engine, styles, clip, WorkDir(output_path, key), None, start=piece.start, keep_from=piece.keep_from, stop_at=piece.stop_at,
                      progress=progress, stop=lambda: stop_event.is_set() or os.getppid() != parent_pid)
         events.put(("end", worker, end.frames_read))
     except NstvidError as e:
@@ -135,8 +115,7 @@ def _worker(settings: Settings, worker: int, device: str, input_path: Path, outp
 class Workers:
     """One spawned worker process per piece, the event queue they report on, and their stop flag."""
 
-    def __init__(self, settings: Settings, input_path: Path, output_path: Path, key: dict,
-                 pieces: list[Piece]):
+    def __init__(self, settings: Settings, clip: Clip, output_path: Path, key: dict, pieces: list[Piece]):
         devices = settings.devices[:len(pieces)]
         cpu_workers = sum(d == "cpu" for d in devices)
         cpu_threads = max(1, (os.cpu_count() or 1) // max(1, cpu_workers))
@@ -146,7 +125,7 @@ class Workers:
         self.names = [f"worker {j + 1} ({device})" for j, device in enumerate(devices)]
         self.processes = [
             context.Process(target=_worker, name=f"nstvid {name}", daemon=True,
-                            args=(settings, j, device, input_path, output_path, key, piece, self.events,
+                            args=(settings, j, device, clip, output_path, key, piece, self.events,
                                   self.stop_event, os.getpid(), cpu_threads))
             for j, (name, device, piece) in enumerate(zip(self.names, devices, pieces))]
 
@@ -234,22 +213,25 @@ def _describe(pieces: list[Piece], devices: tuple[str, ...], frames: int) -> str
         for d, p in zip(devices, pieces))
 
 
-def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: Path, *,
+def stylise_video_on_devices(settings: Settings, source: Clip | Path, output_path: Path, *,
                              keep_frames: bool = False, progress: Callback = ignore,
                              stop: StopRequest = NEVER_STOP) -> VideoOutcome:
-    """Stylise a video with one worker process per device in settings.devices (see the module
-    doc); the caller has checked the devices and the output path."""
+    """Stylise a video (or the part a Clip names) with one worker process per device in
+    settings.devices (see the module doc); the caller has checked the devices and the output."""
     started = time.perf_counter()
-    info: VideoInfo = probe_input(input_path)
+    clip = source if isinstance(source, Clip) else open_clip(source)
     progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
-    frames, scores, truncated = count_and_score(input_path, info)
+    frames, scores, truncated = scan(clip)
     pieces = split_clip(frames, len(settings.devices), scores, settings.scene_cut_threshold)
-    work, resumed = open_work(input_path, output_path, info, settings, progress)
+    work, resumed = open_work(clip, output_path, settings, progress)
+    engine, styles = prepare(settings)  # on the first device, for the estimate's timed trial only
+    progress(estimate_video(engine, styles, clip, done=resumed, scores=scores, devices=len(pieces)))
+    del engine, styles
     progress(Message(_describe(pieces, settings.devices, frames)))
-    workers = Workers(settings, input_path, output_path, work.key, pieces)
+    workers = Workers(settings, clip, output_path, work.key, pieces)
     joiner = Joiner(work, pieces, frames, resumed, workers.names, progress)
     try:
-        with open_writer(output_path, info, work, settings) as writer:
+        with open_writer(output_path, clip, work, settings) as writer:
             workers.start()
             while joiner.written < frames:
                 if stop:
@@ -268,5 +250,5 @@ def stylise_video_on_devices(settings: Settings, input_path: Path, output_path: 
         raise
     finally:
         workers.stop_and_join()  # on any other error the workers save their frame in hand and stop
-    finish(input_path, output_path, work, keep_frames=keep_frames, frames=frames, truncated=truncated)
+    finish(clip.path, output_path, work, keep_frames=keep_frames, frames=frames, truncated=truncated)
     return VideoOutcome(output_path, frames, resumed, time.perf_counter() - started)

@@ -15,13 +15,16 @@ import numpy as np
 
 from ..batching import BatchLimit, window_batch
 from ..engine import Engine
-from ..errors import InputError, Interrupted
+from ..errors import Interrupted
 from ..frames import to_u8
-from ..media.video import TruncatedVideoError, VideoInfo, VideoWriter, probe, read_frames
-from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
+from ..media.video import TruncatedVideoError, VideoWriter
+from ..progress import NEVER_STOP, Callback, Estimate, FrameDone, Message, StopRequest, ignore
 from ..settings import Settings
 from ..style_targets import StyleSet
+from ..estimate import trial, video_estimate
+from ..frames import video_size
 from .chain import Chain, FrameResult
+from .clip import Clip, open_clip, scan
 from .plan import End, Replay, produce
 from .threads import Ahead, FrameSink
 from .workdir import WorkDir, open_work
@@ -84,10 +87,9 @@ def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray
         feed.close()
 
 
-def render(engine: Engine, styles: StyleSet, input_path: Path, info: VideoInfo, work: WorkDir,
-           writer: VideoWriter | None, *, start: int = 0, keep_from: int = 0, stop_at: int | None = None,
-           overlap: bool = True, progress: Callback = ignore, stop: Callable[[], bool] = lambda: False,
-           ) -> End:
+def render(engine: Engine, styles: StyleSet, clip: Clip, work: WorkDir, writer: VideoWriter | None, *,
+           start: int = 0, keep_from: int = 0, stop_at: int | None = None, overlap: bool = True,
+           progress: Callback = ignore, stop: Callable[[], bool] = lambda: False) -> End:
     """Stylise frames start..stop_at-1 of a clip into the work folder (and the writer, if given).
 
     Frames start..keep_from-1 are a --devices lead-in: stylised to start the chain and saved apart
@@ -97,9 +99,9 @@ def render(engine: Engine, styles: StyleSet, input_path: Path, info: VideoInfo, 
     h, w = work.size
     saved: dict[int, Path | np.ndarray] = {i: work.frame_path(i) for i in work.saved_indices() if i >= keep_from}
     saved.update({i: work.lead_path(i) for i in range(start, keep_from) if work.lead_path(i).is_file()})
-    total = max(info.frame_count, 1) if stop_at is None else stop_at
-    sink = FrameSink(work, writer, threaded=overlap, frames_left=max(info.frame_count - len(saved) - 1, 0))
-    frames = read_frames(input_path, size=(w, h), info=info)
+    total = max(clip.frame_count, 1) if stop_at is None else stop_at
+    sink = FrameSink(work, writer, threaded=overlap, frames_left=max(clip.frame_count - len(saved) - 1, 0))
+    frames = clip.frames((w, h))
     end, failed = End(0), True
     try:
         with contextlib.closing(stylise_frames(engine, styles, frames, (h, w), saved=saved, start=start,
@@ -123,18 +125,12 @@ def render(engine: Engine, styles: StyleSet, input_path: Path, info: VideoInfo, 
     return end
 
 
-def probe_input(input_path: Path) -> VideoInfo:
-    info = probe(input_path)
-    if info.width <= 0 or info.height <= 0:
-        raise InputError(input_path, "not a readable video (no frame size)")
-    return info
-
-
-def open_writer(output_path: Path, info: VideoInfo, work: WorkDir, settings: Settings) -> VideoWriter:
-    """The encoder of the output: the work folder's frame size, the input's exact rate and audio."""
+def open_writer(output_path: Path, clip: Clip, work: WorkDir, settings: Settings) -> VideoWriter:
+    """The encoder of the output: the work folder's frame size, the input's exact rate, and the
+    input's sound from where the clip starts."""
     h, w = work.size
-    return VideoWriter(output_path, w, h, info.fps, audio_from=info.path if info.has_audio else None,
-                       crf=settings.crf, codec=settings.codec)
+    return VideoWriter(output_path, w, h, clip.info.fps, audio_from=clip.path if clip.info.has_audio else None,
+                       audio_start=clip.audio_start, crf=settings.crf, codec=settings.codec)
 
 
 def finish(input_path: Path, output_path: Path, work: WorkDir, *, keep_frames: bool, frames: int,
@@ -148,21 +144,42 @@ def finish(input_path: Path, output_path: Path, work: WorkDir, *, keep_frames: b
                                               f"decodable frames into {output_path}", frames_read=frames)
 
 
-def stylise_video(engine: Engine, styles: StyleSet, input_path: Path, output_path: Path, *,
+def estimate_video(engine: Engine, styles: StyleSet, clip: Clip, *, done: int = 0,
+                   scores: list[float] | None = None, devices: int = 1) -> Estimate:
+    """How long the clip's remaining frames will take here: its frames and scene cuts counted by
+    a thumbnail pass (or from `scores`, the pass's cut scores), times a timed trial on the first
+    frame at the working size. `done` frames are already saved; `devices` share the work."""
+    s = engine.settings
+    if scores is None:
+        _, scores, _ = scan(clip)
+    frames = len(scores) + 1
+    cuts = sum(score > s.scene_cut_threshold for score in scores)
+    h, w = video_size(clip.info.width, clip.info.height, s.size)
+    reader = clip.frames((w, h))
+    try:
+        first = next(iter(reader))
+    finally:
+        reader.close()
+    return video_estimate(s, frames, cuts, trial(engine, styles, (h, w), first), device=str(engine.device),
+                          done=done, devices=devices)
+
+
+def stylise_video(engine: Engine, styles: StyleSet, source: Clip | Path, output_path: Path, *,
                   keep_frames: bool = False, progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
                   overlap: bool = True) -> VideoOutcome:
-    """Stylise a video file into output_path (same frame count, frame rate and audio); the caller
-    has checked the output path. overlap=False runs decoding, flow, saving and encoding in line
-    with the optimisation (the baseline of bench/pipeline.py)."""
+    """Stylise a video file, or the part of it a Clip names, into output_path (same frames, frame
+    rate and audio); the caller has checked the output path. overlap=False runs decoding, flow,
+    saving and encoding in line with the optimisation (the baseline of bench/pipeline.py)."""
     started = time.perf_counter()
     s = engine.settings
-    info = probe_input(input_path)
-    work, resumed = open_work(input_path, output_path, info, s, progress)
-    with open_writer(output_path, info, work, s) as writer:
-        end = render(engine, styles, input_path, info, work, writer, overlap=overlap, progress=progress,
+    clip = source if isinstance(source, Clip) else open_clip(source)
+    work, resumed = open_work(clip, output_path, s, progress)
+    progress(estimate_video(engine, styles, clip, done=resumed))
+    with open_writer(output_path, clip, work, s) as writer:
+        end = render(engine, styles, clip, work, writer, overlap=overlap, progress=progress,
                      stop=lambda: bool(stop))
         if stop:
             raise Interrupted(stop.signum)  # inside the with block: the partial output is discarded
-    finish(input_path, output_path, work, keep_frames=keep_frames, frames=end.frames_read,
+    finish(clip.path, output_path, work, keep_frames=keep_frames, frames=end.frames_read,
            truncated=end.truncated)
     return VideoOutcome(output_path, end.frames_read, resumed, time.perf_counter() - started)

@@ -11,9 +11,9 @@ import numpy as np
 from ..errors import OutputError
 from ..frames import to_float, to_u8, video_size
 from ..media.images import Picture, read_image, write_image
-from ..media.video import VideoInfo
 from ..progress import Callback, Message
 from ..settings import RUN_ONLY_FIELDS, Settings, file_sha256
+from .clip import Clip
 
 WORK_VERSION = 1
 
@@ -96,14 +96,16 @@ def _bytes(n: float) -> str:
     return f"{n / 1e3:.0f} KB"
 
 
-def open_work(input_path: Path, output_path: Path, info: VideoInfo, settings: Settings,
-              progress: Callback) -> tuple[WorkDir, int]:
-    """The work folder of this (input, settings, styles, size), resumed when it matches; and how
-    many frames it already holds."""
+def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callback) -> tuple[WorkDir, int]:
+    """The work folder of this (input, part of it, settings, styles, size), resumed when it
+    matches; and how many frames it already holds."""
+    info = clip.info
     h, w = video_size(info.width, info.height, settings.size)
-    key = {"version": WORK_VERSION, "input": file_sha256(input_path),
+    key = {"version": WORK_VERSION, "input": file_sha256(clip.path),
            "settings": settings.digest(exclude=("crf", "codec") + RUN_ONLY_FIELDS),
            "styles": [file_sha256(s) for s in settings.styles], "size": [h, w]}
+    if clip.span is not None:  # only then, so resume folders made before ranges stay valid
+        key["frames"] = clip.key()
     work = WorkDir(output_path, key)
     reason = work.open()
     if reason:
@@ -115,6 +117,5 @@ def open_work(input_path: Path, output_path: Path, info: VideoInfo, settings: Se
     if info.variable_frame_rate:
         progress(Message(f"variable frame rate: resampling to a constant {float(info.fps):.3f} fps "
                          "so duration and audio sync are kept"))
-    progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {w}x{h}, "
-                     f"about {info.frame_count} frames"))
+    progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {w}x{h}, {clip.describe()}"))
     return work, len(saved)

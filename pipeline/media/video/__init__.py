@@ -7,13 +7,14 @@ RGB ``uint8`` numpy arrays of shape ``(H, W, 3)`` in display orientation.
 
 from .ffmpeg import (FFmpegError, MediaError, MediaNotFoundError, NoVideoStreamError, TruncatedVideoError,
                      UnreadableMediaError, ffmpeg_exe, run_ffmpeg)
-from .probe import VideoInfo, probe
+from .probe import FrameSpan, VideoInfo, probe
 from .reader import FrameReader, read_frames
 from .writer import VIDEO_OUTPUT_EXTENSIONS, VideoWriter, container_problem
 
 __all__ = [
     "FFmpegError",
     "FrameReader",
+    "FrameSpan",
     "MediaError",
     "MediaNotFoundError",
     "NoVideoStreamError",

@@ -69,6 +69,24 @@ class VideoInfo:
     stream_index: int
 
 
+@dataclass(frozen=True)
+class FrameSpan:
+    """Frames first .. stop - 1 of a video (0-based), and where that part starts in seconds."""
+
+    first: int
+    stop: int
+    fps: Fraction
+
+    @property
+    def frames(self) -> int:
+        return self.stop - self.first
+
+    @property
+    def seconds(self) -> float:
+        """The start time of frame `first`."""
+        return float(self.first / self.fps)
+
+
 # Rates that real footage uses; timestamps rounded to a coarse time base (e.g. Matroska's
 # milliseconds) are snapped to one of these when they match within rounding error.
 _STANDARD_RATES = tuple(

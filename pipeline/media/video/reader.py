@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .ffmpeg import TruncatedVideoError, UnreadableMediaError, _last_line, _rate_arg, _StderrDrain, _tail, ffmpeg_exe
-from .probe import VideoInfo, probe
+from .probe import FrameSpan, VideoInfo, probe
 
 class FrameReader:
     """Iterator over a video's frames, decoded by an ffmpeg pipe; see ``read_frames``.
@@ -28,8 +28,10 @@ class FrameReader:
         path: str | os.PathLike,
         size: tuple[int, int] | None = None,
         info: VideoInfo | None = None,
+        span: FrameSpan | None = None,
     ) -> None:
         self.info = info if info is not None else probe(path)
+        self.span = span
         self.path = Path(path)
         self.size = (int(size[0]), int(size[1])) if size else (self.info.width, self.info.height)
         if self.size[0] <= 0 or self.size[1] <= 0:
@@ -57,8 +59,14 @@ class FrameReader:
     def _command(self) -> list[str]:
         width, height = self.size
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error"]
+        if self.span is not None and self.span.first:
+            # Input seeking decodes from the keyframe before and drops every frame timed before
+            # this point (ffmpeg's accurate seek): half a frame early, so frame `first` is the first.
+            cmd += ["-ss", f"{(self.span.first - 0.5) / self.info.fps:.6f}"]
         # Autorotation is ffmpeg's default: frames come out in display orientation.
         cmd += ["-i", str(self.path), "-map", f"0:{self.info.stream_index}"]
+        if self.span is not None:
+            cmd += ["-frames:v", str(self.span.stop - self.span.first)]
         if (width, height) != (self.info.width, self.info.height):
             shrinking = width <= self.info.width and height <= self.info.height
             flags = "area" if shrinking else "bicubic"
@@ -139,7 +147,8 @@ def _read_exact(stream, buffer: bytearray) -> int:
 
 
 def read_frames(
-    path: str | os.PathLike, size: tuple[int, int] | None = None, info: VideoInfo | None = None
+    path: str | os.PathLike, size: tuple[int, int] | None = None, info: VideoInfo | None = None,
+    span: FrameSpan | None = None,
 ) -> FrameReader:
     """Stream a video's frames as RGB uint8 (H, W, 3) arrays from an ffmpeg pipe.
 
@@ -148,6 +157,8 @@ def read_frames(
         size: optional (width, height) to scale to inside ffmpeg (area filter when shrinking);
             default: the display size ``info.width x info.height``.
         info: a ``probe(path)`` result to reuse (probed here when omitted).
+        span: only frames span.first .. span.stop - 1 (0-based, of the stream ``read_frames``
+            yields without one), exactly: no snapping to keyframes.
 
     Frames are in display orientation (ffmpeg autorotates).  Constant-frame-rate input is passed
     through frame by frame; variable-frame-rate input is resampled to the constant ``info.fps``
@@ -160,5 +171,5 @@ def read_frames(
     When ``info`` is not given, ``probe`` runs at call time and its errors (missing, empty,
     unreadable, no video stream) are raised by this call, before any iteration.
     """
-    return FrameReader(path, size, info)
+    return FrameReader(path, size, info, span)
 

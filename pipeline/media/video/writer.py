@@ -65,6 +65,7 @@ class VideoWriter:
             pixel to even for chroma-subsampled ``pix_fmt``s (``output_size`` says what is written).
         fps: exact frame rate, e.g. ``Fraction(30000, 1001)``.
         audio_from: file whose first audio stream is muxed in, or None for no audio.
+        audio_start: where in audio_from the audio starts, seconds (the video is part of a clip).
         crf: constant-quality factor for x264/x265/VP9/AV1 (ignored by other codecs).
         codec: ffmpeg video encoder name.
         pix_fmt: output pixel format.
@@ -77,6 +78,7 @@ class VideoWriter:
         height: int,
         fps: Fraction | int | str,
         audio_from: str | os.PathLike | None = None,
+        audio_start: float = 0.0,
         crf: int = 18,
         codec: str = "libx264",
         pix_fmt: str = "yuv420p",
@@ -89,6 +91,7 @@ class VideoWriter:
         if self.fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.audio_from = Path(audio_from) if audio_from is not None else None
+        self.audio_start = audio_start
         self.crf, self.codec, self.pix_fmt = crf, codec, pix_fmt
         subsampled = pix_fmt.startswith(("yuv420", "yuvj420", "yuv422", "nv12", "p010"))
         self.output_size = (
@@ -215,7 +218,8 @@ class VideoWriter:
         """Second pass: video copied, first audio stream of ``audio_from`` copied or re-encoded."""
         # Cut the audio to the video's length (rounded up to a microsecond so the last frame stays).
         seconds = math.ceil(self.frames_written / self.fps * 1_000_000) / 1_000_000
-        base = ["-y", "-v", "error", "-i", str(self._video_tmp), "-i", str(self.audio_from),
+        seek = ["-ss", f"{self.audio_start:.6f}"] if self.audio_start else []
+        base = ["-y", "-v", "error", "-i", str(self._video_tmp), *seek, "-i", str(self.audio_from),
                 "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy",
                 "-t", f"{seconds:.6f}"]  # fmt: skip
         tail = []
