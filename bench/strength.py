@@ -77,7 +77,8 @@ def main() -> None:
             for label, (rgb, _) in results.items():
                 tiles[label].append(cv2.resize(rgb, (192, round(192 * rgb.shape[0] / rgb.shape[1])),
                                                interpolation=cv2.INTER_CUBIC))
-            row = (f"| {name} | {size} | {before.style_weight:g} -> {weight:.3g} | "
+            was = style_weight_at(before.style_weight, before.strength, size)
+            row = (f"| {name} | {size} | {was:.3g} -> {weight:.3g} | "
                    f"{results['before'][1]:.3f} | {results['after'][1]:.3f} |")
             rows.append(row)
             print(row, flush=True)

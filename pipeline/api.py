@@ -123,40 +123,46 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     if ranged and kind != "video":
         raise UsageError(f"{source}: --start, --duration and --end choose part of a single video")
     clip = open_clip(source, run_options) if kind == "video" else None
-    if run_options.preview:
-        # The sheet goes beside the output the job would write (a folder's: beside the input
-        # folder without -o); previews replace each other.
-        base = Path(run_options.output) if run_options.output else (
+    return Job(source, kind, _checked_output(source, kind, settings, run_options), settings, run_options, clip)
+
+
+def _checked_output(source: Path, kind: str, settings: Settings, options: RunOptions) -> Path:
+    """Where the job writes, refused now if it cannot: the output file, the output folder, or for
+    --preview the sheet (beside the output the job would write; a folder's beside the input folder
+    without -o). Previews replace each other."""
+    if options.preview:
+        base = Path(options.output) if options.output else (
             source if kind == "folder" else default_output(source, settings.styles, kind))
         target = sheet_path(base)
-        check_output(source, target, kind="image", overwrite=True, probe_folder=not run_options.dry_run)
+        check_output(source, target, kind="image", overwrite=True, probe_folder=not options.dry_run)
     elif kind == "folder":
-        if run_options.output is None:
+        if options.output is None:
             raise UsageError(f"{source}: a folder input needs -o OUTPUT_FOLDER")
-        target = Path(run_options.output)
-        check_folders(source, target, run_options)
+        target = Path(options.output)
+        check_folders(source, target, options)
     else:
-        target = Path(run_options.output) if run_options.output else default_output(source, settings.styles, kind)
-        check_output(source, target, kind=kind, overwrite=run_options.overwrite, codec=settings.codec,
-                     probe_folder=not run_options.dry_run)
-    return Job(source, kind, target, settings, run_options, clip)
+        target = Path(options.output) if options.output else default_output(source, settings.styles, kind)
+        check_output(source, target, kind=kind, overwrite=options.overwrite, codec=settings.codec,
+                     probe_folder=not options.dry_run)
+    return target
 
 
 def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -> Outcome:
     """Do a checked job. progress gets the job's events (progress.py); stop, once set (e.g. from a
     signal handler), makes a video or folder job finish the frame or file in hand and raise
     Interrupted (a folder returns its summary with exit code 128 + signal)."""
-    if job.options.preview and not job.options.dry_run:
-        return run_preview(job.input, job.kind, job.clip, job.output, job.settings, job.options.preview,
+    preview = job.options.preview
+    if job.options.dry_run and not (job.kind == "folder" and not preview):  # a folder's is the plan
+        if job.kind == "video" and not preview:  # the plan and how long it will take
+            engine, styles = prepare(job.settings, progress)
+            progress(estimate_video(engine, styles, job.clip))
+        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}"))
+        return DryRun(job.output)
+    if preview:
+        return run_preview(job.input, job.kind, job.clip, job.output, job.settings, preview,
                            job.options.preview_strengths, progress)
     if job.kind == "folder":
         return run_folder(job.input, job.output, job.settings, job.options, progress, stop)
-    if job.options.dry_run:
-        if job.kind == "video" and not job.options.preview:  # the plan and how long it will take
-            engine, styles = prepare(job.settings, progress)
-            progress(estimate_video(engine, styles, job.clip))
-        progress(Message(f"would {'preview' if job.options.preview else 'stylise'} {job.input} -> {job.output}"))
-        return DryRun(job.output)
     if job.kind == "image":
         engine, styles = prepare(job.settings, progress)
         return stylise_file(engine, styles, job.input, job.output, progress=progress)
