@@ -32,11 +32,11 @@ demo: setup
 # One pytest worker per core (tests/conftest.py: one thread each), tests handed out one at a time;
 # tests that share a module's state carry an xdist_group mark and stay on one worker, in order.
 test: setup
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12
 
 # The whole suite with --precision fp32 forced on every run (what an AVX2-only CPU runs anyway).
 test-fp32: setup
-	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup
+	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -9,6 +9,9 @@
    --independent given enough iterations to reach the same mean loss (content + style + TV, no
    temporal term), found by doubling.
 3. Drift: a static shot of --static-frames frames: mean colour and style loss, first vs last frame.
+4. Real footage: the hand-held realshort.mp4 (leaves moving on their own) and Sintel alley_2 with
+   the balanced preset at --real-size: E_warp against the input's own and against --independent,
+   the loss without the temporal term, and the candidates for where flicker comes from.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from nstvid.pipeline.video.job import Finished, stylise_frames
 ROOT = Path(__file__).resolve().parent.parent
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 CLIPS = [ROOT / "sample_media" / "pan.mp4", ROOT / "sample_media" / "orbit.mp4"]
+SHARED = ROOT.parent / "shared" / "media"
 
 
 def load_frames(path: Path, size: int, count: int) -> list[np.ndarray]:
@@ -94,6 +98,12 @@ def main() -> None:
     parser.add_argument("--parts", default="1,2,3")
     parser.add_argument("--static-frames", type=int, default=300)
     parser.add_argument("--static-size", type=int, default=96, help="the 300-frame run is long on a CPU")
+    parser.add_argument("--real-size", type=int, default=256)
+    parser.add_argument("--real-frames", type=int, default=12)
+    parser.add_argument("--real-independent-frames", type=int, default=4,
+                        help="independent frames are full optimisations, long on a CPU")
+    parser.add_argument("--real-variants", default="temporal,iterations,noflow",
+                        help="candidates besides balanced and independent: temporal, iterations, noflow")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
@@ -107,6 +117,8 @@ def main() -> None:
         save_section(args.out / "temporal.md", "## 2.", part_speed(args, command, machine))
     if 3 in parts:
         save_section(args.out / "temporal.md", "## 3.", part_drift(args, command, machine))
+    if 4 in parts:
+        save_section(args.out / "temporal.md", "## 4.", part_real(args, command, machine))
 
 
 def save_section(path: Path, marker: str, lines: list[str]) -> None:
@@ -213,6 +225,64 @@ def part_drift(args, command, machine) -> list[str]:
            f"| style loss | {s_first:.4f} | {s_last:.4f} | {100 * (s_last / s_first - 1):+.2f}% |"]
     print("\n".join(md[-4:]), flush=True)
 
+    return md
+
+
+def real_clips(size: int, count: int) -> dict[str, list[np.ndarray]]:
+    """The real-motion clips: realshort.mp4's first `count` frames, Sintel alley_2's 4."""
+    import cv2
+    sintel = []
+    for path in sorted((SHARED / "sintel" / "alley_2_clean").glob("frame_*.png")):
+        rgb = read_image(path).rgb
+        h, w = video_size(rgb.shape[1], rgb.shape[0], size)
+        sintel.append(to_u8(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
+    return {"realshort.mp4": load_frames(SHARED / "video" / "realshort.mp4", size, count),
+            "sintel alley_2": sintel}
+
+
+def part_real(args, command, machine) -> list[str]:
+    """Balanced preset on real footage, with the candidate causes of flicker as variants; the
+    first frame is computed once and shared by the chained modes."""
+    base = Settings(styles=(str(STYLE),), size=args.real_size)
+    candidates = {"temporal": ("temporal weight x4", dataclasses.replace(base, temporal_weight=4 * base.temporal_weight)),
+                  "iterations": (f"{2 * base.frame_iterations // 3} frame iterations",
+                                 dataclasses.replace(base, frame_iterations=2 * base.frame_iterations // 3)),
+                  "noflow": ("no flow (unwarped warm start)", dataclasses.replace(base, flow=False))}
+    modes = {"balanced (chained)": base,
+             **dict(candidates[c] for c in args.real_variants.split(",") if c),
+             "independent": dataclasses.replace(base, independent=True)}
+    md = [f"## 4. Real footage, balanced preset at {args.real_size} px", "",
+          f"{command} ({machine}); style starry_night.jpg; realshort.mp4's first {args.real_frames} "
+          f"frames (independent: the first {args.real_independent_frames}), Sintel alley_2's 4. E_warp "
+          "is the mean over frame pairs; loss = content + style + TV (no temporal term) over the "
+          "frames after the first, against the balanced chain's. Strip: temporal_real.jpg (realshort: "
+          "input, balanced chain, independent).", "",
+          "| clip | mode | mean E_warp | x input's own | x independent | loss vs balanced | s / later frame |",
+          "|---|---|---|---|---|---|---|"]
+    strips = []
+    for name, frames in real_clips(args.real_size, args.real_frames).items():
+        floor = float(np.mean(warping_error(iter(frames), iter(frames))))
+        first, _ = run_chain(base, frames[:1])
+        rows = {}
+        for mode, settings in reversed(modes.items()):  # independent first: the others refer to it
+            clip_frames = frames[:args.real_independent_frames] if settings.independent else frames
+            outs, secs, _ = chain_frames(settings, clip_frames, None if settings.independent else {0: first[0]})
+            e = float(np.mean(warping_error(iter(outs), iter(clip_frames))))
+            loss = float(np.mean(image_losses(settings, outs[1:], clip_frames[1:])[0]))
+            rows[mode] = (e, loss, float(np.mean(secs[1:])), outs)
+        ind_e, balanced_loss = rows["independent"][0], rows["balanced (chained)"][1]
+        for mode in modes:
+            e, loss, sec, _ = rows[mode]
+            md.append(f"| {name} | {mode} | {e:.5f} | {e / floor:.2f}x | {e / ind_e:.3f}x | "
+                      f"{100 * (loss / balanced_loss - 1):+.1f}% | {sec:.1f} |")
+            print(md[-1], flush=True)
+        if name.startswith("realshort"):
+            strips = [np.concatenate(shown[:args.real_independent_frames], axis=1)
+                      for shown in (frames, rows["balanced (chained)"][3], rows["independent"][3])]
+    import cv2
+    cv2.imwrite(str(args.out / "temporal_real.jpg"),
+                cv2.cvtColor(np.concatenate(strips, axis=0), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 88])
     return md
 
 

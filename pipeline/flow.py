@@ -28,6 +28,7 @@ __all__ = [
     "DIS_PRESETS",
     "SCENE_CUT_THRESHOLD",
     "compute_flow",
+    "fill_unreliable",
     "is_scene_cut",
     "read_flo",
     "reliability",
@@ -182,6 +183,27 @@ def reliability(
     mask[disoccluded] = -1.0
     mask = cv2.GaussianBlur(mask, (5, 5), 0.8, borderType=cv2.BORDER_REPLICATE)
     return np.clip(mask, 0.0, 1.0)
+
+
+def fill_unreliable(image: np.ndarray, mask: np.ndarray, radius: int = 5) -> np.ndarray:
+    """Fill the pixels a reliability mask distrusts from the trusted ones around them.
+
+    Args:
+        image: float32 (H, W, 3) in [0, 1], e.g. the previous stylised frame warped into this one.
+        mask: float32 (H, W) in [0, 1] from ``reliability``; pixels under 0.5 are filled.
+        radius: how far (px) around each filled pixel the inpainting looks.
+
+    Returns:
+        float32 (H, W, 3) in [0, 1]: ``image`` where trusted, elsewhere OpenCV's Telea inpainting
+        of it (8-bit inside OpenCV), so a newly revealed strip takes the colours and strokes at its
+        edge instead of a smear of the border or of the occluder.
+    """
+    holes = (mask < 0.5).astype(np.uint8)
+    if not holes.any():
+        return image
+    u8 = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    filled = cv2.inpaint(u8, holes, radius, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    return np.where(holes[..., None] > 0, filled, image)
 
 
 # --- scene cuts -----------------------------------------------------------------------------------

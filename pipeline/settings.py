@@ -66,6 +66,7 @@ class Settings:
     frame_iterations: int = 60  # per later frame (warm-started), at full size only
     temporal_weight: float = 50.0  # at 512 px; losses.temporal_weight_at scales it up; 0 disables
     flow: bool = True  # False: plain unwarped warm start
+    revealed: str = "content"  # what newly revealed pixels start from: content | inpaint | warp
     independent: bool = False  # every frame on its own (the flicker baseline)
     scene_cut_threshold: float = 0.35  # flow.SCENE_CUT_THRESHOLD: measured there on cuts vs motion
     crf: int = 18
@@ -85,6 +86,8 @@ class Settings:
             raise UsageError("--iterations and --frame-iterations must not be negative")
         if self.optimizer not in ("lbfgs", "adam"):
             raise UsageError(f"--optimizer {self.optimizer!r}: expected lbfgs or adam")
+        if self.revealed not in ("content", "inpaint", "warp"):
+            raise UsageError(f"revealed {self.revealed!r}: expected content, inpaint or warp")
         if self.pooling not in ("max", "avg"):
             raise UsageError(f"--pooling {self.pooling!r}: expected max or avg")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

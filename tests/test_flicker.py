@@ -12,22 +12,27 @@ import time
 import cv2
 import numpy as np
 
-from conftest import CONTENT, STYLE, command, settings
+from conftest import CONTENT, REALSHORT, STYLE, command, settings
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 from test_image import losses_of
 from test_video import PAN, _e_warp, clip, count_frames
 
 
-def test_temporal_stability_beats_independent_frames(tmp_path, run_nstvid):
-    """Flow warm start + temporal loss flickers far less than independent frames (E_warp)."""
-    short = clip(tmp_path, PAN, 6, "short.mp4")
+def test_temporal_stability_beats_independent_frames_on_real_footage(tmp_path, run_nstvid):
+    """Flow warm start + temporal loss flickers far less than independent frames (E_warp), on the
+    real hand-held clip (leaves moving on their own), not a synthetic pan that flow gets right.
+
+    Independent frames get 40 iterations each so that they are painted: with fewer they stay
+    close to the photo and flicker little. Measured on an AMD EPYC in fp32: chained 0.16x of
+    independent (2.5x the input's own at 96 px); the bound leaves 2x for bf16 rounding."""
+    short = clip(tmp_path, REALSHORT, 6, "short.mp4")
     chained, independent = tmp_path / "chained.mp4", tmp_path / "independent.mp4"
-    common = ["--style", STYLE, "--size", "96", "--scales", "1", "--iterations", "12"]
+    common = ["--style", STYLE, "--size", "96", "--scales", "1", "--iterations", "40"]
     assert run_nstvid(short, *common, "--frame-iterations", "12", "-o", chained).returncode == 0
     assert run_nstvid(short, *common, "--independent", "-o", independent).returncode == 0
     e_chained, e_indep = _e_warp(short, chained), _e_warp(short, independent)
     assert len(e_chained["pairs"]) == 5
-    assert e_chained["e_warp"] < 0.5 * e_indep["e_warp"], (e_chained["e_warp"], e_indep["e_warp"])
+    assert e_chained["e_warp"] < 0.3 * e_indep["e_warp"], (e_chained["e_warp"], e_indep["e_warp"])
 
 
 def test_static_shot_does_not_drift(tmp_path, run_nstvid):

@@ -219,3 +219,55 @@ def test_warping_error_streams_and_checks_lengths(clips):
     assert len(errors) == 3 and max(errors) < 0.002
     with pytest.raises(ValueError, match="different lengths"):
         flow.warping_error(frames, frames[:3])
+
+
+def test_fill_unreliable_takes_the_trusted_pixels_around_a_hole():
+    """Trusted pixels are kept exactly; a distrusted strip takes the colours at its edge (a
+    two-colour picture stays two colours where each side's hole borders only its own side)."""
+    image = np.zeros((40, 60, 3), np.float32)
+    image[:, :30] = (0.9, 0.2, 0.1)
+    image[:, 30:] = (0.1, 0.3, 0.8)
+    mask = np.ones((40, 60), np.float32)
+    mask[:, :6] = 0.0  # a strip entering on the left, as in a pan
+    mask[10:20, 40:45] = 0.2  # a disocclusion inside the right half
+    smeared = image.copy()
+    smeared[mask < 0.5] = 0.0  # what the warp put there: nothing to trust
+    filled = flow.fill_unreliable(smeared, mask)
+    assert np.array_equal(filled[mask >= 0.5], smeared[mask >= 0.5])
+    # Within 5/255: 8-bit inside OpenCV, and Telea's gradient term at the holes' corners (3.5/255
+    # measured); what the warp left there (black) is 0.9 away.
+    assert np.abs(filled[:, :6] - image[:, :6]).max() < 5 / 255
+    assert np.abs(filled[10:20, 40:45] - image[10:20, 40:45]).max() < 5 / 255
+
+
+@pytest.mark.parametrize("revealed", ["content", "inpaint", "warp"])
+def test_chain_starts_revealed_pixels_as_asked(clips, revealed, tmp_path, monkeypatch):
+    """A warm frame of the pan starts from the previous output warped where the flow is trusted,
+    and, where it is not (the strip the pan brings in), from what `revealed` says and not from the
+    other starts. Read at zero iterations, where the frame is its start."""
+    from nstvid.pipeline.engine import Engine
+    from nstvid.pipeline.settings import Settings
+    from nstvid.pipeline.style_targets import StyleSet
+    from nstvid.pipeline.video.chain import Chain
+    from nstvid.pipeline.video.plan import warm_step
+
+    monkeypatch.setenv("NSTVID_CACHE_DIR", str(tmp_path))
+    settings = Settings(styles=(str(SAMPLES / "starry_night.jpg"),), precision="fp32", device="cpu",
+                        frame_iterations=0, revealed=revealed)
+    engine = Engine.create(settings)
+    chain = Chain(engine, StyleSet(engine))
+    # 20 frames apart: the pan has moved 5.6 px at this size (a frame apart it is still slow)
+    first, second = (cv2.resize(f, (96, 54), interpolation=cv2.INTER_AREA) for f in clips["pan"][0:21:20])
+    painting = (np.random.default_rng(0).random((54, 96, 3)) * 255).astype(np.uint8)  # any output
+    chain.replay(first, painting)
+    step = warm_step(settings, first, [second])
+    started = chain.run(step)[0].output
+    new = step.anchor_mask[0] < 0.05
+    assert new.mean() > 0.02  # the pan brings in a strip (4% of the frame)
+    warped = flow.warp(painting.astype(np.float32) / 255, step.to_anchor[0])
+    starts = {"content": second.astype(np.float32) / 255, "warp": warped,
+              "inpaint": flow.fill_unreliable(warped, step.anchor_mask[0])}
+    assert np.abs(started[new] - starts[revealed][new]).mean() < 1 / 255
+    for other, start in starts.items():
+        if other != revealed:
+            assert np.abs(started[new] - start[new]).mean() > 0.02, other

@@ -92,8 +92,7 @@ class Chain:
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
         warped_t = torch.cat([to_tensor(flow.warp(self.prev_output, f)) for f in step.to_anchor])
         mask_t = torch.from_numpy(np.stack(step.anchor_mask))[:, None]
-        # Disoccluded pixels start from the content, as Ruder et al. do, not from a smeared warp.
-        init = mask_t * warped_t + (1 - mask_t) * content
+        init = mask_t * warped_t + (1 - mask_t) * self._revealed_start(step, warped_t, content)
         target = content
         if s.preserve_colors:
             warped_t, init, target = luminance(warped_t), luminance(init), luminance(content)
@@ -107,6 +106,18 @@ class Chain:
         if s.preserve_colors:
             result.images = recombine(result.images, content)
         return self._finish(step, result)
+
+    def _revealed_start(self, step: Step, warped: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """What the pixels the warp cannot bring (disoccluded, entering the view) start from,
+        (B, 3, H, W) in [0, 1]: --revealed content (Ruder et al.), warp (the warped output as it
+        is: border smear, occluder texture) or inpaint (flow.fill_unreliable of the warped output)."""
+        how = self.engine.settings.revealed
+        if how == "content":
+            return content
+        if how == "warp":
+            return warped
+        return torch.cat([to_tensor(flow.fill_unreliable(to_rgb(w), m))
+                          for w, m in zip(warped, step.anchor_mask)])
 
     def _settle_last(self, step: Step, result: Result, target: torch.Tensor) -> None:
         """Refine the window's last frame alone, held to its finished neighbour, in place.
