@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_media"
 CONTENT = SAMPLES / "chelsea.png"
 STYLE = SAMPLES / "starry_night.jpg"
-REALSHORT = ROOT.parent / "shared" / "media" / "video" / "realshort.mp4"
+REALSHORT = SAMPLES / "realshort.mp4"  # ../shared/media/video/realshort.mp4, committed: a clone has it
 # Small and quick: 2 CPU cores run the whole suite.
 TINY = ["--size", "64", "--scales", "1", "--iterations", "3"]
 PRECISION = os.environ.get("NSTVID_TEST_PRECISION", "")
