@@ -24,28 +24,12 @@ sys.path.insert(0, str(ROOT))  # for bench.temporal
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.temporal import chain_frames, image_losses, load_frames  # noqa: E402
+from bench.temporal import chain_frames, clip_frames, image_losses  # noqa: E402
 from nstvid.pipeline.flow import warping_error  # noqa: E402
-from nstvid.pipeline.frames import to_u8, video_size  # noqa: E402
-from nstvid.pipeline.media.images import read_image  # noqa: E402
 from nstvid.pipeline.settings import Settings  # noqa: E402
 
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
-SINTEL = ROOT.parent / "shared" / "media" / "sintel" / "alley_2_clean"
 BALANCED = 60
-
-
-def clip_frames(name: str, size: int, count: int) -> list[np.ndarray]:
-    """RGB uint8 frames of a sample clip, or of the Sintel sequence (real motion, 4 frames)."""
-    if name != "sintel":
-        return load_frames(ROOT / "sample_media" / f"{name}.mp4", size, count)
-    import cv2
-    out = []
-    for path in sorted(SINTEL.glob("frame_*.png"))[:count]:
-        rgb = read_image(path).rgb
-        h, w = video_size(rgb.shape[1], rgb.shape[0], size)
-        out.append(to_u8(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
-    return out
 
 
 def run(settings: Settings, frames: list[np.ndarray], first: np.ndarray):

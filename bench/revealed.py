@@ -21,15 +21,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for bench.temporal
 
-from nstvid.pipeline import flow
-from nstvid.pipeline.frames import to_tensor
-from nstvid.pipeline.prepare import prepare
-from nstvid.pipeline.settings import STYLE_LAYERS, Settings
-from temporal import STYLE, chain_frames, real_clips, load_frames, ROOT
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.temporal import STYLE, chain_frames, clip_frames  # noqa: E402
+from nstvid.pipeline import flow  # noqa: E402
+from nstvid.pipeline.frames import to_tensor  # noqa: E402
+from nstvid.pipeline.prepare import prepare  # noqa: E402
+from nstvid.pipeline.settings import STYLE_LAYERS, Settings  # noqa: E402
 
 MODES = ("content", "inpaint", "warp")
 AGES = 5  # revealed within the last 5 frames (the window)
@@ -108,9 +111,8 @@ def main() -> None:
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
     base = Settings(styles=(str(STYLE),), size=args.size, precision="fp32")
     engine, styles = prepare(base)
-    clips = {name: load_frames(ROOT / "sample_media" / f"{name}.mp4", args.size, args.frames)
-             for name in ("pan", "orbit")}
-    clips["sintel alley_2"] = real_clips(args.size, 1)["sintel alley_2"]
+    clips = {name: clip_frames(name, args.size, args.frames) for name in ("pan", "orbit")}
+    clips["sintel alley_2"] = clip_frames("sintel", args.size, 4)
     md = ["# Newly revealed regions: what their pixels start from", "",
           f"`.venv/bin/python bench/revealed.py {' '.join(sys.argv[1:])}` (CPU, {torch.get_num_threads()} "
           f"threads, fp32); balanced preset at {args.size} px, starry_night.jpg, first {args.frames} frames "

@@ -40,12 +40,27 @@ ROOT = Path(__file__).resolve().parent.parent
 STYLE = ROOT / "sample_media" / "starry_night.jpg"
 CLIPS = [ROOT / "sample_media" / "pan.mp4", ROOT / "sample_media" / "orbit.mp4"]
 SHARED = ROOT.parent / "shared" / "media"
+SINTEL = SHARED / "sintel" / "alley_2_clean"
 
 
 def load_frames(path: Path, size: int, count: int) -> list[np.ndarray]:
     info = probe(path)
     h, w = video_size(info.width, info.height, size)
     return [f for i, f in zip(range(count), read_frames(path, size=(w, h)))]
+
+
+def clip_frames(name: str, size: int, count: int) -> list[np.ndarray]:
+    """RGB uint8 frames of a sample clip (pan, orbit, realshort: the real hand-held one), or of
+    the Sintel sequence (real motion, 4 frames)."""
+    if name != "sintel":
+        return load_frames(ROOT / "sample_media" / f"{name}.mp4", size, count)
+    import cv2
+    out = []
+    for path in sorted(SINTEL.glob("frame_*.png"))[:count]:
+        rgb = read_image(path).rgb
+        h, w = video_size(rgb.shape[1], rgb.shape[0], size)
+        out.append(to_u8(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
+    return out
 
 
 def chain_frames(settings: Settings, frames: list[np.ndarray], saved: dict[int, np.ndarray] | None = None,
@@ -228,18 +243,6 @@ def part_drift(args, command, machine) -> list[str]:
     return md
 
 
-def real_clips(size: int, count: int) -> dict[str, list[np.ndarray]]:
-    """The real-motion clips: realshort.mp4's first `count` frames, Sintel alley_2's 4."""
-    import cv2
-    sintel = []
-    for path in sorted((SHARED / "sintel" / "alley_2_clean").glob("frame_*.png")):
-        rgb = read_image(path).rgb
-        h, w = video_size(rgb.shape[1], rgb.shape[0], size)
-        sintel.append(to_u8(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
-    return {"realshort.mp4": load_frames(SHARED / "video" / "realshort.mp4", size, count),
-            "sintel alley_2": sintel}
-
-
 def part_real(args, command, machine) -> list[str]:
     """Balanced preset on real footage, with the candidate causes of flicker as variants; the
     first frame is computed once and shared by the chained modes."""
@@ -260,15 +263,17 @@ def part_real(args, command, machine) -> list[str]:
           "| clip | mode | mean E_warp | x input's own | x independent | loss vs balanced | s / later frame |",
           "|---|---|---|---|---|---|---|"]
     strips = []
-    for name, frames in real_clips(args.real_size, args.real_frames).items():
+    clips = {"realshort.mp4": clip_frames("realshort", args.real_size, args.real_frames),
+             "sintel alley_2": clip_frames("sintel", args.real_size, 4)}
+    for name, frames in clips.items():
         floor = float(np.mean(warping_error(iter(frames), iter(frames))))
         first, _ = run_chain(base, frames[:1])
         rows = {}
         for mode, settings in reversed(modes.items()):  # independent first: the others refer to it
-            clip_frames = frames[:args.real_independent_frames] if settings.independent else frames
-            outs, secs, _ = chain_frames(settings, clip_frames, None if settings.independent else {0: first[0]})
-            e = float(np.mean(warping_error(iter(outs), iter(clip_frames))))
-            loss = float(np.mean(image_losses(settings, outs[1:], clip_frames[1:])[0]))
+            inputs = frames[:args.real_independent_frames] if settings.independent else frames
+            outs, secs, _ = chain_frames(settings, inputs, None if settings.independent else {0: first[0]})
+            e = float(np.mean(warping_error(iter(outs), iter(inputs))))
+            loss = float(np.mean(image_losses(settings, outs[1:], inputs[1:])[0]))
             rows[mode] = (e, loss, float(np.mean(secs[1:])), outs)
         ind_e, balanced_loss = rows["independent"][0], rows["balanced (chained)"][1]
         for mode in modes:

@@ -29,8 +29,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.iterations import clip_frames, run  # noqa: E402
-from bench.temporal import chain_frames, image_losses  # noqa: E402
+from bench.iterations import run  # noqa: E402
+from bench.temporal import chain_frames, clip_frames, image_losses  # noqa: E402
 from nstvid.pipeline.flow import warping_error  # noqa: E402
 from nstvid.pipeline.frames import to_u8, video_size  # noqa: E402
 from nstvid.pipeline.media.images import read_image  # noqa: E402
