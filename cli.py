@@ -99,9 +99,11 @@ class Reporter:
                 self.line(f"frame {event.index + 1}/{total or '?'} {event.seconds:.2f} s loss {event.loss:.4g}",
                           frame=event.index + 1, total=total, seconds=event.seconds, loss=event.loss)
         elif isinstance(event, FileDone):
-            self.line(f"{event.status}: {event.path}" + (f" ({event.error})" if event.error else ""),
+            where = {"worker": event.worker, "node": event.node} if event.worker else {}
+            self.line(f"{event.status}: {event.path}" + (f" ({event.error})" if event.error else "")
+                      + (f" [{event.worker}]" if event.worker else ""),
                       path=event.path, status=event.status, seconds=event.seconds, error=event.error,
-                      output=event.output)
+                      output=event.output, **where)
 
 
 def fail(message: str, code: int) -> None:
@@ -160,6 +162,9 @@ def main(
     precision: Optional[str] = typer.Option(None, "--precision", help="auto | fp32 | bf16 | fp16 (autocast; Grams stay fp32)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the network (falls back to eager with a warning)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="Video: one worker per device, e.g. cuda:0,cuda:1."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local (default) | ray: run a folder or video on a Ray cluster (pip install 'nstvid[ray]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="auto (the cluster `ray start` set up) | local (a private one) | HOST:PORT."),
+    ray_workers: Optional[int] = typer.Option(None, "--ray-workers", help="Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs)."),
     frame_iterations: Optional[int] = typer.Option(None, "--frame-iterations", help="Video: iterations for each warm-started frame."),
     temporal_weight: Optional[float] = typer.Option(None, "--temporal-weight", help="Video: weight of the temporal loss at 512 px, scaled by (size/512)^2 above (0 disables)."),
     no_flow: bool = typer.Option(False, "--no-flow", help="Video: warm start from the previous output without warping."),
@@ -193,7 +198,8 @@ def main(
             scales=scales, iterations=iterations, tolerance=tolerance, content_weight=content_weight,
             style_weight=style_weight, tv_weight=tv_weight, optimizer=optimizer, init=init, seed=seed,
             preserve_colors=given(preserve_colors), weights=weights, pooling=pooling, device=device,
-            precision=precision, compile=given(compile), devices=devices, frame_iterations=frame_iterations,
+            precision=precision, compile=given(compile), devices=devices, engine=engine, ray_address=ray_address,
+            ray_workers=ray_workers, frame_iterations=frame_iterations,
             temporal_weight=temporal_weight, flow=given(no_flow, False), independent=given(independent),
             crf=crf, codec=codec, keep_frames=given(keep_frames), batch=batch, image_format=image_format,
             report=report, log_format=log_format, max_runtime=max_runtime, dry_run=given(dry_run),

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from .cluster.connect import check_installed
+from .cluster.pool import Cluster
+from .cluster.video import stylise_video_on_cluster
 from .engine import pick_device, pick_dtype
 from .errors import InputError, UsageError
 from .features import resolve_weights
@@ -98,6 +101,20 @@ def _check_model(settings: Settings) -> None:
     resolve_weights(settings.weights)
 
 
+def _check_cluster_job(settings: Settings) -> None:
+    """What --engine ray cannot do, refused before work: Ray installed; workers get the style
+    pictures and frames from this process, but no other file of this machine."""
+    check_installed()
+    if settings.devices:
+        raise UsageError("--devices and --engine ray both given: the cluster's workers are the devices")
+    if settings.init not in ("content", "noise"):
+        raise UsageError(f"--init {settings.init}: an init image is not sent to Ray workers; "
+                         "use content or noise")
+    if settings.weights not in ("embedded", "torchvision"):
+        raise UsageError(f"--weights {settings.weights}: a weights file is not sent to Ray workers; "
+                         "use embedded or torchvision")
+
+
 def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None = None,
              output: str | Path | None = None, *, preset: str | None = None,
              config: str | Path | None = None, **options: Any) -> Job:
@@ -117,6 +134,8 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     if settings.init not in ("content", "noise"):
         read_image(settings.init)
     _check_model(settings)
+    if run_options.engine == "ray":
+        _check_cluster_job(settings)
     source = Path(input)
     kind = input_kind(source)
     ranged = any(v is not None for v in (run_options.start, run_options.duration, run_options.end))
@@ -161,9 +180,13 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     if preview:
         return run_preview(job.input, job.kind, job.clip, job.output, job.settings, preview,
                            job.options.preview_strengths, progress)
+    if job.options.engine == "ray" and job.kind != "image":
+        return _run_on_cluster(job, progress, stop)
     if job.kind == "folder":
         return run_folder(job.input, job.output, job.settings, job.options, progress, stop)
     if job.kind == "image":
+        if job.options.engine == "ray":
+            progress(Message("--engine ray: a single image runs here; the cluster is for folders and videos"))
         engine, styles = prepare(job.settings, progress)
         return stylise_file(engine, styles, job.input, job.output, progress=progress)
     if job.settings.devices:
@@ -172,6 +195,20 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     engine, styles = prepare(job.settings, progress)
     return stylise_video(engine, styles, job.clip, job.output, keep_frames=job.options.keep_frames,
                          progress=progress, stop=stop)
+
+
+def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
+    """A folder or a video on the Ray workers (cluster/); the cluster is joined first, so a bad
+    address fails before any work, and left at the end."""
+    cluster = Cluster(job.options, job.settings, progress)
+    try:
+        if job.kind == "folder":
+            return run_folder(job.input, job.output, job.settings, job.options, progress, stop, cluster)
+        _, styles = prepare(job.settings, progress)  # here: the style targets, computed once
+        return stylise_video_on_cluster(cluster.pool(styles), styles, job.settings, job.clip, job.output,
+                                        keep_frames=job.options.keep_frames, progress=progress, stop=stop)
+    finally:
+        cluster.close()
 
 
 def stylise(input: str | Path, style: str | Path | Iterable[str | Path] | None = None,

@@ -52,6 +52,8 @@ class FileDone:
     seconds: float
     error: str = ""
     output: str = ""
+    worker: str = ""  # --engine ray: the worker (host:pid) and node that made it
+    node: str = ""
 
 
 Event = Union[Message, Iteration, FrameDone, FileDone, Estimate]

@@ -151,6 +151,9 @@ class RunOptions:
     end: str | None = None  # video: where it ends, or give duration
     preview: int = 0  # video / folder: stylise this many frames or images onto a sheet, then stop
     preview_strengths: tuple[float, ...] = ()  # one sheet row per strength (--strength 0.3,0.6,0.9)
+    engine: str = "local"  # local | ray: a folder, video or image on a Ray cluster's workers
+    ray_address: str = "auto"  # auto: the cluster `ray start` set up | local: a private one | HOST:PORT
+    ray_workers: int = 0  # Ray actors; 0: one per GPU (CPU-only cluster: one per 4 CPUs)
 
     def validate(self) -> "RunOptions":
         if self.log_format not in ("auto", "plain", "json"):
@@ -161,6 +164,10 @@ class RunOptions:
             raise UsageError("--duration and --end both given: give one of them")
         for option, text in (("--start", self.start), ("--duration", self.duration), ("--end", self.end)):
             parse_point(text, option)
+        if self.engine not in ("local", "ray"):
+            raise UsageError(f"--engine {self.engine!r}: expected local or ray")
+        if self.ray_workers < 0:
+            raise UsageError(f"--ray-workers {self.ray_workers}: must be 0 (one per GPU) or positive")
         if self.preview < 0:
             raise UsageError(f"--preview {self.preview}: must be a positive number of pictures")
         for strength in self.preview_strengths:

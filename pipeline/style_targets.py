@@ -16,7 +16,7 @@ import torch
 from .color import luminance
 from .engine import Engine
 from .losses import gram, target_scale
-from .media.images import atomic_write_bytes, read_image, resize_rgb
+from .media.images import Picture, atomic_write_bytes, read_image, resize_rgb
 from .settings import STYLE_LAYERS, file_sha256
 
 CACHE_VERSION = 1
@@ -44,11 +44,14 @@ class StyleTargets:
 class StyleSet:
     """The style images of a job, read once; targets per working size, memoised and disk-cached."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, sent: tuple[list[Picture], list[str]] | None = None):
+        """sent: (pictures, file hashes) of settings.styles read elsewhere (a Ray worker has no
+        access to the driver's files); None: read them here."""
         self.engine = engine
         settings = engine.settings
-        self.pictures = [read_image(path) for path in settings.styles]
-        self.file_hashes = [file_sha256(p) for p in settings.styles]
+        if sent is None:
+            sent = [read_image(path) for path in settings.styles], [file_sha256(p) for p in settings.styles]
+        self.pictures, self.file_hashes = sent
         self._memo: dict[tuple[int, int], StyleTargets] = {}
         self.weights_fingerprint = engine.weights.fingerprint()  # hashes the file: once per job
         self.computed = 0  # working sizes whose targets were computed (not memoised, not on disk)
@@ -88,6 +91,16 @@ class StyleSet:
         targets = targets.to(self.engine.device)
         self._memo[working_size] = targets
         return targets
+
+    def computed_targets(self) -> dict[tuple[int, int], StyleTargets]:
+        """Every working size's targets held so far, on the CPU: what a Ray driver sends its workers."""
+        return {size: targets.to(torch.device("cpu")) for size, targets in self._memo.items()}
+
+    def seed(self, targets: dict[tuple[int, int], StyleTargets]) -> None:
+        """Take targets computed elsewhere (computed_targets of the driver's set)."""
+        for size, value in targets.items():
+            if size not in self._memo:
+                self._memo[size] = value.to(self.engine.device)
 
     @torch.no_grad()
     def _compute(self, working_size: tuple[int, int]) -> StyleTargets:

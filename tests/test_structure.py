@@ -28,7 +28,7 @@ LONG_FUNCTIONS = {
 LAYERS = {
     "__main__": 6, "cli": 5, "__init__": 5,
     "pipeline.api": 4,
-    "pipeline.folder": 3, "pipeline.video.devices": 3, "pipeline.preview": 3,
+    "pipeline.folder": 3, "pipeline.cluster": 3, "pipeline.video.devices": 3, "pipeline.preview": 3,
     "pipeline.video": 2, "pipeline.image_job": 2,
     "pipeline.prepare": 1, "pipeline.batching": 1, "pipeline.outputs": 1, "pipeline.frames": 1,
     "pipeline.optimize": 1, "pipeline.optimizers": 1, "pipeline.graphs": 1, "pipeline.style_targets": 1,

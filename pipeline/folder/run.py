@@ -7,7 +7,8 @@
   (batching.py: auto, halved on out of memory). The optimiser keeps per-image state, so a batch gives
   each image what a run on its own gives, up to float rounding. All images of a unit are read before
   the pass, so an unreadable one fails alone; manifest entries, report records and ``FileDone``
-  events stay per file. Videos run one at a time (with --devices, on their devices).
+  events stay per file. Videos run one at a time (with --devices, on their devices). With
+  --engine ray the same units run on a cluster's workers (remote.py).
 * Stopping: the stop request (the CLI's first SIGINT/SIGTERM) and ``--max-runtime`` are looked at
   before each optimisation pass (a video, or a batch of images); no new work starts after them, and
   the summary's exit code is 128 + the signal number. A video stops at its next frame and keeps its
@@ -18,46 +19,24 @@
 from __future__ import annotations
 
 import json
-import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from .. import image_job
-from ..batching import BatchLimit, OutOfMemory, image_batch, in_batches
-from ..errors import InputError, Interrupted, NstvidError, OutputError, UsageError
-from ..estimate import folder_estimate, trial
-from ..frames import at_working_size, video_size
-from ..media.images import atomic_write_bytes, fit_long_side, header_size, read_image, write_image
-from ..media.video import probe
-from ..outputs import check_output
-from ..prepare import prepare
-from ..progress import NEVER_STOP, Callback, Estimate, FileDone, Message, StopRequest, ignore
-from ..settings import RunOptions, Settings, file_sha256
-from ..video.devices import stylise_video_on_devices
-from ..video.job import stylise_video
+from ..batching import image_batch
+from ..cluster.pool import Cluster
+from ..errors import InputError, Interrupted, OutputError, UsageError
+from ..media.images import atomic_write_bytes
+from ..progress import NEVER_STOP, Callback, FileDone, Message, StopRequest, ignore
+from ..settings import RunOptions, Settings
+from .job import FolderSummary, Job, record_failure, signal_number
 from .lock import FolderLock
 from .manifest import MANIFEST_NAME, Manifest, settings_hashes
 from .plan import Plan, Task, plan_all, units
+from .remote import ClusterRun
 from .walk import image_suffix
 
+__all__ = ["FolderSummary", "check_folders", "run_folder", "dry_run", "write_report"]
 REPORT_VERSION = 1
-
-
-@dataclass
-class FolderSummary:
-    output: Path
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    records: list[dict] = field(default_factory=list)  # one per file: path, status, error, seconds, output, kind
-    exit_code: int = 0  # 0 all done, 1 some failed, 128 + signal when interrupted
-    pending: int = 0  # not started: --max-runtime reached, or interrupted
-    interrupted: bool = False
-    stopped_early: bool = False  # --max-runtime reached
 
 
 def write_report(path: Path, summary: FolderSummary, input_dir: Path) -> None:
@@ -74,272 +53,6 @@ def write_report(path: Path, summary: FolderSummary, input_dir: Path) -> None:
         raise OutputError(path, f"cannot create the report's folder ({e.strerror or e})") from None
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
-
-def _signal_number(exc: BaseException) -> int:
-    if isinstance(exc, Interrupted):
-        return exc.signum
-    if exc.args and isinstance(exc.args[0], int):
-        return exc.args[0]
-    return int(signal.SIGINT)
-
-
-def _clean_stale_parts(out_path: Path) -> None:
-    """Temp files an earlier, killed run left beside this output (atomic writes use .NAME.*.part)."""
-    try:
-        for part in out_path.parent.glob(f".{out_path.name}.*.part"):
-            part.unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-def _failure(exc: BaseException) -> tuple[str, bool]:
-    """(one-line reason, permanent) for a file's failure. Unusable content fails the same way every
-    time: remembered as permanent. Anything else (disk full, out of memory) is tried again next run."""
-    if isinstance(exc, InputError):
-        return exc.problem, not isinstance(exc, OutputError)
-    text = str(exc).strip().splitlines()
-    if isinstance(exc, NstvidError):
-        return (text[0] if text else type(exc).__name__), False
-    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__), False
-
-
-class Job:
-    """The work of one folder run: units of tasks, the stop / --max-runtime check before each
-    optimisation pass, and the bookkeeping for each file (manifest, report record, FileDone)."""
-
-    def __init__(self, settings: Settings, options: RunOptions, manifest: Manifest, summary: FolderSummary,
-                 progress: Callback, started: float, stop: StopRequest, todo: int, batch: int):
-        self.settings, self.options, self.manifest = settings, options, manifest
-        self.summary, self.progress, self.started, self.stop = summary, progress, started, stop
-        self.todo = todo
-        self.open = todo  # tasks without a status yet: "left for the next run" when stopping
-        self.index = 0  # files begun, for the "[index/todo]" lines
-        self.batch = batch
-        self.limits: dict[tuple[int, int], BatchLimit] = {}  # working size -> its batch limit
-        self._prepared = None
-
-    def prepared(self):
-        """(engine, styles), built at the first file: a rerun with nothing to do never loads the network."""
-        if self._prepared is None:
-            self._prepared = prepare(self.settings, self.progress)
-        return self._prepared
-
-    def estimate(self, tasks: list[Task]) -> Estimate:
-        """How long the files to do will take: a timed trial at the commonest working size, and
-        each file's size (image headers; for videos the container's size and frame count)."""
-        engine, styles = self.prepared()
-        long_side = self.settings.size
-        images = [fit_long_side(header_size(t.item.path) or (long_side, long_side), long_side)
-                  for t in tasks if t.item.kind == "image"]
-        videos = []
-        for task in (t for t in tasks if t.item.kind == "video"):
-            try:
-                info = probe(task.item.path)
-            except InputError:
-                continue  # it fails when its turn comes
-            videos.append((video_size(info.width, info.height, long_side), info.frame_count))
-        sizes = images + [size for size, _ in videos]
-        measured = trial(engine, styles, max(set(sizes), key=sizes.count))
-        return folder_estimate(self.settings, images, videos, measured, str(engine.device))
-
-    # -- stopping
-
-    def halted(self) -> bool:
-        """True when no new work may start: a stop request, an interrupt or --max-runtime (said once)."""
-        s = self.summary
-        if s.interrupted or s.stopped_early:
-            return True
-        if self.stop:
-            s.interrupted = True
-            s.exit_code = 128 + self.stop.signum
-            self.progress(Message(f"stopping on signal {self.stop.signum}: {self.open} file(s) left for "
-                                  "the next run", level="warning"))
-            return True
-        limit = self.options.max_runtime
-        if limit is not None and time.monotonic() - self.started > limit:
-            s.stopped_early = True
-            self.progress(Message(f"max runtime {limit:g} s reached: stopping, "
-                                  f"{self.open} file(s) left for the next run"))
-            return True
-        return False
-
-    def not_started(self, task: Task) -> None:
-        task.record["status"] = "pending"
-        task.record["error"] = "not started: " + ("interrupted" if self.summary.interrupted
-                                                  else "max runtime reached")
-        self.summary.pending += 1
-        self.open -= 1
-
-    def interrupted(self, tasks: list[Task], exc: BaseException) -> None:
-        """A second signal (KeyboardInterrupt) or a video's Interrupted: the files in hand are
-        abandoned (a video keeps its resume state) and left pending; the rest is bookkeeping."""
-        s = self.summary
-        s.interrupted = True
-        s.exit_code = 128 + _signal_number(exc)
-        for task in tasks:
-            video = task.item.kind == "video"
-            task.record["status"] = "pending"
-            task.record["error"] = ("interrupted: resumes next run" if video
-                                    else "interrupted: abandoned, redone next run")
-            task.record["seconds"] = round(task.seconds, 3)
-            s.pending += 1
-            self.open -= 1
-            self.progress(Message(f"interrupted: {task.item.path} " + (
-                "stopped (it resumes next run)" if video else "abandoned (it is redone next run)"),
-                level="warning"))
-        self.manifest.dirty = True
-
-    # -- one file's bookkeeping
-
-    def begin(self, task: Task) -> None:
-        """Record the file as started (so that a rerun may replace the output it leaves), make its
-        output folder and check the output path. Raises OSError / OutputError: the file fails."""
-        item = task.item
-        sha = task.sha256 or file_sha256(item.path)
-        self.manifest.files[item.rel] = {"status": "started", "output": item.out_rel, "settings": task.digest,
-                                         "size": item.size, "mtime_ns": item.mtime_ns, "sha256": sha}
-        self.manifest.record(item.rel)
-        task.out_path.parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale_parts(task.out_path)
-        check_output(item.path, task.out_path, kind=item.kind, overwrite=True, codec=self.settings.codec)
-
-    def announce(self, task: Task) -> None:
-        self.index += 1
-        self.progress(Message(f"[{self.index}/{self.todo}] {task.item.path} -> {task.out_path}"))
-
-    def fail(self, task: Task, error: BaseException) -> None:
-        reason, permanent = _failure(error)
-        entry = self.manifest.files.setdefault(task.item.rel, {})
-        entry.update(status="failed", error=reason, permanent=permanent)
-        try:
-            self.manifest.record(task.item.rel)
-        except OutputError:
-            pass  # saved at the end
-        self.open -= 1
-        record_failure(task.record, reason, task.seconds, self.summary, self.progress)
-
-    def done(self, task: Task) -> None:
-        entry = self.manifest.files[task.item.rel]
-        entry.update(status="done", seconds=round(task.seconds, 3))
-        try:
-            self.manifest.record(task.item.rel)  # a kill from here on does not cost this file
-        except OutputError as e:
-            self.progress(Message(f"{e}; saved at the end instead", level="warning"))
-        task.record.update(status="done", seconds=round(task.seconds, 3))
-        self.summary.done += 1
-        self.open -= 1
-        self.progress(FileDone(str(task.item.path), "done", task.seconds, output=str(task.out_path)))
-
-    # -- the work
-
-    def run_video(self, task: Task) -> None:
-        self.announce(task)
-        t0 = time.perf_counter()
-        try:
-            self.begin(task)
-            options = dict(keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop)
-            if self.settings.devices:  # the workers build their own engines; this process encodes
-                stylise_video_on_devices(self.settings, task.item.path, task.out_path, **options)
-            else:
-                engine, styles = self.prepared()
-                stylise_video(engine, styles, task.item.path, task.out_path, **options)
-        except (KeyboardInterrupt, Interrupted) as e:
-            task.seconds = time.perf_counter() - t0
-            self.interrupted([task], e)
-            return
-        except Exception as e:  # noqa: BLE001 - one bad file must not end the job
-            task.seconds = time.perf_counter() - t0
-            self.fail(task, e)
-            return
-        task.seconds = time.perf_counter() - t0
-        self.done(task)
-
-    def run_images(self, tasks: list[Task]) -> None:
-        """Read every image of a unit first, then stylise those of one working size together.
-
-        A file that cannot be read (corrupt, gone, output folder not writable) fails alone here,
-        before any optimisation; the others go on as a batch. Pictures are kept at their working
-        size only, so a unit of large photos costs little memory while it waits."""
-        self.prepared()
-        try:
-            by_size: dict[tuple[int, int], list[Task]] = {}
-            for task in tasks:
-                self.announce(task)
-                t0 = time.perf_counter()
-                try:
-                    self.begin(task)
-                    task.picture = at_working_size(read_image(task.item.path), self.settings.size)
-                except Exception as e:  # noqa: BLE001 - this file fails, its unit goes on
-                    task.seconds += time.perf_counter() - t0
-                    self.fail(task, e)
-                    continue
-                task.seconds += time.perf_counter() - t0
-                by_size.setdefault(task.picture.size, []).append(task)
-            for k, (size, same_size) in enumerate(by_size.items()):
-                if k > 0 and self.halted():  # _run cleared the unit's first pass just before
-                    for task in same_size:
-                        self.not_started(task)
-                    continue
-                self._stylise_batches(size, same_size)
-        except (KeyboardInterrupt, Interrupted) as e:
-            self.interrupted([t for t in tasks if not t.record["status"]], e)
-        finally:
-            for task in tasks:
-                task.picture = None
-
-    def _stylise_batches(self, size: tuple[int, int], tasks: list[Task]) -> None:
-        """Stylise tasks whose pictures are all of working size (h, w), in passes of up to the
-        size's batch limit (batching.in_batches halves it on out of memory); a stop request or
-        --max-runtime is looked at before every pass after the first."""
-        engine, styles = self.prepared()
-        limit = self.limits.setdefault(size, BatchLimit(self.batch))
-
-        def run(chunk: list[Task]):
-            if len(chunk) > 1:
-                self.progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}"))
-            t0 = time.perf_counter()
-            try:
-                styled, _ = image_job.stylise_pictures(engine, styles, [t.picture for t in chunk], self.progress)
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as e:  # noqa: BLE001 - the pass failed for all its files; the job goes on
-                styled = e
-            return styled, (time.perf_counter() - t0) / len(chunk)
-
-        finished = 0
-        for chunk, outcome in in_batches(tasks, limit, run, device=engine.device, size=size, what="image",
-                                         progress=self.progress):
-            finished += len(chunk)
-            styled, share = (outcome, 0.0) if isinstance(outcome, OutOfMemory) else outcome
-            for task, picture in zip(chunk, styled if isinstance(styled, list) else [styled] * len(chunk)):
-                task.seconds += share
-                self._write(task, picture)
-            if finished < len(tasks) and self.halted():
-                for task in tasks[finished:]:
-                    self.not_started(task)
-                return
-
-    def _write(self, task: Task, picture) -> None:
-        """Write one stylised picture (atomic: a temp file renamed into place), or fail the file
-        with the error its pass raised."""
-        if isinstance(picture, BaseException):
-            self.fail(task, picture)
-            return
-        t0 = time.perf_counter()
-        try:
-            write_image(task.out_path, picture)
-        except Exception as e:  # noqa: BLE001 - e.g. disk full: this file fails
-            task.seconds += time.perf_counter() - t0
-            self.fail(task, e)
-            return
-        task.seconds += time.perf_counter() - t0
-        self.done(task)
-
-
-def record_failure(record: dict, reason: str, seconds: float, summary: FolderSummary, progress: Callback) -> None:
-    record.update(status="failed", error=reason, seconds=round(seconds, 3))
-    summary.failed += 1
-    progress(FileDone(record["path"], "failed", seconds, error=reason, output=record["output"]))
 
 
 def _tasks(plans: list[Plan], output_dir: Path, digests: dict, manifest: Manifest, summary: FolderSummary,
@@ -369,7 +82,8 @@ def _tasks(plans: list[Plan], output_dir: Path, digests: dict, manifest: Manifes
 
 
 def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Manifest,
-         summary: FolderSummary, progress: Callback, started: float, stop: StopRequest) -> None:
+         summary: FolderSummary, progress: Callback, started: float, stop: StopRequest,
+         cluster: Cluster | None) -> None:
     output_dir = summary.output
     digests = settings_hashes(settings)
     plans = plan_all(input_dir, output_dir, overwrite=options.overwrite, digests=digests,
@@ -380,9 +94,12 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
                      f"{sum(p.action == 'skip' for p in plans)} already done, "
                      f"{sum(p.action == 'fail' for p in plans)} unusable"))
     tasks = _tasks(plans, output_dir, digests, manifest, summary, progress)
-    batch = image_batch(settings) if any(t.item.kind == "image" for t in tasks) else 1
+    images = any(t.item.kind == "image" for t in tasks)
+    batch = (cluster.image_batch() if cluster else image_batch(settings)) if images else 1
     job = Job(settings, options, manifest, summary, progress, started, stop, len(tasks), batch)
-    for k, unit in enumerate(units(tasks, settings.size, batch)):
+    if cluster is not None and tasks:
+        ClusterRun(job, cluster).run(units(tasks, settings.size, batch))
+    for k, unit in enumerate(units(tasks, settings.size, batch) if cluster is None else []):
         if job.halted():
             for task in unit:
                 job.not_started(task)
@@ -412,11 +129,12 @@ def check_folders(input_dir: Path, output_dir: Path, options: RunOptions) -> Non
 
 
 def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: RunOptions = RunOptions(),
-               progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -> FolderSummary:
+               progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
+               cluster: Cluster | None = None) -> FolderSummary:
     """Stylise every image and video under input_dir into the mirrored tree under output_dir.
 
-    stop: set by the CLI on the first SIGINT/SIGTERM (see the module doc). Returns the summary,
-    whose exit_code is what the command exits with.
+    stop: set by the CLI on the first SIGINT/SIGTERM (see the module doc). cluster: run the units
+    on its Ray workers (remote.py). Returns the summary, whose exit_code is what the command exits with.
     """
     started = time.monotonic()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -433,10 +151,10 @@ def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: R
     manifest = None
     try:
         manifest = Manifest(output_dir / MANIFEST_NAME, progress)
-        _run(input_dir, settings, options, manifest, summary, progress, started, stop)
+        _run(input_dir, settings, options, manifest, summary, progress, started, stop, cluster)
     except (KeyboardInterrupt, Interrupted) as e:  # between files, or during the walk
         summary.interrupted = True
-        summary.exit_code = 128 + _signal_number(e)
+        summary.exit_code = 128 + signal_number(e)
     finally:
         summary.seconds = time.monotonic() - started
         try:

@@ -46,6 +46,12 @@ def read_image(path: str | Path) -> Picture:
         raise InputError(path, "permission denied") from None
     except OSError as e:
         raise InputError(path, f"cannot read ({e.strerror})") from None
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes | np.ndarray, path: str | Path) -> Picture:
+    """Decode the bytes of an image file; path names it in the InputError for anything unusable."""
+    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
     if data.size == 0:
         raise InputError(path, "empty file (0 bytes)")
     # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF orientation; the ANYDEPTH|ANYCOLOR

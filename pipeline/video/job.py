@@ -52,16 +52,17 @@ class Finished:
 def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray], size: tuple[int, int], *,
                    saved: Mapping[int, Path | np.ndarray] | None = None, start: int = 0,
                    stop_at: int | None = None, overlap: bool = True, progress: Callback = ignore,
-                   stop: Callable[[], bool] = lambda: False) -> Iterator[Finished | End]:
+                   stop: Callable[[], bool] = lambda: False, batch: int = 0) -> Iterator[Finished | End]:
     """The chain over a stream of frames (H, W, 3) uint8 of working size (h, w), in clip order.
 
     Yields each frame as it is finished (saved ones replayed, not recomputed), then End. With
     overlap, decoding, flow and planning run one window ahead on a thread of their own. Frames
     before `start` are skipped and decoding stops at `stop_at`; stop() is looked at after each
-    window. This is what stylise_video runs, and what the benchmarks run on frames in memory.
+    window; batch > 0 fixes the frames per window (else window_batch decides). This is what
+    stylise_video runs, what a Ray worker runs on each chunk, and what the benchmarks run.
     """
     chain = Chain(engine, styles)
-    limit = BatchLimit(window_batch(engine, styles, size, progress))
+    limit = BatchLimit(batch or window_batch(engine, styles, size, progress))
     feed = Ahead(produce(engine.settings, frames, saved or {}, lambda: limit.size, start=start,
                          stop_at=stop_at), threaded=overlap)
     try:

@@ -1,0 +1,133 @@
+"""Joining a Ray cluster: the optional import, the address, a bounded wait, and the workers' shape.
+
+Ray is an optional extra (`pip install 'nstvid[ray]'`) and is imported here only, when a job asks
+for --engine ray. An address that cannot be reached is refused after CONNECT_TIMEOUT seconds.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+from ..settings import RunOptions
+
+INSTALL = "pip install 'nstvid[ray]'"
+CONNECT_TIMEOUT = 10.0  # seconds to wait for a named cluster's head to answer
+
+
+def import_ray():
+    """The ray module, or a one-line UsageError naming the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--engine ray needs Ray, which is not installed: {INSTALL}") from None
+    return ray
+
+
+def check_installed() -> None:
+    """import_ray's error without importing it (connect sets Ray's environment before the import)."""
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(f"--engine ray needs Ray, which is not installed: {INSTALL}")
+
+
+def _answers(host: str, port: int) -> str | None:
+    """None when something listens at host:port, else why not."""
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            return None
+    except OSError as e:
+        return e.strerror or str(e) or type(e).__name__
+
+
+def _auto_address() -> str | None:
+    """The cluster `ray start` left on this machine ($RAY_ADDRESS, else Ray's own record of it)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    temp = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+    try:
+        return temp.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _token_available() -> bool:
+    """A Ray auth token is set or saved where Ray looks for one."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or any(
+        Path(p).expanduser().is_file() for p in (os.environ.get("RAY_AUTH_TOKEN_PATH", ""), "~/.ray/auth_token") if p)
+
+
+def _check_reachable(address: str) -> str:
+    """The host:port to join, refused (UsageError, exit 2) when nothing answers there in time."""
+    shown = address
+    if address == "auto":
+        address = _auto_address()
+        if address is None:
+            raise UsageError("--ray-address auto: no Ray cluster started on this machine (run `ray start "
+                             "--head`, or give --ray-address HOST:PORT, or local for a private one)")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {shown}: expected HOST:PORT, auto or local")
+    why = _answers(host, int(port))
+    if why is not None:
+        raise UsageError(f"--ray-address {shown}: no Ray cluster answers at {address} ({why})")
+    return address
+
+
+def connect(options: RunOptions):
+    """Join (or for --ray-address local, start) the cluster; returns the ray module.
+
+    Ray reads its environment at import, so it is set first: no usage reports to Ray's servers,
+    the token mode `ray start` picks on this machine, and for a private instance 127.0.0.1 only
+    (Ray would otherwise publish this machine's address)."""
+    local = options.ray_address == "local"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if _token_available():
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if local:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    quiet = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
+    try:
+        if local:
+            ray.init(include_dashboard=False, **quiet)
+        else:
+            ray.init(address=_check_reachable(options.ray_address), **quiet)
+    except (ConnectionError, RuntimeError, TimeoutError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UsageError(f"--ray-address {options.ray_address}: cannot join the Ray cluster ({first})") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How many actors, and what each asks of the cluster."""
+
+    workers: int
+    gpus: float  # per actor
+    cpus: float  # per actor
+    threads: int  # torch CPU threads per actor
+
+    def describe(self) -> str:
+        each = "1 GPU" if self.gpus else f"{self.cpus:g} CPU"
+        return f"{self.workers} Ray worker{'s' * (self.workers != 1)}, {each} each"
+
+
+def shape(ray, requested: int) -> Shape:
+    """One actor per GPU of the cluster (or `requested` of them); on a CPU-only cluster `requested`
+    actors sharing its CPUs (default: one per 4 CPUs)."""
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+    if gpus:
+        return Shape(requested or gpus, 1.0, 1.0, 0)
+    workers = requested or max(1, cpus // 4)
+    return Shape(workers, 0.0, cpus / workers, max(1, cpus // workers))

@@ -1,0 +1,169 @@
+"""--engine ray through the real command, on a real Ray cluster the tests start on 127.0.0.1 (two
+CPUs, token authentication with a token of the tests' own) and tear down; a watchdog stops it if
+the test process dies first. The cluster start costs about 10 s, the workers' start about 10 s per
+run; the tests share one cluster and run in order on one pytest worker."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import ray_cluster
+from conftest import CONTENT, REALSHORT, SAMPLES, STYLE, command
+from nstvid.pipeline.media.video import probe
+from test_video import _e_warp, clip, count_frames
+
+pytest.importorskip("ray", reason="the Ray tests need the extra: pip install 'nstvid[ray]'")
+pytestmark = pytest.mark.xdist_group("ray")
+RAY_BIN = Path(sys.executable).with_name("ray")
+QUICK = ["--style", STYLE, "--size", "64", "--scales", "1", "--iterations", "4", "--frame-iterations", "3"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(GCS address, state API address, environment for the commands)."""
+    env = ray_cluster.env_with_token(tmp_path_factory.mktemp("ray-token"))
+    address, port, state_api = ray_cluster.start(RAY_BIN, env, cpus=2)
+    try:
+        yield address, state_api, {**os.environ, **env}
+    finally:
+        ray_cluster.stop(port)
+
+
+def run(args, env, cache_dir, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=600,
+                          env={**env, "NSTVID_CACHE_DIR": str(cache_dir)}, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    """Images of two working sizes, one file that passes the walk but does not decode (it fails on
+    a worker), and a short real clip with sound."""
+    root = tmp_path_factory.mktemp("ray-tree")
+    (root / "photos").mkdir()
+    (root / "photos" / "chelsea.png").write_bytes(CONTENT.read_bytes())
+    (root / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    (root / "broken.png").write_bytes(CONTENT.read_bytes()[:300])  # a PNG header, then nothing
+    clip(root, REALSHORT, 10, "clip.mp4")
+    return root
+
+
+def test_folder_on_ray_matches_local(tree, cluster, tmp_path, cache_dir):
+    """The same tree through --engine ray (2 CPU workers) and --engine local: same exit code and
+    report, images equal to float rounding, and the video with the same frames, rate and sound,
+    split into two pieces (with a lead-in) and within 1.2x of the local run's E_warp."""
+    address, _, env = cluster
+    outs = {}
+    for engine in ("ray", "local"):
+        out = tmp_path / engine
+        extra = ["--engine", "ray", "--ray-address", address, "--ray-workers", "2"] if engine == "ray" else []
+        r = run([tree, *QUICK, "-o", out, "--report", tmp_path / f"{engine}.json", "--log-format", "json",
+                 *extra], env, cache_dir)
+        assert r.returncode == 1, r.stderr  # the broken file
+        outs[engine] = (out, json.loads((tmp_path / f"{engine}.json").read_text()), r.stdout)
+    (ray_out, ray_report, ray_log), (local_out, local_report, _) = outs["ray"], outs["local"]
+    keys = ("path", "status", "output", "kind")
+    assert [{k: f[k] for k in keys} for f in ray_report["files"]] == [
+        {k: f[k] for k in keys} | {"output": f["output"].replace(str(local_out), str(ray_out))}
+        for f in local_report["files"]]
+    by_path = {Path(f["path"]).name: f for f in ray_report["files"]}
+    assert by_path["broken.png"]["status"] == "failed" and by_path["broken.png"]["node"] == "127.0.0.1"
+    assert "decode" in by_path["broken.png"]["error"]
+    for name in ("chelsea.png", "astronaut.png"):
+        record = by_path[name.replace("astronaut.png", "astronaut.jpg")]
+        assert record["node"] == "127.0.0.1" and record["retries"] == 0
+        rel = Path(record["output"]).relative_to(ray_out)
+        a, b = (cv2.imread(str(root / rel)).astype(np.float64) for root in (ray_out, local_out))
+        assert a.shape == b.shape
+        # One worker thread against two: float summation order only, amplified a little by L-BFGS.
+        assert np.abs(a - b).mean() < 2.0, (name, np.abs(a - b).mean())
+    lines = [json.loads(line) for line in ray_log.splitlines() if line.startswith("{")]
+    done = [x for x in lines if x.get("status") == "done" and x["path"].endswith(".png")]
+    assert done and all(x["node"] == "127.0.0.1" and x["worker"] for x in done)
+    assert any("10 frames in 2 pieces on 2 Ray workers: 1-5, 6-10 (lead-in 5)" in x["message"] for x in lines)
+    video = {e: probe(o / "clip.mp4") for e, o in (("ray", ray_out), ("local", local_out))}
+    assert count_frames(ray_out / "clip.mp4") == count_frames(local_out / "clip.mp4") == 10
+    assert video["ray"].fps == video["local"].fps and video["ray"].has_audio and video["local"].has_audio
+    e_ray = _e_warp(tree / "clip.mp4", ray_out / "clip.mp4")["e_warp"]
+    e_local = _e_warp(tree / "clip.mp4", local_out / "clip.mp4")["e_warp"]
+    assert e_ray <= 1.2 * e_local, (e_ray, e_local)
+
+
+def _worker_pids(state_api: str, env: dict) -> list[int]:
+    """The live Worker actors' processes, from Ray's state API (in a process of its own: Ray reads
+    the token settings once per process)."""
+    query = ("import json, sys; from ray.util.state import list_actors; print(json.dumps([a.pid for a in "
+             "list_actors(address=sys.argv[1], filters=[('class_name', '=', 'Worker'), ('state', '=', 'ALIVE')], "
+             "timeout=10, raise_on_missing_output=False) if a.pid]))")
+    r = subprocess.run([sys.executable, "-c", query, state_api], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
+    """SIGKILL of a worker (found through Ray's state API) while it holds a unit: the unit runs
+    again, the job exits 0 with every output complete, and the report shows the retry. The same
+    command started meanwhile finds the folder locked (exit 3)."""
+    address, state_api, env = cluster
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(4):
+        (photos / f"chelsea{k}.png").write_bytes(CONTENT.read_bytes())
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    args = [photos, "--style", STYLE, "--size", "96", "--scales", "1", "--iterations", "40", "-o", out,
+            "--report", report, "--engine", "ray", "--ray-address", address, "--ray-workers", "2",
+            "--log-format", "plain"]
+    full_env = {**env, "NSTVID_CACHE_DIR": str(cache_dir)}
+    proc = subprocess.Popen(command(*args), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:  # the workers are up and the first units handed out
+        seen.append(line)
+        if "Ray workers, " in line:
+            break
+    assert proc.poll() is None, "".join(seen) + proc.stderr.read()
+    time.sleep(3)  # well inside the first unit (40 iterations at 96 px on one thread)
+    pids = _worker_pids(state_api, env)
+    assert len(pids) == 2, pids
+    os.kill(pids[0], signal.SIGKILL)
+    second = run(args, env, cache_dir)
+    assert second.returncode == 3, second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1 and str(out) in second.stderr
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout + stderr + (report.read_text() if report.exists() else '')
+    assert "worker lost during images" in stdout, stdout
+    records = json.loads(report.read_text())["files"]
+    assert [r["status"] for r in records] == ["done"] * 4
+    assert sum(r["retries"] for r in records) >= 1 and any(r.get("lost_workers") for r in records)
+    for k in range(4):
+        picture = cv2.imread(str(out / f"chelsea{k}.png"))
+        assert picture is not None and picture.shape[1] == 96
+    assert not list(out.rglob("*.part"))
+
+
+def test_unreachable_address_is_one_line_exit_2(tmp_path, cache_dir):
+    port = ray_cluster.free_port()  # nothing listens there
+    started = time.time()
+    r = run([REALSHORT, "--style", STYLE, "-o", tmp_path / "out.mp4", "--engine", "ray",
+             "--ray-address", f"127.0.0.1:{port}"], dict(os.environ), cache_dir)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in r.stderr, r.stderr
+    assert time.time() - started < 60
+
+
+def test_missing_ray_is_one_line_exit_2(tmp_path, cache_dir):
+    """Without Ray installed (a `ray` that cannot be imported first on the path)."""
+    fake = tmp_path / "no-ray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+    r = run([REALSHORT, "--style", STYLE, "-o", tmp_path / "out.mp4", "--engine", "ray"], env, cache_dir)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "pip install 'nstvid[ray]'" in r.stderr, r.stderr
