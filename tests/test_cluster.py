@@ -85,6 +85,8 @@ def test_folder_on_ray_matches_local(tree, cluster, tmp_path, cache_dir):
         assert a.shape == b.shape
         # One worker thread against two: float summation order only, amplified a little by L-BFGS.
         assert np.abs(a - b).mean() < 2.0, (name, np.abs(a - b).mean())
+    video_record = by_path["clip.mp4"]
+    assert video_record["node"] == "127.0.0.1" and len(video_record["worker"].split(", ")) == 2, video_record
     lines = [json.loads(line) for line in ray_log.splitlines() if line.startswith("{")]
     done = [x for x in lines if x.get("status") == "done" and x["path"].endswith(".png")]
     assert done and all(x["node"] == "127.0.0.1" and x["worker"] for x in done)

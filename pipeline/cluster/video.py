@@ -40,7 +40,9 @@ class PieceFeed:
     next: int
     anchor: tuple[np.ndarray, np.ndarray] | None = None  # (input, output) uint8 of frame next - 1
     sent: list[tuple[int, np.ndarray]] = field(default_factory=list)  # the chunk in flight
-    node: str = ""
+    workers: set[str] = field(default_factory=set)  # that ran its chunks
+    nodes: set[str] = field(default_factory=set)
+    retries: int = 0
 
     @property
     def finished(self) -> bool:
@@ -113,7 +115,9 @@ def stylise_video_on_cluster(pool: Pool, styles: StyleSet, settings: Settings, s
         for feed in feeds:
             getattr(feed.frames, "close", lambda: None)()
     finish(clip.path, output_path, work, keep_frames=keep_frames, frames=frames, truncated=truncated)
-    return VideoOutcome(output_path, frames, resumed, time.perf_counter() - started)
+    return VideoOutcome(output_path, frames, resumed, time.perf_counter() - started,
+                        workers=tuple(sorted({w for f in feeds for w in f.workers})),
+                        nodes=tuple(sorted({n for f in feeds for n in f.nodes})), retries=sum(f.retries for f in feeds))
 
 
 def _take(got, work: WorkDir, joiner: Joiner, frames: int, progress: Callback) -> None:
@@ -132,7 +136,9 @@ def _take(got, work: WorkDir, joiner: Joiner, frames: int, progress: Callback) -
         work.save(index, output, lead=index < feed.piece.keep_from)
         joiner.take("event", feed.number, FrameDone(index, frames, seconds, loss))
     feed.anchor = (feed.sent[-1][1], outputs[-1][0])
-    feed.node = identity["node"]
+    feed.workers.add(identity["worker"])
+    feed.nodes.add(identity["node"])
+    feed.retries += call.retries
     feed.sent = []
     if feed.finished:
         joiner.take("end", feed.number, None)

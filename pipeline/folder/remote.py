@@ -52,7 +52,7 @@ class ClusterRun:
                     unit = queue.popleft()
                     if unit[0].item.kind == "video":
                         self._drain()
-                        self.job.run_video(unit[0], on_cluster=self._video)
+                        self.job.run_video(unit[0], on_cluster=lambda *a, task=unit[0], **k: self._video(task, *a, **k))
                     else:
                         self._submit(unit)
                 if self._pool is not None and self._pool.busy:
@@ -71,9 +71,12 @@ class ClusterRun:
             if got is not None:
                 self._take(*got)
 
-    def _video(self, path, out_path, **options) -> None:
+    def _video(self, task: Task, path, out_path, **options) -> None:
+        """One video on all the workers; its record names them and the chunks run again."""
         _, styles = self.job.prepared()
-        stylise_video_on_cluster(self.pool, styles, self.job.settings, path, out_path, **options)
+        outcome = stylise_video_on_cluster(self.pool, styles, self.job.settings, path, out_path, **options)
+        task.record.update(node=", ".join(outcome.nodes), worker=", ".join(outcome.workers),
+                           retries=outcome.retries)
 
     def _submit(self, unit: list[Task]) -> None:
         """Begin each file (manifest, output folder) and read its bytes; send those that could be."""

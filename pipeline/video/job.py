@@ -36,6 +36,9 @@ class VideoOutcome:
     frames: int
     resumed_from: int  # frames taken from an earlier, interrupted run
     seconds: float
+    workers: tuple[str, ...] = ()  # --engine ray: the workers (host:pid) that made its frames
+    nodes: tuple[str, ...] = ()  # and their nodes
+    retries: int = 0  # chunks run again after their worker was lost
 
 
 @dataclass
