@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch 2.14.1 + torchvision 0.29.1 install from this machine's local cache; elsewhere from PyPI.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fp32 setup clean bench
+.PHONY: demo test test-fp32 test-cluster setup clean bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,12 +31,18 @@ demo: setup
 
 # One pytest worker per core (tests/conftest.py: one thread each), tests handed out one at a time;
 # tests that share a module's state carry an xdist_group mark and stay on one worker, in order.
+# The Ray fault test (a worker killed with SIGKILL, a second run at once) is left to test-cluster:
+# with it the suite passes 10 minutes on 2 cores.
 test: setup
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_faults"
+
+# Every Ray test on a private 127.0.0.1 cluster (about 2 minutes on 2 cores).
+test-cluster: setup
+	$(BIN)/python -m pytest -q tests/test_cluster.py --durations=5
 
 # The whole suite with --precision fp32 forced on every run (what an AVX2-only CPU runs anyway).
 test-fp32: setup
-	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12
+	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_faults"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

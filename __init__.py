@@ -14,7 +14,7 @@ In the source tree this file is the package root: pyproject.toml maps the reposi
 """
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from .pipeline.errors import (InputError, Interrupted, LockedError, NstvidError, OutputError, ProcessingError,
                               UsageError, WeightsError)

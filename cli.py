@@ -15,24 +15,34 @@ import typer
 
 from . import __version__
 from .pipeline.errors import NstvidError
-from .pipeline.progress import Estimate, Event, FileDone, FrameDone, Iteration, Message, StopRequest
+from .pipeline.progress import Estimate, Event, FileDone, FrameDone, Iteration, Message, StopRequest, Totals
 
 app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 130, "terminal_width": 130},
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 class Reporter:
-    """Turns pipeline events into a rich progress bar (terminal), plain lines (pipe, cron) or JSON."""
+    """Turns pipeline events into rich progress bars (terminal), plain lines (pipe, cron) or JSON.
 
-    def __init__(self, quiet: bool = False, log_format: str = "auto"):
+    On a terminal a folder job shows two bars: the whole job (files done of those to do, files/s and
+    frames/s over every worker, ETA) and the unit in hand (a local image's iterations, a video's
+    frames). A single video has one bar, its frames. Rates are taken from finished units, so on
+    --engine ray they sum the cluster's workers."""
+
+    def __init__(self, quiet: bool = False, log_format: str = "auto", console=None):
         self.quiet = quiet
-        self.tty = sys.stdout.isatty() and log_format == "auto"
+        self.tty = (console is not None or sys.stdout.isatty()) and log_format == "auto"
         self.json = log_format == "json"
+        self.console = console  # tests hand in a rich Console that records
         self.progress = None
-        self.task = None
-        self.started = time.time()
+        self.task = None  # the unit in hand
+        self.job_task = None  # a folder job's files, once Totals arrives
+        self.files_total = 0
+        self.files_finished = 0
+        self.files_since = 0.0
+        self.frame_times: list[float] = []  # when each frame of the current video finished
+        self.job_frames = 0  # video frames finished in this run
         self.last_line = 0.0
-        self.frames_done = 0
 
     def __enter__(self):
         if self.tty and not self.quiet:
@@ -40,7 +50,7 @@ class Reporter:
                                        TimeElapsedColumn, TimeRemainingColumn)
 
             class Eta(TimeRemainingColumn):
-                """The job's estimate counting down, until two finished frames give a speed."""
+                """The job's estimate counting down, until finished units give a speed."""
 
                 def render(self, task):
                     deadline = task.fields.get("deadline")
@@ -51,7 +61,7 @@ class Reporter:
 
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                     TextColumn("ETA"), Eta())
+                                     TextColumn("ETA"), Eta(), console=self.console)
             self.progress.start()
             self.task = self.progress.add_task("starting", total=None, info="", deadline=None)
         return self
@@ -70,13 +80,26 @@ class Reporter:
         else:
             print(f"nstvid: {text}", flush=True)
 
+    def frames_per_second(self) -> float | None:
+        """The current video's rate over its finished frames (all workers together)."""
+        times = self.frame_times
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else None
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
             self.line(event.text, level=event.level)
+        elif isinstance(event, Totals):
+            self.files_total, self.files_finished, self.files_since = event.files, 0, time.time()
+            if self.progress is not None:
+                # The whole job above the unit in hand: bars show in the order they were added.
+                self.progress.remove_task(self.task)
+                self.job_task = self.progress.add_task("files", total=event.files, info="", deadline=None)
+                self.task = self.progress.add_task("starting", total=None, info="", deadline=None)
         elif isinstance(event, Estimate):
             self.line(event.text, estimate_seconds=round(event.seconds, 1), units=event.units)
             if self.progress is not None:
-                self.progress.update(self.task, deadline=time.time() + event.seconds)
+                task = self.job_task if self.job_task is not None else self.task
+                self.progress.update(task, deadline=time.time() + event.seconds)
         elif isinstance(event, Iteration):
             desc = f"scale {event.scale}/{event.scales}" if event.scales > 1 else "optimising"
             if self.progress is not None:
@@ -88,22 +111,39 @@ class Reporter:
                 self.line(f"{desc} iteration {event.iteration}/{event.iterations} loss {event.loss:.4g}",
                           scale=event.scale, iteration=event.iteration, loss=event.loss)
         elif isinstance(event, FrameDone):
+            self.frame_times.append(time.time())
+            self.job_frames += 1
             total = event.total or 0
+            rate = self.frames_per_second()
             if self.progress is not None:
-                self.frames_done += 1
+                speed = f"{rate:.2g} frames/s" if rate else f"{event.seconds:.1f} s/frame"
                 self.progress.update(self.task, description="frames", completed=event.index + 1,
-                                     total=total or None,
-                                     info=f"{event.seconds:.1f} s/frame loss {event.loss:.4g}",
-                                     **({"deadline": None} if self.frames_done >= 2 else {}))
+                                     total=total or None, info=f"{speed} loss {event.loss:.4g}",
+                                     # a video's own bar: from two frames on, its speed gives the ETA
+                                     **({"deadline": None} if rate and self.job_task is None else {}))
             else:
                 self.line(f"frame {event.index + 1}/{total or '?'} {event.seconds:.2f} s loss {event.loss:.4g}",
-                          frame=event.index + 1, total=total, seconds=event.seconds, loss=event.loss)
+                          frame=event.index + 1, total=total, seconds=event.seconds, loss=event.loss,
+                          **({"frames_per_second": round(rate, 3)} if rate else {}))
         elif isinstance(event, FileDone):
+            counted = event.status != "skipped" and self.files_total > 0
+            self.files_finished += counted
+            self.frame_times = []  # the next video's rate starts afresh
+            tally = {"files_done": self.files_finished, "files_total": self.files_total} if counted else {}
             where = {"worker": event.worker, "node": event.node} if event.worker else {}
             self.line(f"{event.status}: {event.path}" + (f" ({event.error})" if event.error else "")
                       + (f" [{event.worker}]" if event.worker else ""),
                       path=event.path, status=event.status, seconds=event.seconds, error=event.error,
-                      output=event.output, **where)
+                      output=event.output, **where, **tally)
+            if counted and self.job_task is not None:
+                elapsed = max(time.time() - self.files_since, 1e-3)
+                rate = self.files_finished / elapsed
+                info = f"{rate:.2g} files/s" if rate >= 0.1 else f"{1 / rate:.3g} s/file"
+                if self.job_frames:
+                    info += f", {self.job_frames} video frames"
+                self.progress.update(self.job_task, completed=self.files_finished, info=info,
+                                     # from two files on, the measured speed gives the ETA
+                                     **({"deadline": None} if self.files_finished >= 2 else {}))
 
 
 def fail(message: str, code: int) -> None:

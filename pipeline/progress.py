@@ -44,6 +44,14 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class Totals:
+    """A folder job's plan is made: this many files are to be stylised (skips and unusable files
+    not counted). The CLI's whole-job bar counts FileDone events against it."""
+
+    files: int
+
+
+@dataclass(frozen=True)
 class FileDone:
     """A folder job finished one file."""
 
@@ -56,7 +64,7 @@ class FileDone:
     node: str = ""
 
 
-Event = Union[Message, Iteration, FrameDone, FileDone, Estimate]
+Event = Union[Message, Iteration, FrameDone, FileDone, Estimate, Totals]
 Callback = Callable[[Event], None]
 
 

@@ -25,7 +25,15 @@ CONTENT_LAYER = "relu4_2"
 # change pixels by float rounding; video window batching and --devices pieces change frames within
 # the flicker bounds measured in docs/batching.md. Finished files and resume folders ignore them, so
 # an overnight job rerun on another machine or with other GPUs neither redoes nor discards work.
-RUN_ONLY_FIELDS = ("device", "devices", "batch", "compile")
+# The warm-frame schedule's speed knobs belong here too: each schedule shipped is chosen at equal
+# quality to the one before it (docs/frame_cost.md), so finished videos and half-done resume folders
+# made under another stay valid, and upgrading does not redo them.
+WARM_SCHEDULE_FIELDS = ("frame_coarse_iterations", "frame_history", "frame_stop")
+RUN_ONLY_FIELDS = ("device", "devices", "batch", "compile") + WARM_SCHEDULE_FIELDS
+# Defaults that changed, as (field, new default, old default), each chosen at equal quality to the
+# old (frame_iterations: docs/frame_cost.md). A video finished, or half done, under the old default
+# is kept: the manifest and the resume folder accept the digest of earlier_forms too.
+CHANGED_DEFAULTS = (("frame_iterations", 30, 60),)
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,10 @@ class Settings:
     compile: bool = False  # torch.compile the feature extractor (falls back to eager if it fails)
 
     # Video
-    frame_iterations: int = 60  # per later frame (warm-started), at full size only
+    frame_iterations: int = 30  # per later frame (warm-started), at full size (docs/frame_cost.md)
+    frame_coarse_iterations: int = 0  # per later frame, at half size before the full-size ones
+    frame_history: bool = False  # later frames start with the previous frame's L-BFGS pairs
+    frame_stop: float = 0.0  # >0: a later frame stops once its loss is within this of the previous frame's
     temporal_weight: float = 50.0  # at 512 px; losses.temporal_weight_at scales it up; 0 disables
     flow: bool = True  # False: plain unwarped warm start
     revealed: str = "content"  # what newly revealed pixels start from: content | inpaint | warp
@@ -82,8 +93,10 @@ class Settings:
             raise UsageError(f"--size {self.size}: must be at least 16 px")
         if self.scales < 1:
             raise UsageError(f"--scales {self.scales}: must be at least 1")
-        if self.iterations < 0 or self.frame_iterations < 0:
-            raise UsageError("--iterations and --frame-iterations must not be negative")
+        if self.iterations < 0 or self.frame_iterations < 0 or self.frame_coarse_iterations < 0:
+            raise UsageError("--iterations, --frame-iterations and frame_coarse_iterations must not be negative")
+        if self.frame_stop < 0:
+            raise UsageError(f"frame_stop {self.frame_stop:g}: must not be negative (0: off)")
         if self.optimizer not in ("lbfgs", "adam"):
             raise UsageError(f"--optimizer {self.optimizer!r}: expected lbfgs or adam")
         if self.revealed not in ("content", "inpaint", "warp"):
@@ -122,6 +135,12 @@ class Settings:
         data = {k: v for k, v in dataclasses.asdict(self).items() if k not in exclude}
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def earlier_forms(settings: Settings) -> list[Settings]:
+    """The same settings as an earlier version recorded them, for each changed default they keep."""
+    return [dataclasses.replace(settings, **{name: old}) for name, new, old in CHANGED_DEFAULTS
+            if getattr(settings, name) == new]
 
 
 def file_sha256(path: str | Path) -> str:

@@ -90,6 +90,9 @@ def test_folder_on_ray_matches_local(tree, cluster, tmp_path, cache_dir):
     lines = [json.loads(line) for line in ray_log.splitlines() if line.startswith("{")]
     done = [x for x in lines if x.get("status") == "done" and x["path"].endswith(".png")]
     assert done and all(x["node"] == "127.0.0.1" and x["worker"] for x in done)
+    # The whole job's count: two images, the broken file and the video, as each comes back.
+    tallies = [(x["files_done"], x["files_total"]) for x in lines if "files_done" in x]
+    assert tallies == [(k, 4) for k in range(1, 5)], tallies
     assert any("10 frames in 2 pieces on 2 Ray workers: 1-5, 6-10 (lead-in 5)" in x["message"] for x in lines)
     video = {e: probe(o / "clip.mp4") for e, o in (("ray", ray_out), ("local", local_out))}
     assert count_frames(ray_out / "clip.mp4") == count_frames(local_out / "clip.mp4") == 10
@@ -110,6 +113,7 @@ def _worker_pids(state_api: str, env: dict) -> list[int]:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.cluster_faults  # about 35 s alone on 2 cores: `make test-cluster` (docs/cluster.md)
 def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
     """SIGKILL of a worker (found through Ray's state API) while it holds a unit: the unit runs
     again, the job exits 0 with every output complete, and the report shows the retry. The same

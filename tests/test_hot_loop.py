@@ -122,3 +122,45 @@ def test_the_neighbour_grid_computed_once_is_the_one_computed_per_call(engine):
         per_call = objective(engine, frames, c_target, c_scale, targets, raw)[0]
         once = objective(engine, frames, c_target, c_scale, targets, raw.prepared(engine.device))[0]
     assert torch.equal(per_call, once)
+
+
+def test_adopted_curvature_pairs_start_a_nearby_problem_further_on():
+    """A video frame may start from the previous frame's L-BFGS pairs (frame_history): on a
+    slightly moved quadratic, the adopted run is closer after 3 steps than a fresh one, its first
+    step is unscaled, and pairs of another shape are ignored (a fresh start)."""
+    torch.manual_seed(0)
+    scale = torch.linspace(1, 30, 50)  # badly conditioned: curvature pairs matter
+
+    def run(target, opt, steps):
+        x = torch.zeros(2, 50)
+        for _ in range(steps):
+            opt.step(x, 2 * (x - target) * scale, torch.ones(2, 1))
+        return x
+
+    first = torch.randn(2, 50)
+    previous = BatchedLBFGS(torch.zeros(2, 50))
+    run(first, previous, 10)
+    moved = first + 0.05 * torch.randn(2, 50)
+    fresh, adopted = BatchedLBFGS(torch.zeros(2, 50)), BatchedLBFGS(torch.zeros(2, 50))
+    adopted.adopt(previous)
+    assert adopted.adopted and torch.equal(adopted.s, previous.s)
+    err_fresh = (run(moved, fresh, 3) - moved).norm()
+    err_adopted = (run(moved, adopted, 3) - moved).norm()
+    assert err_adopted < 0.5 * err_fresh, (err_adopted, err_fresh)
+    other = BatchedLBFGS(torch.zeros(1, 50))
+    other.adopt(previous)
+    assert not other.adopted and not other.s.any()
+
+
+def test_a_loss_goal_stops_a_sample_after_the_minimum(engine):
+    """stop_below (a later frame's goal: the previous frame's loss, a little above) stops each
+    sample once its loss is at or below it, never before MIN_ITERATIONS; an unreachable goal stops
+    nothing."""
+    from nstvid.pipeline.optimize import MIN_ITERATIONS
+
+    targets = StyleSet(engine).targets((32, 48))
+    image = photo()
+    reached = optimise(engine, image, image, targets, iterations=12, stop_below=torch.tensor([1e9]))
+    assert reached.iterations == MIN_ITERATIONS
+    unreachable = optimise(engine, image, image, targets, iterations=12, stop_below=torch.tensor([0.0]))
+    assert unreachable.iterations == 12

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import InputError, OutputError
 from ..media.images import atomic_write_bytes
 from ..progress import Callback, Message, ignore
-from ..settings import RUN_ONLY_FIELDS, Settings, file_sha256
+from ..settings import RUN_ONLY_FIELDS, WARM_SCHEDULE_FIELDS, Settings, earlier_forms, file_sha256
 
 MANIFEST_NAME = ".nstvid-manifest.json"
 JOURNAL_NAME = ".nstvid-manifest.journal"
@@ -36,15 +36,17 @@ def settings_hashes(settings: Settings) -> dict[str, tuple[str, ...]]:
         except OSError as e:
             raise InputError(style, f"style image not readable ({e.strerror or e})") from None
 
-    def digest(exclude: tuple[str, ...]) -> str:
-        blob = json.dumps([settings.digest(exclude=("styles",) + exclude), style_hashes]).encode()
+    def digest(exclude: tuple[str, ...], form: Settings = settings) -> str:
+        blob = json.dumps([form.digest(exclude=("styles",) + exclude), style_hashes]).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     # The second digest is how manifests before RUN_ONLY_FIELDS recorded the same settings (device
-    # included), so that upgrading does not redo every finished file once.
-    earlier_image = ("compile", "batch", "devices") + VIDEO_ONLY_FIELDS
+    # included; the warm schedule's fields did not exist), so that upgrading does not redo every
+    # finished file once.
+    earlier_image = ("compile", "batch", "devices") + VIDEO_ONLY_FIELDS + WARM_SCHEDULE_FIELDS
     return {"image": (digest(RUN_ONLY_FIELDS + VIDEO_ONLY_FIELDS), digest(earlier_image)),
-            "video": (digest(RUN_ONLY_FIELDS), digest(("compile",)))}
+            "video": (digest(RUN_ONLY_FIELDS), digest(("compile",) + WARM_SCHEDULE_FIELDS),
+                      *(digest(RUN_ONLY_FIELDS, form) for form in earlier_forms(settings)))}
 
 
 class Manifest:

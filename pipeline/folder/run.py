@@ -26,7 +26,7 @@ from ..batching import image_batch
 from ..cluster.pool import Cluster
 from ..errors import InputError, Interrupted, OutputError, UsageError
 from ..media.images import atomic_write_bytes
-from ..progress import NEVER_STOP, Callback, FileDone, Message, StopRequest, ignore
+from ..progress import NEVER_STOP, Callback, FileDone, Message, StopRequest, Totals, ignore
 from ..settings import RunOptions, Settings
 from .job import FolderSummary, Job, record_failure, signal_number
 from .lock import FolderLock
@@ -94,6 +94,8 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
                      f"{sum(p.action == 'skip' for p in plans)} already done, "
                      f"{sum(p.action == 'fail' for p in plans)} unusable"))
     tasks = _tasks(plans, output_dir, digests, manifest, summary, progress)
+    if tasks:
+        progress(Totals(len(tasks)))
     images = any(t.item.kind == "image" for t in tasks)
     batch = (cluster.image_batch() if cluster else image_batch(settings)) if images else 1
     job = Job(settings, options, manifest, summary, progress, started, stop, len(tasks), batch)

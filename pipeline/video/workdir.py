@@ -12,7 +12,7 @@ from ..errors import OutputError
 from ..frames import to_float, to_u8, video_size
 from ..media.images import Picture, read_image, write_image
 from ..progress import Callback, Message
-from ..settings import RUN_ONLY_FIELDS, Settings, file_sha256
+from ..settings import RUN_ONLY_FIELDS, Settings, earlier_forms, file_sha256
 from .clip import Clip
 
 WORK_VERSION = 1
@@ -25,9 +25,10 @@ class WorkDir:
     size); a mismatch means the saved frames belong to another job, and the folder is emptied.
     """
 
-    def __init__(self, output: Path, key: dict):
+    def __init__(self, output: Path, key: dict, accepted: tuple[dict, ...] = ()):
         self.path = output.with_name(f".{output.name}.nstvid-work")
         self.key = key
+        self.accepted = accepted  # earlier keys of the same job (settings.CHANGED_DEFAULTS)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -45,6 +46,9 @@ class WorkDir:
             except (OSError, ValueError):
                 old = {}
             if old == self.key:
+                return ""
+            if old in self.accepted:
+                meta.write_text(json.dumps(self.key, indent=1))
                 return ""
             changed = [k for k in self.key if old.get(k) != self.key.get(k)]
             reason = f"{', '.join(changed) or 'work folder'} changed since the interrupted run"
@@ -106,7 +110,9 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
            "styles": [file_sha256(s) for s in settings.styles], "size": [h, w]}
     if clip.span is not None:  # only then, so resume folders made before ranges stay valid
         key["frames"] = clip.key()
-    work = WorkDir(output_path, key)
+    accepted = tuple(key | {"settings": form.digest(exclude=("crf", "codec") + RUN_ONLY_FIELDS)}
+                     for form in earlier_forms(settings))
+    work = WorkDir(output_path, key, accepted)
     reason = work.open()
     if reason:
         progress(Message(f"starting fresh: {reason}"))

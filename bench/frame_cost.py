@@ -1,0 +1,138 @@
+"""What a warm-started video frame costs, and cheaper schedules at equal quality (CPU).
+
+    .venv/bin/python bench/frame_cost.py        # writes docs/frame_cost.md and docs/frame_cost_strip.jpg
+
+Every candidate runs the real chain (video/job.py stylise_frames, batch 1) over the same later
+frames of pan, orbit and Sintel alley_2, from one shared stylised first frame per clip, in one run.
+Per candidate against today's balanced schedule (60 full-size iterations per later frame):
+seconds per later frame (flow planning and optimisation), the mean loss without the temporal term
+(content + style + TV, fp32), E_warp (Lai et al., over the whole chain from the shared first frame)
+and the convolution work per later frame in GFLOP, computed from VGG19's layer shapes up to
+relu5_1 with the iterations each frame actually ran.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for bench.temporal
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.temporal import STYLE, chain_frames, clip_frames, image_losses  # noqa: E402
+from nstvid.pipeline.flow import warping_error  # noqa: E402
+from nstvid.pipeline.settings import Settings  # noqa: E402
+
+# VGG19 convolutions up to relu5_1 (the last layer the losses read): (in, out) channels per conv,
+# grouped by the pooling level they run at (1, 1/2, 1/4, 1/8, 1/16 of the image side).
+VGG_CONVS = (((3, 64), (64, 64)), ((64, 128), (128, 128)), ((128, 256),) + ((256, 256),) * 3,
+             ((256, 512),) + ((512, 512),) * 3, ((512, 512),))
+
+# label, changes to today's balanced settings
+CANDIDATES = (
+    ("today: 60 full", {}),
+    ("20 full", dict(frame_iterations=20)),
+    ("20 full + carried L-BFGS", dict(frame_iterations=20, frame_history=True)),
+    ("stop at previous +1% (max 60)", dict(frame_stop=0.01)),
+    ("40 half + 10 full", dict(frame_coarse_iterations=40, frame_iterations=10)),
+    ("40 half + 10 full + carried", dict(frame_coarse_iterations=40, frame_iterations=10, frame_history=True)),
+    ("60 half + 5 full + carried", dict(frame_coarse_iterations=60, frame_iterations=5, frame_history=True)),
+)
+
+
+DECISION = "## What was chosen, and why"
+
+
+def conv_gflop(h: int, w: int) -> float:
+    """Forward convolution work (GFLOP, 2 per multiply-add) of the feature extractor on one
+    h x w image. An iteration costs about twice this: the forward pass, then the backward pass to
+    the image (the weights are frozen: no weight gradients)."""
+    macs = 0
+    for level, convs in enumerate(VGG_CONVS):
+        lh, lw = h >> level, w >> level
+        macs += sum(cin * cout * 9 * lh * lw for cin, cout in convs)
+    return 2 * macs / 1e9
+
+
+def frame_gflop(result, h: int, w: int) -> float:
+    """Convolution work of one warm frame: its iterations (full and half size) at 2x the forward
+    pass, plus the content target's forward pass at each size it ran at."""
+    full, half = conv_gflop(h, w), conv_gflop(round(h / 2), round(w / 2))
+    coarse = result.coarse_iterations
+    return 2 * full * result.iterations + full + (2 * half * coarse + half if coarse else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--frames", type=int, default=4, help="per clip, the first included (Sintel has 4)")
+    parser.add_argument("--first-iterations", type=int, default=200,
+                        help="the shared first frame's iterations per scale (balanced: 200)")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--candidates", default="", help="comma-separated indices into CANDIDATES (default all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = parser.parse_args()
+    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    base = Settings(styles=(str(STYLE),), size=args.size, precision=args.precision)  # balanced
+    chosen = [CANDIDATES[int(i)] for i in args.candidates.split(",")] if args.candidates else list(CANDIDATES)
+    clips = {name: clip_frames(name, args.size, args.frames) for name in ("pan", "orbit", "sintel")}
+    command = f"`.venv/bin/python bench/frame_cost.py {' '.join(sys.argv[1:])}`"
+    md = ["# What a later video frame costs: schedules at equal quality", "",
+          f"## The candidates ({args.frames - 1} later frames per clip)", "",
+          f"{command} (CPU, {torch.get_num_threads()} threads, {args.precision}, torch {torch.__version__}); "
+          f"balanced preset otherwise, starry_night.jpg, {args.size} px long side, frames 2-{args.frames} of "
+          "pan.mp4, orbit.mp4 and Sintel alley_2, each clip from one shared first frame "
+          f"({args.first_iterations} iterations per scale). Per candidate, over all later frames of the "
+          "three clips: seconds per later frame, convolution GFLOP per later frame (from the layer "
+          "shapes and the iterations run), mean loss without the temporal term and mean E_warp, both "
+          "against today's in the same run. Issue 13's bar: loss within +2%, E_warp at most 1.0x, "
+          "at most 1/3 of today's GFLOP and time.", "",
+          "| candidate | s/frame | vs today | GFLOP/frame | vs today | loss vs today | E_warp vs today | "
+          "pan E_warp | orbit E_warp | Sintel E_warp |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    print("\n".join(md), flush=True)
+    firsts = {name: chain_frames(dataclasses.replace(base, iterations=args.first_iterations), frames[:1])[0][0]
+              for name, frames in clips.items()}
+    rows, strips = [], []
+    for label, changes in chosen:
+        settings = dataclasses.replace(base, **changes)
+        secs, gflop, losses, e_warp = [], [], [], {}
+        for name, frames in clips.items():
+            outs, sec, results = chain_frames(settings, frames, {0: firsts[name]})
+            h, w = frames[0].shape[:2]
+            secs += sec[1:]
+            gflop += [frame_gflop(r, h, w) for r in results[1:]]
+            losses += image_losses(settings, outs[1:], frames[1:])[0]
+            e_warp[name] = float(np.mean(warping_error(iter(outs), iter(frames))))
+            if name == "pan":
+                strips.append(outs[-1])
+        rows.append((label, float(np.mean(secs)), float(np.mean(gflop)), float(np.mean(losses)), e_warp))
+        today = rows[0]
+        s_, g_, l_, e_ = rows[-1][1:]
+        e_mean, today_e = np.mean(list(e_.values())), np.mean(list(today[4].values()))
+        md.append(f"| {label} | {s_:.1f} | {s_ / today[1]:.2f}x | {g_:.0f} | {g_ / today[2]:.2f}x | "
+                  f"{100 * (l_ / today[3] - 1):+.1f}% | {e_mean / today_e:.2f}x | "
+                  + " | ".join(f"{e_[n]:.5f}" for n in clips) + " |")
+        print(md[-1], flush=True)
+    floors = {n: float(np.mean(warping_error(iter(f), iter(f)))) for n, f in clips.items()}
+    md += ["", "The inputs' own E_warp (the floor set by flow errors): "
+           + ", ".join(f"{n} {v:.5f}" for n, v in floors.items()) + ".", "",
+           f"Strip (frame_cost_strip.jpg): pan frame {args.frames}, left to right: "
+           + ", ".join(label for label, _ in chosen) + "."]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "frame_cost.md"
+    kept = path.read_text().split(DECISION, 1) if path.exists() else []  # the written decision stays
+    path.write_text("\n".join(md) + "\n" + (f"\n{DECISION}{kept[1]}" if len(kept) == 2 else ""))
+    cv2.imwrite(str(args.out / "frame_cost_strip.jpg"), cv2.cvtColor(np.concatenate(strips, axis=1), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 88])
+
+
+if __name__ == "__main__":
+    main()
