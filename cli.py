@@ -205,7 +205,7 @@ def main(
     engine: Optional[str] = typer.Option(None, "--engine", help="local (default) | ray: run a folder or video on a Ray cluster (pip install 'nstvid[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="auto (the cluster `ray start` set up) | local (a private one) | HOST:PORT."),
     ray_workers: Optional[int] = typer.Option(None, "--ray-workers", help="Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs)."),
-    frame_iterations: Optional[int] = typer.Option(None, "--frame-iterations", help="Video: iterations for each warm-started frame."),
+    frame_iterations: Optional[int] = typer.Option(None, "--frame-iterations", help="Video: iterations for each warm-started frame (balanced: 30)."),
     temporal_weight: Optional[float] = typer.Option(None, "--temporal-weight", help="Video: weight of the temporal loss at 512 px, scaled by (size/512)^2 above (0 disables)."),
     no_flow: bool = typer.Option(False, "--no-flow", help="Video: warm start from the previous output without warping."),
     independent: bool = typer.Option(False, "--independent", help="Video: stylise every frame on its own (flicker baseline)."),

@@ -109,7 +109,7 @@ class Chain:
                             torch.from_numpy(np.stack(step.neighbour_mask))[:, None])
         coarse_iterations = 0
         if s.frame_coarse_iterations:
-            init, coarse_iterations = self._coarse_pass(step, init, target, temporal)
+            init, coarse_iterations = self._coarse_pass(init, target, temporal)
         # frame_stop: the previous warm frame's converged loss, a little above, is this frame's goal
         # (the problem barely changes between neighbours); a full frame before it has no temporal
         # term, so its loss is no goal.
@@ -127,7 +127,7 @@ class Chain:
             result.images = recombine(result.images, content)
         return self._finish(step, result, coarse_iterations)
 
-    def _coarse_pass(self, step: Step, init: torch.Tensor, target: torch.Tensor,
+    def _coarse_pass(self, init: torch.Tensor, target: torch.Tensor,
                      temporal: Temporal) -> tuple[torch.Tensor, int]:
         """frame_coarse_iterations at half size (a quarter of the convolution work each); returns
         the full-size init (B, 3, H, W) in [0, 1] with the half-size correction added, and the
@@ -136,7 +136,9 @@ class Chain:
         Coarse-to-fine inside a warm frame. Unlike an image's levels, where each level starts from
         the coarser result upsampled, only the *change* the half-size pass made goes up: the warped
         previous output keeps its full-size brush strokes, which an upsampled half-size image would
-        blur into a frame that then needs many full-size iterations to repaint."""
+        blur into a frame that then needs many full-size iterations to repaint. Measured worse than
+        as many full-size iterations for the same work (docs/frame_cost.md: half-size style
+        statistics are another scale's); off in every preset, kept so that table can be rerun."""
         s = self.engine.settings
         h, w = init.shape[-2:]
         half = (max(1, round(h / 2)), max(1, round(w / 2)))
