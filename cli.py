@@ -40,7 +40,8 @@ class Reporter:
         self.files_total = 0
         self.files_finished = 0
         self.files_since = 0.0
-        self.frame_times: list[float] = []  # when each frame of the current video finished
+        self.video_frames = 0  # frames of the current video finished in this run
+        self.video_since = 0.0  # when its first one finished
         self.job_frames = 0  # video frames finished in this run
         self.last_line = 0.0
 
@@ -81,9 +82,9 @@ class Reporter:
             print(f"nstvid: {text}", flush=True)
 
     def frames_per_second(self) -> float | None:
-        """The current video's rate over its finished frames (all workers together)."""
-        times = self.frame_times
-        return (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else None
+        """The current video's rate since its first finished frame (all workers together)."""
+        elapsed = time.time() - self.video_since
+        return (self.video_frames - 1) / elapsed if self.video_frames >= 2 and elapsed > 0 else None
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
@@ -111,7 +112,9 @@ class Reporter:
                 self.line(f"{desc} iteration {event.iteration}/{event.iterations} loss {event.loss:.4g}",
                           scale=event.scale, iteration=event.iteration, loss=event.loss)
         elif isinstance(event, FrameDone):
-            self.frame_times.append(time.time())
+            if not self.video_frames:
+                self.video_since = time.time()
+            self.video_frames += 1
             self.job_frames += 1
             total = event.total or 0
             rate = self.frames_per_second()
@@ -126,24 +129,28 @@ class Reporter:
                           frame=event.index + 1, total=total, seconds=event.seconds, loss=event.loss,
                           **({"frames_per_second": round(rate, 3)} if rate else {}))
         elif isinstance(event, FileDone):
-            counted = event.status != "skipped" and self.files_total > 0
-            self.files_finished += counted
-            self.frame_times = []  # the next video's rate starts afresh
-            tally = {"files_done": self.files_finished, "files_total": self.files_total} if counted else {}
-            where = {"worker": event.worker, "node": event.node} if event.worker else {}
-            self.line(f"{event.status}: {event.path}" + (f" ({event.error})" if event.error else "")
-                      + (f" [{event.worker}]" if event.worker else ""),
-                      path=event.path, status=event.status, seconds=event.seconds, error=event.error,
-                      output=event.output, **where, **tally)
-            if counted and self.job_task is not None:
-                elapsed = max(time.time() - self.files_since, 1e-3)
-                rate = self.files_finished / elapsed
-                info = f"{rate:.2g} files/s" if rate >= 0.1 else f"{1 / rate:.3g} s/file"
-                if self.job_frames:
-                    info += f", {self.job_frames} video frames"
-                self.progress.update(self.job_task, completed=self.files_finished, info=info,
-                                     # from two files on, the measured speed gives the ETA
-                                     **({"deadline": None} if self.files_finished >= 2 else {}))
+            self.file_done(event)
+
+    def file_done(self, event: FileDone) -> None:
+        """A line per file; the whole job's bar counts the files stylised or failed in this run."""
+        counted = event.status != "skipped" and self.files_total > 0
+        self.files_finished += counted
+        self.video_frames = 0  # the next video's rate starts afresh
+        tally = {"files_done": self.files_finished, "files_total": self.files_total} if counted else {}
+        where = {"worker": event.worker, "node": event.node} if event.worker else {}
+        self.line(f"{event.status}: {event.path}" + (f" ({event.error})" if event.error else "")
+                  + (f" [{event.worker}]" if event.worker else ""),
+                  path=event.path, status=event.status, seconds=event.seconds, error=event.error,
+                  output=event.output, **where, **tally)
+        if counted and self.job_task is not None:
+            elapsed = max(time.time() - self.files_since, 1e-3)
+            rate = self.files_finished / elapsed
+            info = f"{rate:.2g} files/s" if rate >= 0.1 else f"{1 / rate:.3g} s/file"
+            if self.job_frames:
+                info += f", {self.job_frames} video frames"
+            self.progress.update(self.job_task, completed=self.files_finished, info=info,
+                                 # from two files on, the measured speed gives the ETA
+                                 **({"deadline": None} if self.files_finished >= 2 else {}))
 
 
 def fail(message: str, code: int) -> None:

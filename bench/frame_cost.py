@@ -2,13 +2,17 @@
 
     .venv/bin/python bench/frame_cost.py        # writes docs/frame_cost.md and docs/frame_cost_strip.jpg
 
-Every candidate runs the real chain (video/job.py stylise_frames, batch 1) over the same later
-frames of pan, orbit and Sintel alley_2, from one shared stylised first frame per clip, in one run.
-Per candidate against today's balanced schedule (60 full-size iterations per later frame):
+Every candidate (a number of iterations per later frame) runs the real chain (video/job.py
+stylise_frames, batch 1) over the same later frames of pan, orbit and Sintel alley_2, from one
+shared stylised first frame per clip, in one run. Per candidate against the first (60 iterations,
+the balanced schedule before 0.3.0):
 seconds per later frame (flow planning and optimisation), the mean loss without the temporal term
 (content + style + TV, fp32), E_warp (Lai et al., over the whole chain from the shared first frame)
 and the convolution work per later frame in GFLOP, computed from VGG19's layer shapes up to
 relu5_1 with the iterations each frame actually ran.
+
+docs/frame_cost.md's first table also holds candidates measured at commit 0b5ad30 and removed after
+they lost (half-size iterations, carried L-BFGS pairs, a stop rule): that commit reruns them.
 """
 from __future__ import annotations
 
@@ -35,18 +39,6 @@ from nstvid.pipeline.settings import Settings  # noqa: E402
 VGG_CONVS = (((3, 64), (64, 64)), ((64, 128), (128, 128)), ((128, 256),) + ((256, 256),) * 3,
              ((256, 512),) + ((512, 512),) * 3, ((512, 512),))
 
-# label, changes to today's balanced settings
-CANDIDATES = (
-    ("today: 60 full", {}),
-    ("20 full", dict(frame_iterations=20)),
-    ("20 full + carried L-BFGS", dict(frame_iterations=20, frame_history=True)),
-    ("stop at previous +1% (max 60)", dict(frame_stop=0.01)),
-    ("40 half + 10 full", dict(frame_coarse_iterations=40, frame_iterations=10)),
-    ("40 half + 10 full + carried", dict(frame_coarse_iterations=40, frame_iterations=10, frame_history=True)),
-    ("60 half + 5 full + carried", dict(frame_coarse_iterations=60, frame_iterations=5, frame_history=True)),
-)
-
-
 DECISION = "## What was chosen, and why"
 
 
@@ -61,12 +53,10 @@ def conv_gflop(h: int, w: int) -> float:
     return 2 * macs / 1e9
 
 
-def frame_gflop(result, h: int, w: int) -> float:
-    """Convolution work of one warm frame: its iterations (full and half size) at 2x the forward
-    pass, plus the content target's forward pass at each size it ran at."""
-    full, half = conv_gflop(h, w), conv_gflop(round(h / 2), round(w / 2))
-    coarse = result.coarse_iterations
-    return 2 * full * result.iterations + full + (2 * half * coarse + half if coarse else 0.0)
+def frame_gflop(iterations: int, h: int, w: int) -> float:
+    """Convolution work of one warm frame: its iterations at 2x the forward pass, plus the content
+    target's forward pass."""
+    return (2 * iterations + 1) * conv_gflop(h, w)
 
 
 def main() -> None:
@@ -76,12 +66,12 @@ def main() -> None:
     parser.add_argument("--first-iterations", type=int, default=200,
                         help="the shared first frame's iterations per scale (balanced: 200)")
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--candidates", default="", help="comma-separated indices into CANDIDATES (default all)")
+    parser.add_argument("--frame-iterations", default="60,30,20", help="the candidates; the first is the reference")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
     base = Settings(styles=(str(STYLE),), size=args.size, precision=args.precision)  # balanced
-    chosen = [CANDIDATES[int(i)] for i in args.candidates.split(",")] if args.candidates else list(CANDIDATES)
+    chosen = [int(n) for n in args.frame_iterations.split(",")]
     clips = {name: clip_frames(name, args.size, args.frames) for name in ("pan", "orbit", "sintel")}
     command = f"`.venv/bin/python bench/frame_cost.py {' '.join(sys.argv[1:])}`"
     md = ["# What a later video frame costs: schedules at equal quality", "",
@@ -92,40 +82,40 @@ def main() -> None:
           f"({args.first_iterations} iterations per scale). Per candidate, over all later frames of the "
           "three clips: seconds per later frame, convolution GFLOP per later frame (from the layer "
           "shapes and the iterations run), mean loss without the temporal term and mean E_warp, both "
-          "against today's in the same run. Issue 13's bar: loss within +2%, E_warp at most 1.0x, "
-          "at most 1/3 of today's GFLOP and time.", "",
-          "| candidate | s/frame | vs today | GFLOP/frame | vs today | loss vs today | E_warp vs today | "
+          f"against {chosen[0]} iterations' in the same run. Issue 13's bar: loss within +2%, E_warp at "
+          "most 1.0x, at most 1/3 of the GFLOP and time.", "",
+          "| frame iterations | s/frame | vs first | GFLOP/frame | vs first | loss vs first | E_warp vs first | "
           "pan E_warp | orbit E_warp | Sintel E_warp |",
           "|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(md), flush=True)
     firsts = {name: chain_frames(dataclasses.replace(base, iterations=args.first_iterations), frames[:1])[0][0]
               for name, frames in clips.items()}
     rows, strips = [], []
-    for label, changes in chosen:
-        settings = dataclasses.replace(base, **changes)
+    for iterations in chosen:
+        settings = dataclasses.replace(base, frame_iterations=iterations)
         secs, gflop, losses, e_warp = [], [], [], {}
         for name, frames in clips.items():
             outs, sec, results = chain_frames(settings, frames, {0: firsts[name]})
             h, w = frames[0].shape[:2]
             secs += sec[1:]
-            gflop += [frame_gflop(r, h, w) for r in results[1:]]
+            gflop += [frame_gflop(r.iterations, h, w) for r in results[1:]]
             losses += image_losses(settings, outs[1:], frames[1:])[0]
             e_warp[name] = float(np.mean(warping_error(iter(outs), iter(frames))))
             if name == "pan":
                 strips.append(outs[-1])
-        rows.append((label, float(np.mean(secs)), float(np.mean(gflop)), float(np.mean(losses)), e_warp))
-        today = rows[0]
+        rows.append((iterations, float(np.mean(secs)), float(np.mean(gflop)), float(np.mean(losses)), e_warp))
+        first = rows[0]
         s_, g_, l_, e_ = rows[-1][1:]
-        e_mean, today_e = np.mean(list(e_.values())), np.mean(list(today[4].values()))
-        md.append(f"| {label} | {s_:.1f} | {s_ / today[1]:.2f}x | {g_:.0f} | {g_ / today[2]:.2f}x | "
-                  f"{100 * (l_ / today[3] - 1):+.1f}% | {e_mean / today_e:.2f}x | "
+        e_mean, first_e = np.mean(list(e_.values())), np.mean(list(first[4].values()))
+        md.append(f"| {iterations} | {s_:.1f} | {s_ / first[1]:.2f}x | {g_:.0f} | {g_ / first[2]:.2f}x | "
+                  f"{100 * (l_ / first[3] - 1):+.1f}% | {e_mean / first_e:.2f}x | "
                   + " | ".join(f"{e_[n]:.5f}" for n in clips) + " |")
         print(md[-1], flush=True)
     floors = {n: float(np.mean(warping_error(iter(f), iter(f)))) for n, f in clips.items()}
     md += ["", "The inputs' own E_warp (the floor set by flow errors): "
            + ", ".join(f"{n} {v:.5f}" for n, v in floors.items()) + ".", "",
            f"Strip (frame_cost_strip.jpg): pan frame {args.frames}, left to right: "
-           + ", ".join(label for label, _ in chosen) + "."]
+           + ", ".join(f"{n} iterations" for n in chosen) + "."]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "frame_cost.md"
     kept = path.read_text().split(DECISION, 1) if path.exists() else []  # the written decision stays

@@ -23,7 +23,6 @@ from .style_targets import StyleSet, StyleTargets
 
 MIN_SCALE_SIDE = 64  # coarser levels than this have no room for relu5_1 and only cost time
 STOP_WINDOW = 20  # iterations over which the relative loss change is averaged for early stopping
-MIN_ITERATIONS = 5  # before a stop_below target may stop a sample: revealed pixels need a few
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,6 @@ class Result:
     style: torch.Tensor  # (B,) normalised style loss (unweighted)
     total: torch.Tensor  # (B,) weighted objective
     iterations: int  # iterations actually run (the longest sample)
-    optimizer: BatchedLBFGS | BatchedAdam | None = None  # its state at the end (a next frame may adopt it)
 
 
 def content_targets(engine: Engine, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,14 +112,11 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
 
 def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: StyleTargets, *,
              iterations: int, temporal: Temporal | None = None, scale: int = 1, scales: int = 1,
-             history: BatchedLBFGS | None = None, stop_below: torch.Tensor | None = None,
              progress: Callback = ignore) -> Result:
     """Run the optimiser from init (B, 3, H, W) towards content (B, 3, H, W) and the style targets.
 
     Stops a sample early when its loss changed by less than settings.tolerance (relative, per
-    iteration, averaged over STOP_WINDOW iterations), or once its loss is at most stop_below (B,)
-    (after MIN_ITERATIONS); the batch ends when all have stopped. history: an L-BFGS state of the
-    same shape whose curvature pairs this run starts from (a previous video frame's).
+    iteration, averaged over STOP_WINDOW iterations); the batch ends when all have stopped.
     """
     s = engine.settings
     device = engine.device
@@ -134,9 +129,6 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
     flat = _flatten(init.to(device, torch.float32), channels_last).requires_grad_(True)
     b, shape = flat.shape[0], tuple(init.shape)
     optimizer = BatchedLBFGS(flat.detach()) if s.optimizer == "lbfgs" else BatchedAdam(flat, s.learning_rate)
-    if history is not None and isinstance(optimizer, BatchedLBFGS):
-        optimizer.adopt(history)
-    stop_below = None if stop_below is None else stop_below.to(device, torch.float32)
     active = torch.ones(b, 1, device=device)
 
     def iteration() -> torch.Tensor:
@@ -154,35 +146,25 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
     run = Iterations(engine, iteration)  # eager, or replays of a CUDA graph (graphs.py)
     # Losses stay on the device; the host looks at them only every `check_every` steps.
     check_every = 1 if device.type == "cpu" else 10
-    losses_seen: list[torch.Tensor] = []
+    history: list[torch.Tensor] = []
     for it in range(1, iterations + 1):
-        losses_seen.append(run())
+        history.append(run())
         engine.report(progress)  # e.g. a --compile fallback met in this iteration
         if it % check_every and it != iterations:
             continue
-        losses = torch.stack(losses_seen[-(STOP_WINDOW + 1):]).cpu()
+        losses = torch.stack(history[-(STOP_WINDOW + 1):]).cpu()
         progress(Iteration(scale, scales, it, iterations, float(losses[-1].sum())))
         if not torch.isfinite(losses[-check_every:]).all():
             break
-        _stop_converged(active, losses, s.tolerance, stop_below if it >= MIN_ITERATIONS else None)
-        if not bool(active.any()):
-            break
+        if s.tolerance > 0 and len(history) > STOP_WINDOW:
+            change = (losses[0] - losses[-1]).abs() / losses[0].abs().clamp_min(1e-12) / STOP_WINDOW
+            active.mul_((change >= s.tolerance).float().view(b, 1).to(device))  # in place: graphs read it
+            if not bool(active.any()):
+                break
     x = _unflatten(flat.detach(), shape, channels_last)
     with torch.no_grad():
         total, c, st = objective(engine, x, c_target, c_scale, style, temporal)
-    return Result(x.clamp(0, 1).contiguous().cpu(), c.cpu(), st.cpu(), total.cpu(), len(losses_seen), optimizer)
-
-
-def _stop_converged(active: torch.Tensor, losses: torch.Tensor, tolerance: float,
-                    stop_below: torch.Tensor | None) -> None:
-    """Zero active (B, 1), in place (CUDA graphs read it), for the samples that have converged:
-    losses (T, B), the last STOP_WINDOW + 1 iterations on the host, changed by less than tolerance
-    per iteration on average, or the newest is at most stop_below (B,)."""
-    if tolerance > 0 and losses.shape[0] > STOP_WINDOW:
-        change = (losses[0] - losses[-1]).abs() / losses[0].abs().clamp_min(1e-12) / STOP_WINDOW
-        active.mul_((change >= tolerance).float().view(-1, 1).to(active.device))
-    if stop_below is not None:
-        active.mul_((losses[-1].float().to(active.device) > stop_below).float().view(-1, 1))
+    return Result(x.clamp(0, 1).contiguous().cpu(), c.cpu(), st.cpu(), total.cpu(), len(history))
 
 
 def _flatten(images: torch.Tensor, channels_last: bool) -> torch.Tensor:

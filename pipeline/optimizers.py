@@ -28,17 +28,6 @@ class BatchedLBFGS:
         self.prev_step = flat.new_zeros(b, n)
         self.h_diag = flat.new_ones(b, 1)
         self.started = False
-        self.adopted = False  # curvature pairs taken from another run (adopt)
-
-    def adopt(self, other: "BatchedLBFGS") -> None:
-        """Start from another run's curvature pairs and scaling (a video frame from the previous
-        frame's: the problem barely changes between neighbours). Ignored if the shapes differ."""
-        if other.s.shape != self.s.shape:
-            return
-        for mine, theirs in ((self.s, other.s), (self.y, other.y), (self.rho, other.rho),
-                             (self.h_diag, other.h_diag)):
-            mine.copy_(theirs)
-        self.adopted = True
 
     def step(self, x: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
         """x, grad: (B, N); active: (B, 1) float 0/1. Updates x in place."""
@@ -50,9 +39,6 @@ class BatchedLBFGS:
             yy = (y * y).sum(1, keepdim=True).clamp_min(1e-20)
             self.h_diag.copy_(torch.where(ok, ys / yy, self.h_diag))
             t = 1.0
-        elif self.adopted:
-            t = 1.0  # the adopted pairs already scale the first step
-            self.started = True
         else:
             # First step: as torch.optim.LBFGS, scale so the step is at most 1 in L1 norm.
             t = (1.0 / grad.abs().sum(1, keepdim=True)).clamp(max=1.0)

@@ -25,11 +25,7 @@ CONTENT_LAYER = "relu4_2"
 # change pixels by float rounding; video window batching and --devices pieces change frames within
 # the flicker bounds measured in docs/batching.md. Finished files and resume folders ignore them, so
 # an overnight job rerun on another machine or with other GPUs neither redoes nor discards work.
-# The warm-frame schedule's speed knobs belong here too: each schedule shipped is chosen at equal
-# quality to the one before it (docs/frame_cost.md), so finished videos and half-done resume folders
-# made under another stay valid, and upgrading does not redo them.
-WARM_SCHEDULE_FIELDS = ("frame_coarse_iterations", "frame_history", "frame_stop")
-RUN_ONLY_FIELDS = ("device", "devices", "batch", "compile") + WARM_SCHEDULE_FIELDS
+RUN_ONLY_FIELDS = ("device", "devices", "batch", "compile")
 # Defaults that changed, as (field, new default, old default), each chosen at equal quality to the
 # old (frame_iterations: docs/frame_cost.md). A video finished, or half done, under the old default
 # is kept: the manifest and the resume folder accept the digest of earlier_forms too.
@@ -71,10 +67,7 @@ class Settings:
     compile: bool = False  # torch.compile the feature extractor (falls back to eager if it fails)
 
     # Video
-    frame_iterations: int = 30  # per later frame (warm-started), at full size (docs/frame_cost.md)
-    frame_coarse_iterations: int = 0  # per later frame, at half size before the full-size ones
-    frame_history: bool = False  # later frames start with the previous frame's L-BFGS pairs
-    frame_stop: float = 0.0  # >0: a later frame stops once its loss is within this of the previous frame's
+    frame_iterations: int = 30  # per later frame (warm-started), at full size only (docs/frame_cost.md)
     temporal_weight: float = 50.0  # at 512 px; losses.temporal_weight_at scales it up; 0 disables
     flow: bool = True  # False: plain unwarped warm start
     revealed: str = "content"  # what newly revealed pixels start from: content | inpaint | warp
@@ -93,10 +86,8 @@ class Settings:
             raise UsageError(f"--size {self.size}: must be at least 16 px")
         if self.scales < 1:
             raise UsageError(f"--scales {self.scales}: must be at least 1")
-        if self.iterations < 0 or self.frame_iterations < 0 or self.frame_coarse_iterations < 0:
-            raise UsageError("--iterations, --frame-iterations and frame_coarse_iterations must not be negative")
-        if self.frame_stop < 0:
-            raise UsageError(f"frame_stop {self.frame_stop:g}: must not be negative (0: off)")
+        if self.iterations < 0 or self.frame_iterations < 0:
+            raise UsageError("--iterations and --frame-iterations must not be negative")
         if self.optimizer not in ("lbfgs", "adam"):
             raise UsageError(f"--optimizer {self.optimizer!r}: expected lbfgs or adam")
         if self.revealed not in ("content", "inpaint", "warp"):

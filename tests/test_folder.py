@@ -235,23 +235,20 @@ def test_manifests_written_before_run_only_fields_stay_done():
     from dataclasses import replace
 
     from nstvid.pipeline.folder.manifest import VIDEO_ONLY_FIELDS, settings_hashes
-    from nstvid.pipeline.settings import WARM_SCHEDULE_FIELDS, Settings
+    from nstvid.pipeline.settings import Settings
 
     settings = Settings(styles=(str(STYLE),), device="cpu", size=96)
     styles = [hashlib.sha256(Path(STYLE).read_bytes()).hexdigest()]
 
-    def old(exclude, form=settings):  # the fields added since did not exist then
-        return hashlib.sha256(json.dumps([form.digest(exclude=exclude + WARM_SCHEDULE_FIELDS),
-                                          styles]).encode()).hexdigest()[:16]
+    def old(exclude, form=settings):
+        return hashlib.sha256(json.dumps([form.digest(exclude=exclude), styles]).encode()).hexdigest()[:16]
 
     old_image = old(("styles", "compile") + VIDEO_ONLY_FIELDS + ("batch", "devices"))
     old_video = old(("styles", "compile"))
     now = settings_hashes(settings)
     assert old_image in now["image"] and old_video in now["video"]
     assert now["image"][0] != old_image  # what is recorded from now on leaves the device out
-    # Elsewhere, or with another warm-frame schedule (chosen at equal quality): nothing redone.
-    elsewhere = settings_hashes(replace(settings, device="cuda", batch=4, frame_coarse_iterations=30,
-                                        frame_history=True, frame_stop=0.01))
+    elsewhere = settings_hashes(replace(settings, device="cuda", batch=4))
     assert elsewhere["image"][0] == now["image"][0] and elsewhere["video"][0] == now["video"][0]
     # A video finished under the old balanced default (60 frame iterations) stays done under the
     # new one (30, chosen at equal quality); one made with 40 does not.

@@ -208,3 +208,23 @@ def test_revealed_start_reaches_the_chain_through_the_command(tmp_path, run_nstv
     assert 0.005 < changed.mean() < 0.25, changed.mean()  # a strip, not the frame (measured: 4.8%)
     to_photo = {how: np.abs(frames[2] - photo[2]).mean(-1)[changed].mean() for how, frames in outs.items()}
     assert to_photo["content"] < 0.5 * to_photo["inpaint"], to_photo  # measured: 14 against 55 levels
+
+
+def test_a_resume_folder_made_under_an_earlier_default_is_kept(tmp_path):
+    """A video half done under the old balanced default (60 frame iterations) resumes under the new
+    one (settings.CHANGED_DEFAULTS) instead of starting fresh; any other settings change empties it."""
+    from nstvid.pipeline.settings import earlier_forms
+    from nstvid.pipeline.video.workdir import WorkDir
+
+    now = settings(styles=(str(STYLE),))
+    old_key = {"version": 1, "settings": earlier_forms(now)[0].digest(), "size": [8, 8]}
+    key = old_key | {"settings": now.digest()}
+    frame = np.zeros((8, 8, 3), np.uint8)
+    first = WorkDir(tmp_path / "out.mp4", old_key)
+    assert first.open() == ""
+    first.save(0, frame)
+    kept = WorkDir(tmp_path / "out.mp4", key, accepted=(old_key,))
+    assert kept.open() == "" and kept.saved_indices() == {0}
+    assert WorkDir(tmp_path / "out.mp4", key).open() == ""  # its meta now holds the new key
+    changed = WorkDir(tmp_path / "out.mp4", key | {"settings": "other"}, accepted=(old_key,))
+    assert "settings" in changed.open() and not changed.saved_indices()

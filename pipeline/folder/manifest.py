@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import InputError, OutputError
 from ..media.images import atomic_write_bytes
 from ..progress import Callback, Message, ignore
-from ..settings import RUN_ONLY_FIELDS, WARM_SCHEDULE_FIELDS, Settings, earlier_forms, file_sha256
+from ..settings import RUN_ONLY_FIELDS, Settings, earlier_forms, file_sha256
 
 MANIFEST_NAME = ".nstvid-manifest.json"
 JOURNAL_NAME = ".nstvid-manifest.journal"
@@ -41,11 +41,11 @@ def settings_hashes(settings: Settings) -> dict[str, tuple[str, ...]]:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     # The second digest is how manifests before RUN_ONLY_FIELDS recorded the same settings (device
-    # included; the warm schedule's fields did not exist), so that upgrading does not redo every
-    # finished file once.
-    earlier_image = ("compile", "batch", "devices") + VIDEO_ONLY_FIELDS + WARM_SCHEDULE_FIELDS
+    # included), so that upgrading does not redo every finished file once; videos also accept the
+    # digests of their settings under earlier defaults (settings.CHANGED_DEFAULTS).
+    earlier_image = ("compile", "batch", "devices") + VIDEO_ONLY_FIELDS
     return {"image": (digest(RUN_ONLY_FIELDS + VIDEO_ONLY_FIELDS), digest(earlier_image)),
-            "video": (digest(RUN_ONLY_FIELDS), digest(("compile",) + WARM_SCHEDULE_FIELDS),
+            "video": (digest(RUN_ONLY_FIELDS), digest(("compile",)),
                       *(digest(RUN_ONLY_FIELDS, form) for form in earlier_forms(settings)))}
 
 

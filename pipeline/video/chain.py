@@ -3,11 +3,10 @@
 Per step:
   * "full" / "scene cut": a coarse-to-fine optimisation from --init, as for an image;
   * "warm": each frame starts from the previous *stylised* frame warped into it by the flow, with the
-    content where the forward-backward check distrusts the warp; frame_coarse_iterations at half
-    size, then --frame-iterations at full size; a temporal loss to the warped previous output,
-    masked the same way. A window of B frames (--batch B) is one batch, each frame tied to the
-    anchor and to its neighbour in the window (docs/design.md says why this design over segment
-    streams). What a warm frame costs, and the schedule chosen: docs/frame_cost.md.
+    content where the forward-backward check distrusts the warp; --frame-iterations at full size;
+    a temporal loss to the warped previous output, masked the same way. A window of B frames
+    (--batch B) is one batch, each frame tied to the anchor and to its neighbour in the window
+    (docs/design.md says why this design over segment streams).
 """
 from __future__ import annotations
 
@@ -15,15 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import flow
 from ..batching import BatchLimit, OutOfMemory, in_batches
 from ..color import luminance, recombine
 from ..engine import Engine
 from ..frames import initial_images, to_float, to_rgb, to_tensor
-from ..optimize import MIN_SCALE_SIDE, Result, Temporal, optimise, resize_batch, stylise, warp_batch
-from ..optimizers import BatchedLBFGS
+from ..optimize import Result, Temporal, optimise, stylise, warp_batch
 from ..progress import Callback, ignore
 from ..style_targets import StyleSet
 from .plan import Step, plan_steps
@@ -32,13 +29,12 @@ from .plan import Step, plan_steps
 @dataclass
 class FrameResult:
     """One stylised frame: output (H, W, 3) float32 [0, 1], its loss, how it started ("full",
-    "scene cut", "warm") and the optimiser iterations its pass ran (at half size: coarse_iterations)."""
+    "scene cut", "warm") and the optimiser iterations its pass ran."""
 
     output: np.ndarray
     loss: float
     how: str
     iterations: int
-    coarse_iterations: int = 0
 
 
 class Chain:
@@ -49,8 +45,6 @@ class Chain:
         self.styles = styles
         self.prev_input: np.ndarray | None = None  # (H, W, 3) uint8
         self.prev_output: np.ndarray | None = None  # (H, W, 3) float32 [0, 1]
-        self.prev_loss: float | None = None  # the last warm frame's final loss (frame_stop)
-        self.history: BatchedLBFGS | None = None  # the last warm pass's optimiser (frame_history)
 
     @property
     def anchor(self) -> np.ndarray | None:
@@ -60,7 +54,6 @@ class Chain:
     def replay(self, frame: np.ndarray, saved: np.ndarray) -> None:
         """Resume: take a saved output (H, W, 3) uint8 as if it had just been computed."""
         self.prev_input, self.prev_output = frame, to_float(saved)
-        self.prev_loss, self.history = None, None
 
     def run_within(self, step: Step, limit: BatchLimit, progress: Callback = ignore) -> list[FrameResult]:
         """Stylise one planned step in passes of at most limit.size frames: out of memory halves
@@ -86,7 +79,6 @@ class Chain:
         if step.how == "warm":
             return self._warm(step)
         s = self.engine.settings
-        self.prev_loss, self.history = None, None  # a new chain: nothing to carry over
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
         result = stylise(self.engine, self.styles, content, initial_images(s, content),
                          iterations=s.iterations, scales=s.scales)
@@ -107,57 +99,13 @@ class Chain:
         temporal = Temporal(warped_t, mask_t,
                             torch.from_numpy(np.stack(step.to_neighbour)).permute(0, 3, 1, 2).contiguous(),
                             torch.from_numpy(np.stack(step.neighbour_mask))[:, None])
-        coarse_iterations = 0
-        if s.frame_coarse_iterations:
-            init, coarse_iterations = self._coarse_pass(init, target, temporal)
-        # frame_stop: the previous warm frame's converged loss, a little above, is this frame's goal
-        # (the problem barely changes between neighbours); a full frame before it has no temporal
-        # term, so its loss is no goal.
-        stop_below = (torch.full((len(step.frames),), self.prev_loss * (1 + s.frame_stop))
-                      if s.frame_stop > 0 and self.prev_loss is not None else None)
         result = optimise(self.engine, init, target, self.styles.targets((h, w)),
-                          iterations=s.frame_iterations, temporal=temporal,
-                          history=self.history if s.frame_history else None, stop_below=stop_below)
-        if s.frame_history and isinstance(result.optimizer, BatchedLBFGS):
-            self.history = result.optimizer
+                          iterations=s.frame_iterations, temporal=temporal)
         if len(step.frames) > 1:
             self._settle_last(step, result, target)
-        self.prev_loss = float(result.total[-1])
         if s.preserve_colors:
             result.images = recombine(result.images, content)
-        return self._finish(step, result, coarse_iterations)
-
-    def _coarse_pass(self, init: torch.Tensor, target: torch.Tensor,
-                     temporal: Temporal) -> tuple[torch.Tensor, int]:
-        """frame_coarse_iterations at half size (a quarter of the convolution work each); returns
-        the full-size init (B, 3, H, W) in [0, 1] with the half-size correction added, and the
-        iterations run.
-
-        Coarse-to-fine inside a warm frame. Unlike an image's levels, where each level starts from
-        the coarser result upsampled, only the *change* the half-size pass made goes up: the warped
-        previous output keeps its full-size brush strokes, which an upsampled half-size image would
-        blur into a frame that then needs many full-size iterations to repaint. Measured worse than
-        as many full-size iterations for the same work (docs/frame_cost.md: half-size style
-        statistics are another scale's); off in every preset, kept so that table can be rerun."""
-        s = self.engine.settings
-        h, w = init.shape[-2:]
-        half = (max(1, round(h / 2)), max(1, round(w / 2)))
-        if max(half) < MIN_SCALE_SIDE or min(half) < MIN_SCALE_SIDE // 2:
-            # Too small for relu5_1 (as image levels): the same work at full size instead.
-            done = optimise(self.engine, init, target, self.styles.targets((h, w)),
-                            iterations=max(1, s.frame_coarse_iterations // 4), temporal=temporal)
-            return done.images, 0
-        area = lambda t: None if t is None else F.interpolate(t, size=half, mode="area")  # noqa: E731
-        neighbour_flow = None
-        if temporal.neighbour_flow is not None:  # pixels: halve the vectors with the grid
-            neighbour_flow = area(temporal.neighbour_flow) * torch.tensor([half[1] / w, half[0] / h]).view(1, 2, 1, 1)
-        coarse_temporal = Temporal(area(temporal.warped_prev), area(temporal.mask), neighbour_flow,
-                                   area(temporal.neighbour_mask))
-        coarse_init = resize_batch(init, half)
-        coarse = optimise(self.engine, coarse_init, resize_batch(target, half), self.styles.targets(half),
-                          iterations=s.frame_coarse_iterations, temporal=coarse_temporal)
-        change = F.interpolate(coarse.images - coarse_init, size=(h, w), mode="bilinear", align_corners=False)
-        return (init + change).clamp(0, 1), coarse.iterations
+        return self._finish(step, result)
 
     def _revealed_start(self, step: Step, warped: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """What the pixels the warp cannot bring (disoccluded, entering the view) start from,
@@ -191,8 +139,8 @@ class Chain:
                               (result.style, last.style), (result.total, last.total)):
             mine[k] = settled[0]
 
-    def _finish(self, step: Step, result: Result, coarse_iterations: int = 0) -> list[FrameResult]:
+    def _finish(self, step: Step, result: Result) -> list[FrameResult]:
         outs = [to_rgb(image) for image in result.images]
         self.prev_input, self.prev_output = step.frames[-1], outs[-1]
-        return [FrameResult(out, float(loss), step.how, result.iterations, coarse_iterations)
+        return [FrameResult(out, float(loss), step.how, result.iterations)
                 for out, loss in zip(outs, result.total)]
