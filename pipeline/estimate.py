@@ -67,6 +67,13 @@ def full_seconds(settings: Settings, size: tuple[int, int], measured: Trial) -> 
     return sum(settings.iterations * measured.iteration_at(level) for level in scale_sizes(size, settings.scales))
 
 
+def first_frame_seconds(settings: Settings, size: tuple[int, int], measured: Trial) -> float:
+    """A chain's full frame (its first, a scene cut): the full optimisation, then its settle
+    iterations at full size (video/chain.py); an --independent frame has none."""
+    settle = 0 if settings.independent else settings.settle_iterations * measured.iteration_at(size)
+    return full_seconds(settings, size, measured) + settle
+
+
 def warm_seconds(settings: Settings, measured: Trial) -> float:
     """A warm-started video frame at the trial's size."""
     return settings.frame_iterations * measured.iteration + measured.frame_overhead
@@ -78,7 +85,7 @@ def video_estimate(settings: Settings, frames: int, cuts: int, measured: Trial, 
     first frame is among them, and the cuts are spread evenly); devices share the frames."""
     left = frames - done
     full = frames if settings.independent else (1 if not done else 0) + round(cuts * left / max(frames, 1))
-    seconds = (full * full_seconds(settings, measured.size, measured)
+    seconds = (full * first_frame_seconds(settings, measured.size, measured)
                + (left - full) * warm_seconds(settings, measured)) / devices
     where = device if devices == 1 else f"{devices} devices"
     text = (f"{frames:,} frames, {cuts} scene cut{'s' * (cuts != 1)}: about {duration_text(seconds)} on "
@@ -93,7 +100,7 @@ def folder_estimate(settings: Settings, images: list[tuple[int, int]], videos: l
     container (scene cuts not counted: each video's first frame is its one full optimisation)."""
     image_seconds = sum(full_seconds(settings, size, measured) for size in images)
     frames = sum(n for _, n in videos)
-    video_seconds = sum(full_seconds(settings, size, measured)
+    video_seconds = sum(first_frame_seconds(settings, size, measured)
                         + (n - 1) * (settings.frame_iterations * measured.iteration_at(size) + measured.frame_overhead)
                         for size, n in videos)
     seconds = image_seconds + video_seconds

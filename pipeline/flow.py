@@ -28,6 +28,8 @@ __all__ = [
     "DIS_PRESETS",
     "SCENE_CUT_THRESHOLD",
     "compute_flow",
+    "flow_at_size",
+    "photometric_mask",
     "fill_unreliable",
     "is_scene_cut",
     "read_flo",
@@ -89,6 +91,40 @@ def compute_flow(frame_a: np.ndarray, frame_b: np.ndarray, preset: str = "medium
     return _dis(preset).calc(gray_a, gray_b, None).astype(np.float32, copy=False)
 
 
+def flow_at_size(flow_field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A flow (H, W, 2) float32 computed on larger frames, brought to size (h, w): resampled (area)
+    and its vectors scaled by the size ratio, so it is in the smaller frames' pixels."""
+    h, w = size
+    if flow_field.shape[:2] == (h, w):
+        return flow_field
+    scale = np.array([w / flow_field.shape[1], h / flow_field.shape[0]], np.float32)
+    return cv2.resize(flow_field, (w, h), interpolation=cv2.INTER_AREA) * scale
+
+
+def photometric_mask(previous: np.ndarray, frame: np.ndarray, backward_flow: np.ndarray,
+                     threshold: float) -> np.ndarray:
+    """Where the flow truly brings frame t-1's picture into frame t: 1 where the warped previous
+    *input* matches this input, 0 where it does not, a ramp between.
+
+    The forward-backward check (``reliability``) trusts a flow that is wrong both ways alike, as
+    DIS is where it misses thin or fast motion; a temporal term there holds the previous frame's
+    content in place, and the painting lags behind the motion. Comparing the inputs catches it.
+
+    Args:
+        previous, frame: RGB uint8 (H, W, 3) input frames t-1 and t.
+        backward_flow: float32 (H, W, 2), t -> t-1 on t's grid.
+        threshold: largest channel difference (0-255) still fully trusted; trust falls linearly
+            to 0 at twice it. The difference is taken after a 3x3 box blur of both, so that sensor
+            noise and compression do not count.
+
+    Returns:
+        float32 (H, W) in [0, 1].
+    """
+    warped = warp(previous, backward_flow).astype(np.float32)
+    diff = np.abs(cv2.blur(warped, (3, 3)) - cv2.blur(frame.astype(np.float32), (3, 3))).max(axis=-1)
+    return np.clip(2.0 - diff / threshold, 0.0, 1.0).astype(np.float32)
+
+
 def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Absolute sampling coordinates (map_x, map_y), float32 (H, W), for ``x + u``, ``y + v``."""
     h, w = flow.shape[:2]
@@ -96,8 +132,10 @@ def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xx + flow[..., 0], yy + flow[..., 1]
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward-warp ``image`` by ``flow``: ``out[y, x] = image[y + v, x + u]`` (bilinear).
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
+    """Backward-warp ``image`` by ``flow``: ``out[y, x] = image[y + v, x + u]`` (bilinear, or
+    ``interpolation="cubic"`` / ``"lanczos"`` (8x8 Lanczos): sharper, for painted strokes warped
+    frame after frame, which bilinear blurs a little each time).
 
     To bring the previous frame (or the previous stylised output) into the current frame, pass the
     flow from the *current* frame to the previous one (on the current frame's grid).
@@ -108,7 +146,8 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
         flow: float32 (H, W, 2) on the output grid.
 
     Returns:
-        Array of the same shape and dtype as ``image``.  Samples falling outside the image take the
+        Array of the same shape and dtype as ``image`` (cubic overshoots a little at edges:
+        callers clip to their range).  Samples falling outside the image take the
         nearest border value (BORDER_REPLICATE).  cv2.remap quantises sub-pixel weights to 1/32.
     """
     if image.shape[:2] != flow.shape[:2]:
@@ -116,11 +155,10 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     map_x, map_y = _sample_grid(flow.astype(np.float32, copy=False))
     # cv2.remap handles at most 4 channels; warp wider arrays in chunks.
     if image.ndim == 3 and image.shape[2] > 4:
-        parts = [warp(image[..., i : i + 4], flow) for i in range(0, image.shape[2], 4)]
+        parts = [warp(image[..., i : i + 4], flow, interpolation) for i in range(0, image.shape[2], 4)]
         return np.concatenate(parts, axis=2)
-    out = cv2.remap(
-        np.ascontiguousarray(image), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    kind = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}[interpolation]
+    out = cv2.remap(np.ascontiguousarray(image), map_x, map_y, kind, borderMode=cv2.BORDER_REPLICATE)
     if image.ndim == 3 and out.ndim == 2:  # remap drops a trailing singleton channel
         out = out[..., None]
     return out

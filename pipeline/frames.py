@@ -39,6 +39,17 @@ def video_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(2, h - h % 2), max(2, w - w % 2)
 
 
+def flow_source_size(width: int, height: int, working: tuple[int, int], settings: Settings) -> tuple[int, int]:
+    """(w, h) to decode a video's frames at for the chain: settings.flow_scale times the working
+    (h, w), never above the source's own width x height, even. The flow is computed there and
+    brought down (video/plan.py): DIS at the working size misses thin and fast motion."""
+    h, w = working
+    scale = min(settings.flow_scale, width / w, height / h)
+    if scale <= 1.0:
+        return w, h
+    return max(w, int(w * scale) // 2 * 2), max(h, int(h * scale) // 2 * 2)
+
+
 def at_working_size(picture: Picture, long_side: int) -> Picture:
     """The picture resized to its working size fit_long_side((H, W), long_side), alpha too; bit
     depth and grayscale flag kept. Images are optimised at this size, so a caller holding many

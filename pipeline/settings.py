@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import tomllib
 from dataclasses import dataclass, fields
@@ -26,10 +27,14 @@ CONTENT_LAYER = "relu4_2"
 # the flicker bounds measured in docs/batching.md. Finished files and resume folders ignore them, so
 # an overnight job rerun on another machine or with other GPUs neither redoes nor discards work.
 RUN_ONLY_FIELDS = ("device", "devices", "batch", "compile")
-# Defaults that changed, as (field, new default, old default), each chosen at equal quality to the
-# old (frame_iterations: docs/frame_cost.md). A video finished, or half done, under the old default
-# is kept: the manifest and the resume folder accept the digest of earlier_forms too.
-CHANGED_DEFAULTS = (("frame_iterations", 30, 60),)
+# Defaults that changed, as (field, new default, old default), each chosen at equal or better
+# quality than the old (frame_iterations: docs/frame_cost.md; revealed, settle_iterations:
+# docs/temporal.md section 5). A video finished, or half done, under old defaults is kept: the
+# manifest and the resume folder accept the digest of earlier_forms too.
+CHANGED_DEFAULTS = (("frame_iterations", 30, 60), ("revealed", "inpaint", "content"), ("settle_iterations", 30, 0))
+# Fields added later, with the value that does what the versions before them did: a digest leaves
+# such a field out at that value, so work recorded before it existed still matches.
+ADDED_FIELDS = {"flow_scale": 1.0, "flow_check": 0.0, "warp_interpolation": "linear", "settle_iterations": 0}
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,11 @@ class Settings:
     frame_iterations: int = 30  # per later frame (warm-started), at full size only (docs/frame_cost.md)
     temporal_weight: float = 50.0  # at 512 px; losses.temporal_weight_at scales it up; 0 disables
     flow: bool = True  # False: plain unwarped warm start
-    revealed: str = "content"  # what newly revealed pixels start from: content | inpaint | warp
+    revealed: str = "inpaint"  # what newly revealed pixels start from: content | inpaint | warp (docs/temporal.md)
+    flow_scale: float = 1.0  # flow computed on frames this many times the working size (capped at the source)
+    flow_check: float = 0.0  # 0-255: distrust the warp where the warped previous input differs by more; 0: off
+    warp_interpolation: str = "linear"  # how the previous output is warped: linear | cubic | lanczos
+    settle_iterations: int = 30  # a chain's full frame ends with this many iterations as its later frames get
     independent: bool = False  # every frame on its own (the flicker baseline)
     scene_cut_threshold: float = 0.35  # flow.SCENE_CUT_THRESHOLD: measured there on cuts vs motion
     crf: int = 18
@@ -92,6 +101,10 @@ class Settings:
             raise UsageError(f"--optimizer {self.optimizer!r}: expected lbfgs or adam")
         if self.revealed not in ("content", "inpaint", "warp"):
             raise UsageError(f"revealed {self.revealed!r}: expected content, inpaint or warp")
+        if self.warp_interpolation not in ("linear", "cubic", "lanczos"):
+            raise UsageError(f"warp_interpolation {self.warp_interpolation!r}: expected linear, cubic or lanczos")
+        if self.flow_scale < 1 or self.flow_check < 0 or self.settle_iterations < 0:
+            raise UsageError("flow_scale must be at least 1; flow_check and settle_iterations not negative")
         if self.pooling not in ("max", "avg"):
             raise UsageError(f"--pooling {self.pooling!r}: expected max or avg")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -123,15 +136,18 @@ class Settings:
 
     def digest(self, *, exclude: tuple[str, ...] = ()) -> str:
         """A short stable hash of the settings (style *files* are hashed by content by callers)."""
-        data = {k: v for k, v in dataclasses.asdict(self).items() if k not in exclude}
+        data = {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in exclude and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def earlier_forms(settings: Settings) -> list[Settings]:
-    """The same settings as an earlier version recorded them, for each changed default they keep."""
-    return [dataclasses.replace(settings, **{name: old}) for name, new, old in CHANGED_DEFAULTS
-            if getattr(settings, name) == new]
+    """The same settings as earlier versions recorded them: each combination of the changed
+    defaults they keep, set back to the old value (a version may predate several changes)."""
+    kept = [(name, old) for name, new, old in CHANGED_DEFAULTS if getattr(settings, name) == new]
+    return [dataclasses.replace(settings, **dict(combo))
+            for n in range(1, len(kept) + 1) for combo in itertools.combinations(kept, n)]
 
 
 def file_sha256(path: str | Path) -> str:

@@ -60,13 +60,13 @@ def _is_saved(work: WorkDir, piece: Piece, index: int) -> bool:
     return (work.lead_path(index) if index < piece.keep_from else work.frame_path(index)).is_file()
 
 
-def open_feed(number: int, piece: Piece, clip: Clip, work: WorkDir) -> PieceFeed:
+def open_feed(number: int, piece: Piece, clip: Clip, work: WorkDir, settings: Settings) -> PieceFeed:
     """A piece's decoder at its first frame still to do (an interrupted run saved those before)."""
     first = piece.start
     while first < piece.stop_at and _is_saved(work, piece, first):
         first += 1
     h, w = work.size
-    frames = iter(clip.frames((w, h)))
+    frames = iter(clip.frames(flow_source_size(clip.info.width, clip.info.height, (h, w), settings)))
     feed = PieceFeed(number, piece, frames, first)
     for index in range(first):  # the decoder is a stream: frames before the piece are read and dropped
         frame = next(frames)
@@ -89,7 +89,7 @@ def stylise_video_on_cluster(pool: Pool, styles: StyleSet, settings: Settings, s
     targets = pool.targets_ref(styles, work.size)
     progress(Message(f"{frames} frames in {len(pieces)} pieces on {pool.size} Ray workers: " + ", ".join(
         f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "") for p in pieces)))
-    feeds = [open_feed(j, piece, clip, work) for j, piece in enumerate(pieces)]
+    feeds = [open_feed(j, piece, clip, work, settings) for j, piece in enumerate(pieces)]
     joiner = Joiner(work, pieces, frames, resumed, [f"piece {j + 1}" for j in range(len(pieces))], progress)
     for feed in feeds:
         if feed.finished:

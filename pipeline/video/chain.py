@@ -1,15 +1,17 @@
 """The warm-start chain (Ruder, Dosovitskiy & Brox 2016): planned steps -> stylised frames.
 
 Per step:
-  * "full" / "scene cut": a coarse-to-fine optimisation from --init, as for an image;
-  * "warm": each frame starts from the previous *stylised* frame warped into it by the flow, with the
-    content where the forward-backward check distrusts the warp; --frame-iterations at full size;
+  * "full" / "scene cut": a coarse-to-fine optimisation from --init, as for an image, then
+    settle_iterations at full size as a later frame gets them (no pop at frame 2);
+  * "warm": each frame starts from the previous *stylised* frame warped into it by the flow, with
+    the warp inpainted (`revealed`) where the forward-backward check distrusts it; --frame-iterations at full size;
     a temporal loss to the warped previous output, masked the same way. A window of B frames
     (--batch B) is one batch, each frame tied to the anchor and to its neighbour in the window
     (docs/design.md says why this design over segment streams).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +45,7 @@ class Chain:
     def __init__(self, engine: Engine, styles: StyleSet):
         self.engine = engine
         self.styles = styles
-        self.prev_input: np.ndarray | None = None  # (H, W, 3) uint8
+        self.prev_input: np.ndarray | None = None  # (H, W, 3) uint8, as decoded (Step.inputs)
         self.prev_output: np.ndarray | None = None  # (H, W, 3) float32 [0, 1]
 
     @property
@@ -60,14 +62,16 @@ class Chain:
         the limit and runs the frames again (re-planned against the chain's anchor); a frame that
         does not fit alone raises batching.OutOfMemory. Never drops a frame."""
 
+        h, w = step.frames[0].shape[:2]
+
         def run(frames: list[np.ndarray]) -> list[FrameResult]:
             if len(frames) == len(step.frames):
                 return self.run(step)  # as planned: its flows came from the decode thread
-            return [r for part in plan_steps(self.engine.settings, self.anchor, frames) for r in self.run(part)]
+            return [r for part in plan_steps(self.engine.settings, self.anchor, frames, (h, w))
+                    for r in self.run(part)]
 
-        h, w = step.frames[0].shape[:2]
         results: list[FrameResult] = []
-        for _, done in in_batches(step.frames, limit, run, device=self.engine.device, size=(h, w),
+        for _, done in in_batches(step.inputs, limit, run, device=self.engine.device, size=(h, w),
                                   what="frame", progress=progress):
             if isinstance(done, OutOfMemory):
                 raise done
@@ -82,7 +86,31 @@ class Chain:
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
         result = stylise(self.engine, self.styles, content, initial_images(s, content),
                          iterations=s.iterations, scales=s.scales)
+        if s.settle_iterations and not s.independent:
+            settled = self._settle_full(result, content)
+            result = dataclasses.replace(settled, iterations=result.iterations + settled.iterations)
         return self._finish(step, result)
+
+    def _settle_full(self, result: Result, content: torch.Tensor) -> Result:
+        """End a chain's full optimisation (its first frame, a scene cut) as its later frames are
+        made: settle_iterations more at full size from a fresh optimiser, held to itself by the
+        temporal term as if it were its own previous frame.
+
+        Coarse to fine with early stopping leaves the first frame where a fresh L-BFGS run at
+        full size still moves it: frame 2, the first such run, repainted its strokes, a pop of
+        many times the later pairs' flicker (docs/temporal.md). Run here, that move happens
+        before the first frame is shown, not between frames 1 and 2."""
+        s = self.engine.settings
+        h, w = content.shape[-2:]
+        images, target = result.images, content
+        if s.preserve_colors:
+            images, target = luminance(images), luminance(content)
+        ones = torch.ones(images.shape[0], 1, h, w)
+        settled = optimise(self.engine, images, target, self.styles.targets((h, w)),
+                           iterations=s.settle_iterations, temporal=Temporal(images, ones))
+        if s.preserve_colors:
+            settled.images = recombine(settled.images, content)
+        return settled
 
     def _warm(self, step: Step) -> list[FrameResult]:
         """Window batching: frames t..t+B-1 each start from the last finished output (frame t-1)
@@ -90,7 +118,8 @@ class Chain:
         s = self.engine.settings
         h, w = step.frames[0].shape[:2]
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
-        warped_t = torch.cat([to_tensor(flow.warp(self.prev_output, f)) for f in step.to_anchor])
+        warped_t = torch.cat([to_tensor(np.clip(flow.warp(self.prev_output, f, s.warp_interpolation), 0, 1))
+                              for f in step.to_anchor])
         mask_t = torch.from_numpy(np.stack(step.anchor_mask))[:, None]
         init = mask_t * warped_t + (1 - mask_t) * self._revealed_start(step, warped_t, content)
         target = content
@@ -141,6 +170,6 @@ class Chain:
 
     def _finish(self, step: Step, result: Result) -> list[FrameResult]:
         outs = [to_rgb(image) for image in result.images]
-        self.prev_input, self.prev_output = step.frames[-1], outs[-1]
+        self.prev_input, self.prev_output = step.inputs[-1], outs[-1]
         return [FrameResult(out, float(loss), step.how, result.iterations)
                 for out, loss in zip(outs, result.total)]

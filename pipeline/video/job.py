@@ -22,7 +22,7 @@ from ..progress import NEVER_STOP, Callback, Estimate, FrameDone, Message, StopR
 from ..settings import Settings
 from ..style_targets import StyleSet
 from ..estimate import trial, video_estimate
-from ..frames import video_size
+from ..frames import flow_source_size, video_size
 from .chain import Chain, FrameResult
 from .clip import Clip, open_clip, scan
 from .plan import End, Replay, produce
@@ -56,7 +56,8 @@ def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray
                    saved: Mapping[int, Path | np.ndarray] | None = None, start: int = 0,
                    stop_at: int | None = None, overlap: bool = True, progress: Callback = ignore,
                    stop: Callable[[], bool] = lambda: False, batch: int = 0) -> Iterator[Finished | End]:
-    """The chain over a stream of frames (H, W, 3) uint8 of working size (h, w), in clip order.
+    """The chain over a stream of frames (H, W, 3) uint8 in clip order, at the working size (h, w)
+    or decoded larger for the flow (frames.flow_source_size; the plan brings them down).
 
     Yields each frame as it is finished (saved ones replayed, not recomputed), then End. With
     overlap, decoding, flow and planning run one window ahead on a thread of their own. Frames
@@ -67,7 +68,7 @@ def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray
     chain = Chain(engine, styles)
     limit = BatchLimit(batch or window_batch(engine, styles, size, progress))
     feed = Ahead(produce(engine.settings, frames, saved or {}, lambda: limit.size, start=start,
-                         stop_at=stop_at), threaded=overlap)
+                         stop_at=stop_at, size=size), threaded=overlap)
     try:
         for item in feed:
             if isinstance(item, End):
@@ -105,7 +106,7 @@ def render(engine: Engine, styles: StyleSet, clip: Clip, work: WorkDir, writer: 
     saved.update({i: work.lead_path(i) for i in range(start, keep_from) if work.lead_path(i).is_file()})
     total = max(clip.frame_count, 1) if stop_at is None else stop_at
     sink = FrameSink(work, writer, threaded=overlap, frames_left=max(clip.frame_count - len(saved) - 1, 0))
-    frames = clip.frames((w, h))
+    frames = clip.frames(flow_source_size(clip.info.width, clip.info.height, (h, w), engine.settings))
     end, failed = End(0), True
     try:
         with contextlib.closing(stylise_frames(engine, styles, frames, (h, w), saved=saved, start=start,

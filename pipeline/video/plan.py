@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .. import flow
@@ -20,7 +21,7 @@ from ..settings import Settings
 
 @dataclass
 class Step:
-    """Consecutive input frames stylised together.
+    """Consecutive input frames stylised together, (H, W, 3) uint8 at the working size.
 
     how: "full" (first frame of a chain, or --independent), "scene cut" (full, after a cut) or
     "warm" (started from the previous output warped by the flow).
@@ -37,52 +38,82 @@ class Step:
     anchor_mask: list[np.ndarray] | None = None
     to_neighbour: list[np.ndarray] | None = None
     neighbour_mask: list[np.ndarray] | None = None
+    sources: list[np.ndarray] | None = None  # the frames the flow was computed on (None: frames)
+
+    @property
+    def inputs(self) -> list[np.ndarray]:
+        """The frames as decoded (flow size): what a re-plan and the next anchor start from."""
+        return self.frames if self.sources is None else self.sources
 
 
-def plan_steps(settings: Settings, anchor: np.ndarray | None, frames: list[np.ndarray]) -> list[Step]:
+def plan_steps(settings: Settings, anchor: np.ndarray | None, frames: list[np.ndarray],
+               size: tuple[int, int] | None = None) -> list[Step]:
     """Split consecutive input frames (H, W, 3) uint8 into steps and compute their flows.
 
     anchor: the input frame whose stylised output the chain holds, or None when no chain is running
     (the first frame, or a resumed piece before its first frame). Frames that start a chain get a
     full optimisation; a run of frames between scene cuts is one warm step (window batching).
+    size: the working (h, w) when the frames (and the anchor) are decoded larger for the flow
+    (flow_source_size): steps then hold the frames resized to it and the flows brought down to it.
     """
+    size = size or frames[0].shape[:2]
+    working = [_resize(f, size) for f in frames]
+    sources = None if working[0] is frames[0] else frames
+    part = lambda i, j: dict(frames=working[i:j], sources=None if sources is None else frames[i:j])  # noqa: E731
     if settings.independent:
-        return [Step("full", frames)]
+        return [Step("full", **part(0, len(frames)))]
     steps, i = [], 0
     cut = lambda a, b: flow.is_scene_cut(a, b, threshold=settings.scene_cut_threshold)  # noqa: E731
     while i < len(frames):
         if anchor is None or cut(anchor, frames[i]):
-            steps.append(Step("full" if anchor is None else "scene cut", frames[i:i + 1]))
+            steps.append(Step("full" if anchor is None else "scene cut", **part(i, i + 1)))
             anchor, i = frames[i], i + 1
             continue
         j = i + 1
         while j < len(frames) and not cut(frames[j - 1], frames[j]):
             j += 1
-        steps.append(warm_step(settings, anchor, frames[i:j]))
+        steps.append(warm_step(settings, anchor, frames[i:j], size))
         anchor, i = frames[j - 1], j
     return steps
 
 
-def _flow_and_mask(settings: Settings, frame: np.ndarray, to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Backward flow frame -> to (on frame's grid) and its forward-backward reliability; with
-    --no-flow, zero flow trusted everywhere (the plain unwarped warm start)."""
-    h, w = frame.shape[:2]
+def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A decoded frame at the working size (h, w): area filter, as ffmpeg's scaler uses to shrink."""
+    if frame.shape[:2] == tuple(size):
+        return frame
+    return cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def _flow_and_mask(settings: Settings, frame: np.ndarray, to: np.ndarray,
+                   size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Backward flow frame -> to (on frame's grid) and where the warp is trusted, at the working
+    size (h, w): the forward-backward check (flow.reliability) and, with flow_check, the inputs'
+    agreement (flow.photometric_mask), both on the frames as given, then brought down to size.
+    With --no-flow, zero flow trusted everywhere (the plain unwarped warm start)."""
     if not settings.flow:
-        return np.zeros((h, w, 2), np.float32), np.ones((h, w), np.float32)
+        return np.zeros((*size, 2), np.float32), np.ones(size, np.float32)
     backward = flow.compute_flow(frame, to)
-    return backward, flow.reliability(flow.compute_flow(to, frame), backward)
+    mask = flow.reliability(flow.compute_flow(to, frame), backward)
+    if settings.flow_check > 0:
+        mask = mask * flow.photometric_mask(to, frame, backward, settings.flow_check)
+    if mask.shape != tuple(size):
+        mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return flow.flow_at_size(backward, size), mask
 
 
-def warm_step(settings: Settings, anchor: np.ndarray, frames: list[np.ndarray]) -> Step:
-    """The flows of a warm step: each frame to the anchor, and each to its neighbour in the step."""
-    h, w = frames[0].shape[:2]
-    step = Step("warm", frames, [], [], [], [])
+def warm_step(settings: Settings, anchor: np.ndarray, frames: list[np.ndarray],
+              size: tuple[int, int] | None = None) -> Step:
+    """The flows of a warm step: each frame to the anchor, and each to its neighbour in the step.
+    frames and anchor as decoded; size: the working (h, w) when they are larger (plan_steps)."""
+    size = tuple(size or frames[0].shape[:2])
+    working = [_resize(f, size) for f in frames]
+    step = Step("warm", working, [], [], [], [], None if working[0] is frames[0] else frames)
     for k, frame in enumerate(frames):
-        to_anchor, anchor_mask = _flow_and_mask(settings, frame, anchor)
+        to_anchor, anchor_mask = _flow_and_mask(settings, frame, anchor, size)
         if k == 0:
-            to_neighbour, neighbour_mask = np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32)
+            to_neighbour, neighbour_mask = np.zeros((*size, 2), np.float32), np.zeros(size, np.float32)
         else:
-            to_neighbour, neighbour_mask = _flow_and_mask(settings, frame, frames[k - 1])
+            to_neighbour, neighbour_mask = _flow_and_mask(settings, frame, frames[k - 1], size)
         step.to_anchor.append(to_anchor)
         step.anchor_mask.append(anchor_mask)
         step.to_neighbour.append(to_neighbour)
@@ -117,13 +148,14 @@ class End:
 
 def produce(settings: Settings, frames: Iterable[np.ndarray], saved: Mapping[int, Path | np.ndarray],
             batch: Callable[[], int], *, start: int = 0, stop_at: int | None = None,
-            ) -> Iterator[Replay | Window | End]:
+            size: tuple[int, int] | None = None) -> Iterator[Replay | Window | End]:
     """Decode, load saved frames and plan windows of up to batch() frames: everything the
     optimisation waits for that depends on the input alone.
 
     frames: the clip's frames (H, W, 3) uint8, e.g. a media.video.FrameReader (closed at the end).
     saved: {frame index: its saved output, a PNG path or a uint8 array}. Frames before `start` are
-    skipped; decoding stops at `stop_at`.
+    skipped; decoding stops at `stop_at`. size: the working (h, w) when the frames are decoded
+    larger for the flow (plan_steps).
     """
     pending: list[tuple[int, np.ndarray]] = []
     anchor: np.ndarray | None = None  # the input of the last frame handed on, None: no chain yet
@@ -132,7 +164,7 @@ def produce(settings: Settings, frames: Iterable[np.ndarray], saved: Mapping[int
     def window() -> Window:
         nonlocal anchor
         inputs = [f for _, f in pending]
-        planned = Window([i for i, _ in pending], plan_steps(settings, anchor, inputs))
+        planned = Window([i for i, _ in pending], plan_steps(settings, anchor, inputs, size))
         anchor = inputs[-1]
         pending.clear()
         return planned
