@@ -22,7 +22,7 @@ from test_video import PAN, _e_warp, clip, count_frames
 sys.path.insert(0, str(ROOT))
 from bench.flicker import revealed_ratio  # noqa: E402
 
-BOUND, REVEALED_BOUND = 0.3, 1.25
+BOUND, REVEALED_BOUND = 0.22, 1.10
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +49,9 @@ def test_temporal_stability_beats_independent_frames_on_real_footage(realshort_r
     Independent frames get 40 iterations each so that they are painted: with fewer they stay
     close to the photo and flicker little. Later frames get the balanced preset's schedule (30
     iterations, docs/frame_cost.md), revealed pixels start inpainted and the first frame settles
-    (docs/temporal.md). MEASURED_BOUND"""
+    (docs/temporal.md). Measured on an AMD EPYC in fp32: chained 0.158x of independent (0.00158
+    against 0.00999); before those two defaults 0.16x there and 0.15x on an Intel Xeon in bf16.
+    The bound, 0.22, leaves 1.4x for bf16 rounding and run-to-run spread (the old bound was 0.3)."""
     short, chained, independent = realshort_runs
     e_chained, e_indep = _e_warp(short, chained), _e_warp(short, independent)
     assert len(e_chained["pairs"]) == 5
@@ -61,7 +63,7 @@ def test_revealed_pixels_are_painted_at_once(realshort_runs):
     """Pixels the hand-held camera revealed within the last 2 frames: their region style loss over
     that of the same shape on never-revealed pixels, controlled by the same ratio on the first
     (fully optimised) frame (bench/flicker.py revealed_ratio), near 1: as painted as the rest.
-    MEASURED_REVEALED"""
+    Measured on an AMD EPYC in fp32: 0.98; the bound is the issue's target, 1.10."""
     from nstvid.pipeline.settings import Settings
 
     short, chained, _ = realshort_runs
