@@ -79,7 +79,7 @@ class Settings:
     flow_scale: float = 1.0  # flow computed on frames this many times the working size (capped at the source)
     flow_check: float = 0.0  # 0-255: distrust the warp where the warped previous input differs by more; 0: off
     warp_interpolation: str = "linear"  # how the previous output is warped: linear | cubic | lanczos
-    settle_iterations: int = 30  # a chain's full frame ends with this many iterations as its later frames get
+    settle_iterations: int = 30  # a chain's full frame ends with this many (at most frame_iterations) as later frames get
     independent: bool = False  # every frame on its own (the flicker baseline)
     scene_cut_threshold: float = 0.35  # flow.SCENE_CUT_THRESHOLD: measured there on cuts vs motion
     crf: int = 18

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Interrupted, ProcessingError
+from ..frames import flow_source_size
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
 from ..settings import Settings
 from ..style_targets import StyleSet

@@ -86,15 +86,15 @@ class Chain:
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
         result = stylise(self.engine, self.styles, content, initial_images(s, content),
                          iterations=s.iterations, scales=s.scales)
-        if s.settle_iterations and not s.independent:
+        if min(s.settle_iterations, s.frame_iterations) and not s.independent:
             settled = self._settle_full(result, content)
             result = dataclasses.replace(settled, iterations=result.iterations + settled.iterations)
         return self._finish(step, result)
 
     def _settle_full(self, result: Result, content: torch.Tensor) -> Result:
         """End a chain's full optimisation (its first frame, a scene cut) as its later frames are
-        made: settle_iterations more at full size from a fresh optimiser, held to itself by the
-        temporal term as if it were its own previous frame.
+        made: settle_iterations (at most frame_iterations) more at full size from a fresh optimiser,
+        held to itself by the temporal term as if it were its own previous frame.
 
         Coarse to fine with early stopping leaves the first frame where a fresh L-BFGS run at
         full size still moves it: frame 2, the first such run, repainted its strokes, a pop of
@@ -107,7 +107,8 @@ class Chain:
             images, target = luminance(images), luminance(content)
         ones = torch.ones(images.shape[0], 1, h, w)
         settled = optimise(self.engine, images, target, self.styles.targets((h, w)),
-                           iterations=s.settle_iterations, temporal=Temporal(images, ones))
+                           iterations=min(s.settle_iterations, s.frame_iterations),
+                           temporal=Temporal(images, ones))
         if s.preserve_colors:
             settled.images = recombine(settled.images, content)
         return settled
