@@ -39,14 +39,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.revealed import OLD, ages_of, region_ratios  # noqa: E402
-import torch  # noqa: E402
 
-from bench.temporal import STYLE  # noqa: E402
+from bench.temporal import STYLE, losses_per_frame  # noqa: E402
 from nstvid.pipeline import flow  # noqa: E402
 from nstvid.pipeline.frames import flow_source_size, to_tensor, video_size  # noqa: E402
 from nstvid.pipeline.media.images import read_image  # noqa: E402
 from nstvid.pipeline.media.video import read_frames  # noqa: E402
-from nstvid.pipeline.optimize import content_targets, objective  # noqa: E402
 from nstvid.pipeline.plot import flicker_plot  # noqa: E402
 from nstvid.pipeline.prepare import prepare  # noqa: E402
 from nstvid.pipeline.settings import Settings  # noqa: E402
@@ -174,20 +172,6 @@ def revealed_ratio(settings: Settings, outs, inputs, max_age: int = 2) -> tuple[
     return (float(np.mean(values)) if values else float("nan")), len(values)
 
 
-def frame_losses(settings: Settings, outputs, inputs) -> tuple[list[float], list[float]]:
-    """Per frame (content loss, style loss), unweighted, without the temporal term, in fp32."""
-    engine, styles = prepare(dataclasses.replace(settings, precision="fp32"))
-    content, style = [], []
-    for out, inp in zip(outputs, inputs):
-        c_t, c_s = content_targets(engine, to_tensor(inp.astype(np.float32) / 255))
-        with torch.no_grad():
-            _, c, st = objective(engine, to_tensor(out.astype(np.float32) / 255), c_t, c_s,
-                                 styles.targets(out.shape[:2]), None)
-        content.append(float(c[0]))
-        style.append(float(st[0]))
-    return content, style
-
-
 def measure(name, settings, master, lag_strength, with_revealed, cut_pair=None):
     """One clip, one variant (module doc). cut_pair: the index of the pair that crosses a scene
     cut, left out of the means; the pop is then the first pair of each shot over its median."""
@@ -200,7 +184,7 @@ def measure(name, settings, master, lag_strength, with_revealed, cut_pair=None):
     shots = [(0, len(pairs))] if cut_pair is None else [(0, cut_pair), (cut_pair + 1, len(pairs))]
     kept = [k for a, b in shots for k in range(a, b)]
     pops = [pairs[a] / np.median(pairs[a + 1:b]) for a, b in shots if b - a > 2]
-    content, style = frame_losses(settings, outs[1:], inputs[1:])
+    _, content, style = losses_per_frame(settings, outs[1:], inputs[1:])
     row = {"clip": name, "e_warp": float(np.mean([pairs[k] for k in kept])),
            "own": float(np.mean([floor[k] for k in kept])),
            "pairs": [float(p) for p in pairs], "own_pairs": [float(p) for p in floor],

@@ -88,18 +88,24 @@ def run_chain(settings: Settings, frames: list[np.ndarray]) -> tuple[list[np.nda
     return outs, secs
 
 
-def image_losses(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
-    """Per-frame (weighted loss without the temporal term, style loss), fp32."""
-    s = dataclasses.replace(settings, precision="fp32")
-    engine, styles = prepare(s)
-    totals, style = [], []
+def losses_per_frame(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
+    """Per frame (weighted loss, content loss, style loss) without the temporal term, fp32."""
+    engine, styles = prepare(dataclasses.replace(settings, precision="fp32"))
+    totals, content, style = [], [], []
     for out, inp in zip(outputs, inputs):
         c_t, c_s = content_targets(engine, to_tensor(inp.astype(np.float32) / 255))
         with torch.no_grad():
-            total, _, st = objective(engine, to_tensor(out.astype(np.float32) / 255), c_t, c_s,
+            total, c, st = objective(engine, to_tensor(out.astype(np.float32) / 255), c_t, c_s,
                                      styles.targets(out.shape[:2]), None)
         totals.append(float(total[0]))
+        content.append(float(c[0]))
         style.append(float(st[0]))
+    return totals, content, style
+
+
+def image_losses(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
+    """Per-frame (weighted loss without the temporal term, style loss), fp32."""
+    totals, _, style = losses_per_frame(settings, outputs, inputs)
     return totals, style
 
 
