@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import json
 import signal
 import sys
@@ -12,13 +13,15 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from . import __version__
 from .pipeline.errors import NstvidError
 from .pipeline.progress import Estimate, Event, FileDone, FrameDone, Iteration, Message, StopRequest, Totals
+from .pipeline.settings import DEFAULT_PRESET, JOB_CONTROL, LOOK, PANELS, PREVIEW_COUNT, command_line
 
 app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 130, "terminal_width": 130},
-                  pretty_exceptions_enable=False, rich_markup_mode=None)
+                  pretty_exceptions_enable=False, rich_markup_mode="rich")
 
 
 class Reporter:
@@ -182,75 +185,16 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, request_stop)
 
 
-@app.command()
-def main(
-    input: Path = typer.Argument(..., help="Image, video or folder to stylise."),
-    style: List[Path] = typer.Option([], "--style", "-s", help="Style image; repeat to blend several."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file, or folder for a folder input (default: INPUT_STYLE.png/.mp4 beside it)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="fast | balanced | quality (default balanced)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any option; flags override it."),
-    style_blend: Optional[str] = typer.Option(None, "--style-blend", help="Blend weights for the styles, e.g. 0.7,0.3."),
-    style_scale: Optional[float] = typer.Option(None, "--style-scale", help="Style size relative to the content (1 = same area)."),
-    size: Optional[int] = typer.Option(None, "--size", help="Long side of the output in px (default 512)."),
-    scales: Optional[int] = typer.Option(None, "--scales", help="Coarse-to-fine levels, each half the next."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", help="Optimiser iterations per scale."),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Stop early below this relative loss change per iteration."),
-    content_weight: Optional[float] = typer.Option(None, "--content-weight", help="Weight of the content loss (relu4_2)."),
-    style_weight: Optional[float] = typer.Option(None, "--style-weight", help="Weight of the Gram style loss (relu1_1..relu5_1)."),
-    tv_weight: Optional[float] = typer.Option(None, "--tv-weight", help="Weight of the total-variation smoothness loss."),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="lbfgs (default) | adam."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start image: content | noise | FILE."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (noise init)."),
-    preserve_colors: bool = typer.Option(False, "--preserve-colors", help="Keep the content's colours (luminance-only transfer)."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="VGG19 weights: embedded | torchvision | PATH to a state dict."),
-    pooling: Optional[str] = typer.Option(None, "--pooling", help="max | avg pooling in VGG19."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda[:N] | mps."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto | fp32 | bf16 | fp16 (autocast; Grams stay fp32)."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the network (falls back to eager with a warning)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="Video: one worker per device, e.g. cuda:0,cuda:1."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="local (default) | ray: run a folder or video on a Ray cluster (pip install 'nstvid[ray]')."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="auto (the cluster `ray start` set up) | local (a private one) | HOST:PORT."),
-    ray_workers: Optional[int] = typer.Option(None, "--ray-workers", help="Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs)."),
-    frame_iterations: Optional[int] = typer.Option(None, "--frame-iterations", help="Video: iterations for each warm-started frame (balanced: 30)."),
-    temporal_weight: Optional[float] = typer.Option(None, "--temporal-weight", help="Video: weight of the temporal loss at 512 px, scaled by (size/512)^2 above (0 disables)."),
-    no_flow: bool = typer.Option(False, "--no-flow", help="Video: warm start from the previous output without warping."),
-    independent: bool = typer.Option(False, "--independent", help="Video: stylise every frame on its own (flicker baseline)."),
-    crf: Optional[int] = typer.Option(None, "--crf", help="Video: x264 quality (lower is better, default 18)."),
-    codec: Optional[str] = typer.Option(None, "--codec", help="Video: ffmpeg encoder (default libx264)."),
-    keep_frames: bool = typer.Option(False, "--keep-frames", help="Video: keep the resume work folder after success."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Frames or images per optimisation pass (0: auto)."),
-    image_format: Optional[str] = typer.Option(None, "--image-format", help="Folder: output image format (png | jpg | webp | tiff)."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Folder: write one JSON record per file here."),
-    log_format: Optional[str] = typer.Option(None, "--log-format", help="auto (bar on a terminal, lines otherwise) | plain | json."),
-    max_runtime: Optional[str] = typer.Option(None, "--max-runtime", help="Folder: stop cleanly after this long (e.g. 90m, 6h)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done, do nothing."),
-    preview: Optional[int] = typer.Option(None, "--preview", help="Video/folder: stylise N frames or images (default 3) onto one sheet, then stop."),
-    strength: Optional[str] = typer.Option(None, "--strength", help="How strongly the style pulls, 0-1 (0.5: --style-weight as is); with --preview, several: 0.3,0.6,0.9."),
-    start: Optional[str] = typer.Option(None, "--start", help="Video: start here (1:30, 90s, or 120f frames in)."),
-    duration: Optional[str] = typer.Option(None, "--duration", help="Video: stylise this long (20s, 48f)."),
-    end: Optional[str] = typer.Option(None, "--end", help="Video: stop here (instead of --duration)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
-    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit."),
-) -> None:
+def job_command(context: typer.Context, input: Path, preset: str, config: Optional[Path], version: bool,
+                **flags) -> None:
     """Stylise an image, a video or a folder with the look of a painting."""
     reporter = Reporter()
     try:
         from .pipeline import api  # torch loads here, not for --help
 
-        given = lambda flag, value=True: value if flag else None  # noqa: E731 - unset flags defer to files
-        job = api.load_job(
-            input, tuple(style) or None, output, preset=preset, config=config,
-            overwrite=given(overwrite), style_blend=style_blend, style_scale=style_scale, size=size,
-            scales=scales, iterations=iterations, tolerance=tolerance, content_weight=content_weight,
-            style_weight=style_weight, tv_weight=tv_weight, optimizer=optimizer, init=init, seed=seed,
-            preserve_colors=given(preserve_colors), weights=weights, pooling=pooling, device=device,
-            precision=precision, compile=given(compile), devices=devices, engine=engine, ray_address=ray_address,
-            ray_workers=ray_workers, frame_iterations=frame_iterations,
-            temporal_weight=temporal_weight, flow=given(no_flow, False), independent=given(independent),
-            crf=crf, codec=codec, keep_frames=given(keep_frames), batch=batch, image_format=image_format,
-            report=report, log_format=log_format, max_runtime=max_runtime, dry_run=given(dry_run),
-            quiet=given(quiet), preview=preview, strength=strength, start=start, duration=duration, end=end)
+        values = given_values(context, flags)
+        job = api.load_job(input, values.pop("styles", None), values.pop("output", None), config=config,
+                           preset=preset if given(context, "preset") else None, **values)
         reporter = Reporter(quiet=job.options.quiet, log_format=job.options.log_format)
         if job.kind != "image":  # a single image stops at once on Ctrl-C; longer jobs save first
             install_signal_handlers()
@@ -263,6 +207,59 @@ def main(
         fail("interrupted", 130)
     if code:
         raise typer.Exit(code)
+
+
+def given(context: typer.Context, name: str) -> bool:
+    """Whether the command line gave this option (not its default)."""
+    source = context.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def given_values(context: typer.Context, flags: dict) -> dict:
+    """The flags given on the command line, as {field: value} (a switch: the value it sets). A flag
+    left at its default gives nothing, so that it defers to the config file and the preset."""
+    return {name: flag.sets if flag.sets is not None else flags[name]
+            for name, flag, _ in command_line() if given(context, name)}
+
+
+def job_parameters() -> list[inspect.Parameter]:
+    """The command's parameters: the input, then the loader's own options and every option of the
+    table (settings.command_line), panel by panel, each with its field's default shown."""
+
+    def param(name, annotation, info):
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+    own = [  # (panel, parameter): the loader's options, which are not settings
+        (LOOK, param("preset", str, typer.Option(DEFAULT_PRESET, "--preset", help="fast | balanced | quality.",
+                                                 rich_help_panel=LOOK))),
+        (JOB_CONTROL, param("config", Optional[Path], typer.Option(
+            None, "--config", help="TOML file with any option; flags override it.", rich_help_panel=JOB_CONTROL))),
+        (JOB_CONTROL, param("version", bool, typer.Option(
+            False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit.",
+            rich_help_panel=JOB_CONTROL))),
+    ]
+    table = []
+    for name, flag, default in command_line():
+        if flag.sets is not None:  # a switch
+            kind, default = bool, False
+        elif flag.kind is not None:  # lists and paths, given as text: no default shown for lists
+            kind = flag.kind
+            default = [] if kind == list[Path] else None if default in ((), None) else str(default)
+        else:
+            kind = str if default is None else type(default)
+        shown = not (default is None or default is False or default == [])
+        table.append((flag.panel, param(name, kind if default is not None else Optional[kind], typer.Option(
+            default, *flag.flag_names(name), help=escape(flag.help), show_default=shown,
+            rich_help_panel=flag.panel))))
+    ordered = sorted(own + table, key=lambda item: PANELS.index(item[0]))  # stable: table order kept
+    return [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+            param("input", Path, typer.Argument(..., help="Image, video or folder to stylise.",
+                                                show_default=False))] + [p for _, p in ordered]
+
+
+job_command.__signature__ = inspect.Signature(job_parameters())
+job_command.__annotations__ = {p.name: p.annotation for p in job_command.__signature__.parameters.values()}
+app.command()(job_command)
 
 
 def report_outcome(outcome, reporter: Reporter) -> int:
@@ -330,16 +327,14 @@ def eval_root() -> None:
     """nstvid-eval: measure stylised results."""
 
 
-PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a number
-
-
 def with_preview_count(argv: list[str]) -> list[str]:
     """`--preview` may come without its number (typer's options take one always): give it the
     default then."""
+    names = {each for name, flag, _ in command_line() if name == "preview" for each in flag.flag_names(name)}
     out = []
     for k, arg in enumerate(argv):
         out.append(arg)
-        if arg == "--preview" and not (k + 1 < len(argv) and argv[k + 1].isdigit()):
+        if arg in names and not (k + 1 < len(argv) and argv[k + 1].isdigit()):
             out.append(str(PREVIEW_COUNT))
     return out
 

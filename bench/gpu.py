@@ -23,7 +23,7 @@ import torch
 
 from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.media.video import read_frames
-from nstvid.pipeline.optimize import optimise
+from nstvid.pipeline.gatys import optimise
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
 

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 
 from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.features import LAYER_INDEX, VGG19_LAYOUT
-from nstvid.pipeline.graphs import CUDA_GRAPHS_ENV
+from nstvid.pipeline.cuda_graphs import CUDA_GRAPHS_ENV
 from nstvid.pipeline.losses import gram_cuda
 from nstvid.pipeline.media.video import read_frames
-from nstvid.pipeline.optimize import optimise
+from nstvid.pipeline.gatys import optimise
 from nstvid.pipeline.settings import STYLE_LAYERS, Settings
 from nstvid.pipeline.style_targets import StyleSet
 

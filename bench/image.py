@@ -27,7 +27,7 @@ import torch
 from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.frames import to_tensor
 from nstvid.pipeline.media.images import fit_long_side, read_image, resize_rgb, write_image, Picture
-from nstvid.pipeline.optimize import content_targets, objective, optimise
+from nstvid.pipeline.gatys import content_targets, objective, optimise
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
 

@@ -25,7 +25,7 @@ from nstvid.pipeline.frames import to_tensor
 from nstvid.pipeline.image_job import stylise_pictures
 from nstvid.pipeline.losses import style_weight_at
 from nstvid.pipeline.media.images import read_image, resize_rgb
-from nstvid.pipeline.optimize import content_targets, objective
+from nstvid.pipeline.gatys import content_targets, objective
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import Settings
 

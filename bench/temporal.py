@@ -30,7 +30,7 @@ from nstvid.pipeline.flow import warping_error
 from nstvid.pipeline.frames import to_tensor, to_u8, video_size
 from nstvid.pipeline.media.images import read_image
 from nstvid.pipeline.media.video import probe, read_frames
-from nstvid.pipeline.optimize import content_targets, objective
+from nstvid.pipeline.gatys import content_targets, objective
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.video.chain import FrameResult

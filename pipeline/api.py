@@ -232,7 +232,7 @@ def temporal_error(input_video: str | Path, output_video: str | Path) -> dict:
 def flicker(input_video: str | Path, outputs: list[str | Path], plot: str | Path | None = None) -> list[dict]:
     """temporal_error for each output, with the input's own E_warp per pair ("input_pairs") and the
     pairs that cross the input's scene cuts ("cuts", 1-based); with plot, also a PNG of them all."""
-    from .flow import SCENE_CUT_THRESHOLD, warping_error
+    from .flow import warping_error
     from .media.video import read_frames
     from .plot import flicker_plot, require_matplotlib
     from .video.clip import open_clip, scan
@@ -241,7 +241,7 @@ def flicker(input_video: str | Path, outputs: list[str | Path], plot: str | Path
         require_matplotlib()  # before the minutes of measuring, not after
     floor = warping_error(read_frames(input_video), read_frames(input_video))
     _, scores, _ = scan(open_clip(Path(input_video)))
-    cuts = [k + 1 for k, score in enumerate(scores) if score > SCENE_CUT_THRESHOLD]
+    cuts = [k + 1 for k, score in enumerate(scores) if score > Settings().scene_cut_threshold]
     reports = []
     for output in outputs:
         pairs = warping_error(read_frames(output), read_frames(input_video))

@@ -17,7 +17,7 @@ import torch
 
 from .engine import Engine, pick_device
 from .errors import ProcessingError
-from .optimize import optimise
+from .gatys import optimise
 from .progress import Callback, Message, ignore
 from .settings import Settings
 from .style_targets import StyleSet

@@ -139,7 +139,7 @@ class Engine:
         on, rather than a graph per shape. Default mode: VGG's time is in its convolutions, which
         stay cuDNN / oneDNN calls in every mode; "max-autotune" would autotune every shape for
         minutes, and "reduce-overhead" (CUDA graphs of its own) reuses output buffers that the
-        optimiser's autograd graph holds (graphs.py captures whole iterations instead).
+        optimiser's autograd graph holds (cuda_graphs.py captures whole iterations instead).
         """
         if not self.settings.compile or self.compile_failed:
             return fn

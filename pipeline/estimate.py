@@ -15,7 +15,7 @@ import torch
 
 from . import flow
 from .engine import Engine
-from .optimize import optimise, scale_sizes
+from .gatys import optimise, scale_sizes
 from .progress import Estimate
 from .settings import Settings
 from .style_targets import StyleSet

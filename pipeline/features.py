@@ -5,7 +5,6 @@ Preprocessing into the network's own pixel space happens here and nowhere else.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
+from .settings import file_sha256
 
 # torchvision's vgg19().features indices of the layers we may ask for.
 LAYER_INDEX = {
@@ -47,11 +47,7 @@ class WeightSource:
 
     def fingerprint(self) -> str:
         """Content hash of the weight file (keys the style-target cache)."""
-        h = hashlib.sha256()
-        with open(self.path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return f"{self.kind}:{h.hexdigest()[:16]}"
+        return f"{self.kind}:{file_sha256(self.path)[:16]}"
 
 
 def resolve_weights(spec: str) -> WeightSource:

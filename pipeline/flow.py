@@ -26,7 +26,6 @@ import numpy as np
 
 __all__ = [
     "DIS_PRESETS",
-    "SCENE_CUT_THRESHOLD",
     "compute_flow",
     "flow_at_size",
     "photometric_mask",
@@ -246,15 +245,6 @@ def fill_unreliable(image: np.ndarray, mask: np.ndarray, radius: int = 5) -> np.
 
 # --- scene cuts -----------------------------------------------------------------------------------
 
-# Measured with scene_cut_score on the repo's test data (tests/test_flow.py checks these):
-#   Sintel alley_2 frame 2 -> 3 (camera + character motion):       0.027
-#   pan.mp4 / orbit.mp4 consecutive frames (pan, zoom, rotation):  max 0.061
-#   pan.mp4 / orbit.mp4 frames one second (25 frames) apart:       max 0.169
-#   unrelated shots (Sintel, coffee, astronaut, cat photos/clips): min 0.61, mostly 0.64-0.86
-# 0.35 leaves a factor ~6 over consecutive-frame motion, 2x over a whole second of motion, and
-# ~1.7x under the least different pair of unrelated shots.
-SCENE_CUT_THRESHOLD = 0.35
-
 _CUT_SIZE = (128, 72)  # analysis size (w, h): only global colour statistics matter
 
 
@@ -295,15 +285,13 @@ def scene_cut_score(frame_a: np.ndarray, frame_b: np.ndarray) -> float:
     return float(min(max(distances), 1.0))
 
 
-def is_scene_cut(
-    frame_a: np.ndarray, frame_b: np.ndarray, threshold: float = SCENE_CUT_THRESHOLD
-) -> bool:
+def is_scene_cut(frame_a: np.ndarray, frame_b: np.ndarray, threshold: float) -> bool:
     """True when ``frame_b`` looks like a hard cut from ``frame_a`` (see ``scene_cut_score``).
 
     Args:
         frame_a, frame_b: RGB uint8 (H, W, 3) consecutive frames.
-        threshold: score above which it is a cut; the default is documented at
-            ``SCENE_CUT_THRESHOLD`` with the measurements behind it.
+        threshold: score above which it is a cut (Settings.scene_cut_threshold, with the
+            measurements behind it).
     """
     return scene_cut_score(frame_a, frame_b) > threshold
 

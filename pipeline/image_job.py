@@ -11,7 +11,7 @@ from .engine import Engine
 from .errors import UsageError
 from .frames import at_working_size, initial_images, to_rgb, to_tensor
 from .media.images import Picture, fit_long_side, read_image, write_image
-from .optimize import Result, stylise
+from .gatys import Result, coarse_to_fine
 from .progress import Callback, Message, ignore
 from .style_targets import StyleSet
 
@@ -39,7 +39,7 @@ def stylise_pictures(engine: Engine, styles: StyleSet, pictures: list[Picture],
     pictures = [at_working_size(p, s.size) for p in pictures]  # no copy for those already there
     content = torch.cat([to_tensor(p.rgb) for p in pictures])
     computed_before = styles.computed
-    result = stylise(engine, styles, content, initial_images(s, content),
+    result = coarse_to_fine(engine, styles, content, initial_images(s, content),
                      iterations=s.iterations, scales=s.scales, progress=progress)
     fresh = styles.computed - computed_before
     progress(Message("style targets: computed" if fresh else "style targets: cached"))

@@ -1,6 +1,6 @@
 """The optimisers, with one state per batch sample, so that a batch of B optimises like B runs.
 
-Both take the images as a flat (B, N) float32 tensor (optimize.py keeps the images in one, whatever
+Both take the images as a flat (B, N) float32 tensor (gatys.py keeps the images in one, whatever
 their memory layout) and a (B, 1) 0/1 mask of the samples still running.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ class BatchedLBFGS:
     The history is a fixed ring of `history` curvature pairs, newest last. Slots not filled yet hold
     zeros with rho = 0, which the two-loop recursion passes through unchanged (to the bit), so every
     step after the first runs the same kernels on the same buffers: what a CUDA graph can replay
-    (graphs.py). All state stays on the device: no host synchronisation per step.
+    (cuda_graphs.py). All state stays on the device: no host synchronisation per step.
     """
 
     def __init__(self, flat: torch.Tensor, history: int = 10):

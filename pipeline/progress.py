@@ -26,7 +26,7 @@ class Iteration:
 
 @dataclass(frozen=True)
 class FrameDone:
-    """A video frame (or an image of a batch) is finished and saved."""
+    """A video frame is finished and saved (images report Iteration, then FileDone in a folder)."""
 
     index: int  # 0-based
     total: int | None  # estimate; None when unknown

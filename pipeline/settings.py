@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from .errors import UsageError
 
 DEFAULT_PRESET = "balanced"
+PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a number
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -37,55 +38,101 @@ CHANGED_DEFAULTS = (("frame_iterations", 30, 60), ("revealed", "inpaint", "conte
 ADDED_FIELDS = {"flow_scale": 1.0, "flow_check": 0.0, "warp_interpolation": "linear", "settle_iterations": 0}
 
 
+# Help panels of `nstvid --help`, in their order there.
+INPUT_OUTPUT, LOOK, VIDEO, PERFORMANCE, CLUSTER, JOB_CONTROL = (
+    "Input and output", "Look", "Video", "Performance", "Cluster", "Job control")
+PANELS = (INPUT_OUTPUT, LOOK, VIDEO, PERFORMANCE, CLUSTER, JOB_CONTROL)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A field's command-line form. Each option is declared once, as a field of Settings or
+    RunOptions with a Flag; the CLI's options, the API's keywords and the config keys all come
+    from those fields, and the help shows the field's default."""
+
+    help: str
+    panel: str
+    names: tuple[str, ...] = ()  # flag names; empty: --field-name
+    sets: Any = None  # a switch (a flag without a value) sets the field to this; None: takes a value
+    kind: Any = None  # what the flag parses where it differs from the field's type (lists: str)
+
+    def flag_names(self, field_name: str) -> tuple[str, ...]:
+        return self.names or ("--" + field_name.replace("_", "-"),)
+
+
+def option(default: Any, help: str, panel: str, *names: str, sets: Any = None, kind: Any = None) -> Any:
+    """A field with a command-line flag (see Flag)."""
+    return dataclasses.field(default=default, metadata={"flag": Flag(help, panel, names, sets, kind)})
+
+
 @dataclass(frozen=True)
 class Settings:
     # Style
-    styles: tuple[str, ...] = ()
-    style_blend: tuple[float, ...] = ()  # empty: equal weights
-    style_scale: float = 1.0
+    styles: tuple[str, ...] = option((), "Style image; repeat to blend several.", INPUT_OUTPUT,
+                                     "--style", "-s", kind=list[Path])
+    style_blend: tuple[float, ...] = option((), "Blend weights for the styles, e.g. 0.7,0.3 (none: equal).",
+                                            LOOK, kind=str)
+    style_scale: float = option(1.0, "Style size relative to the content (1 = same area).", LOOK)
 
     # Working size and schedule
-    size: int = 512  # long side of the output, px
-    scales: int = 3  # coarse-to-fine levels, each half the size of the next
-    iterations: int = 200  # per scale (first frame of a video, every image)
-    tolerance: float = 1e-4  # relative loss change per iteration, averaged over 20, that stops early
+    size: int = option(512, "Long side of the output in px.", LOOK)
+    scales: int = option(3, "Coarse-to-fine levels, each half the size of the next.", LOOK)
+    iterations: int = option(200, "Optimiser iterations per scale (images, a video's first frame).", LOOK)
+    tolerance: float = option(1e-4, "Stop early below this relative loss change per iteration "
+                                    "(averaged over 20).", LOOK)
 
     # Loss weights (see losses.py for the normalisation that makes them scale-free)
-    strength: float = 0.5  # 0-1: how strongly the style pulls (losses.style_weight_at)
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 0.1
+    strength: float = option(0.5, "How strongly the style pulls, 0-1 (0.5: --style-weight as is); "
+                                  "with --preview, several: 0.3,0.6,0.9.", LOOK, kind=str)
+    content_weight: float = option(1.0, "Weight of the content loss (relu4_2).", LOOK)
+    style_weight: float = option(10.0, "Weight of the Gram style loss (relu1_1..relu5_1).", LOOK)
+    tv_weight: float = option(0.1, "Weight of the total-variation smoothness loss.", LOOK)
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
 
     # Optimiser
-    optimizer: str = "lbfgs"  # lbfgs | adam
+    optimizer: str = option("lbfgs", "lbfgs | adam.", LOOK)
     learning_rate: float = 0.02  # adam only; L-BFGS takes unit steps
-    init: str = "content"  # content | noise | path to an image
-    seed: int = 0
-    preserve_colors: bool = False
+    init: str = option("content", "Start image: content | noise | FILE.", LOOK)
+    seed: int = option(0, "Random seed (noise init).", LOOK)
+    preserve_colors: bool = option(False, "Keep the content's colours (luminance-only transfer).", LOOK,
+                                   sets=True)
 
     # Model and hardware
-    weights: str = "embedded"  # embedded | torchvision | path to a torchvision-layout state dict
-    pooling: str = "max"  # max | avg
-    device: str = "auto"  # auto | cpu | cuda[:N] | mps
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    compile: bool = False  # torch.compile the feature extractor (falls back to eager if it fails)
+    weights: str = option("embedded", "VGG19 weights: embedded | torchvision | PATH to a state dict.", LOOK)
+    pooling: str = option("max", "max | avg pooling in VGG19.", LOOK)
+    device: str = option("auto", "auto | cpu | cuda[:N] | mps.", PERFORMANCE)
+    precision: str = option("auto", "auto | fp32 | bf16 | fp16 (autocast; Grams stay fp32).", PERFORMANCE)
+    compile: bool = option(False, "torch.compile the objective (falls back to eager with a warning).",
+                           PERFORMANCE, sets=True)
 
     # Video
-    frame_iterations: int = 30  # per later frame (warm-started), at full size only (docs/frame_cost.md)
-    temporal_weight: float = 50.0  # at 512 px; losses.temporal_weight_at scales it up; 0 disables
-    flow: bool = True  # False: plain unwarped warm start
+    frame_iterations: int = option(30, "Video: iterations for each warm-started frame, at full size "
+                                       "only (docs/frame_cost.md).", VIDEO)
+    temporal_weight: float = option(50.0, "Video: weight of the temporal loss at 512 px, scaled by "
+                                          "(size/512)^2 above (0 disables).", VIDEO)
+    flow: bool = option(True, "Video: warm start from the previous output without warping.", VIDEO,
+                        "--no-flow", sets=False)
     revealed: str = "inpaint"  # what newly revealed pixels start from: content | inpaint | warp (docs/temporal.md)
     flow_scale: float = 1.0  # flow computed on frames this many times the working size (capped at the source)
     flow_check: float = 0.0  # 0-255: distrust the warp where the warped previous input differs by more; 0: off
     warp_interpolation: str = "linear"  # how the previous output is warped: linear | cubic | lanczos
     settle_iterations: int = 30  # a chain's full frame ends with this many (at most frame_iterations) as later frames get
-    independent: bool = False  # every frame on its own (the flicker baseline)
-    scene_cut_threshold: float = 0.35  # flow.SCENE_CUT_THRESHOLD: measured there on cuts vs motion
-    crf: int = 18
-    codec: str = "libx264"
-    batch: int = 0  # frames per optimisation pass; 0: auto
-    devices: tuple[str, ...] = ()  # video: one worker process per device (cuda:0,cuda:1,...)
+    independent: bool = option(False, "Video: stylise every frame on its own (flicker baseline).", VIDEO,
+                               sets=True)
+    # Histogram distance (flow.scene_cut_score) above which a frame starts a new shot. Measured
+    # on the repo's test data (tests/test_flow.py checks these):
+    #   Sintel alley_2 frame 2 -> 3 (camera + character motion):       0.027
+    #   pan.mp4 / orbit.mp4 consecutive frames (pan, zoom, rotation):  max 0.061
+    #   pan.mp4 / orbit.mp4 frames one second (25 frames) apart:       max 0.169
+    #   unrelated shots (Sintel, coffee, astronaut, cat photos/clips): min 0.61, mostly 0.64-0.86
+    # 0.35 leaves a factor ~6 over consecutive-frame motion, 2x over a whole second of motion, and
+    # ~1.7x under the least different pair of unrelated shots.
+    scene_cut_threshold: float = 0.35
+    crf: int = option(18, "Video: encoder quality (lower is better; x264/x265: 0-51).", VIDEO)
+    codec: str = option("libx264", "Video: ffmpeg encoder.", VIDEO)
+    batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE)
+    devices: tuple[str, ...] = option((), "Video: one worker per device, e.g. cuda:0,cuda:1.", PERFORMANCE,
+                                      kind=str)
 
     def validate(self) -> "Settings":
         """Raise UsageError naming the first bad value; return self for chaining."""
@@ -163,23 +210,30 @@ def file_sha256(path: str | Path) -> str:
 class RunOptions:
     """How a job runs and reports; never changes a result, so never hashed."""
 
-    output: str | None = None  # file, or folder for a folder input; None: beside the input
-    overwrite: bool = False  # replace an existing output file (folders: outputs this job did not make)
-    keep_frames: bool = False  # video: keep the resume work folder after success
-    quiet: bool = False  # errors only
-    log_format: str = "auto"  # auto (bar on a terminal, lines otherwise) | plain | json
-    image_format: str = "png"  # folder: output image format
-    report: str | None = None  # folder: JSON report path
-    max_runtime: float | None = None  # folder: seconds after which no new file starts
-    dry_run: bool = False  # say what would be done, do nothing
-    start: str | None = None  # video: where the part to stylise starts (1:30, 90s, 120f)
-    duration: str | None = None  # video: how long it is (20s, 48f)
-    end: str | None = None  # video: where it ends, or give duration
-    preview: int = 0  # video / folder: stylise this many frames or images onto a sheet, then stop
+    output: str | None = option(None, "Output file, or folder for a folder input; without it "
+                                      "INPUT_STYLE.png/.mp4 beside the input.", INPUT_OUTPUT,
+                                "--output", "-o", kind=Path)
+    overwrite: bool = option(False, "Replace an existing output file (folders: outputs this job did "
+                                    "not make).", INPUT_OUTPUT, sets=True)
+    keep_frames: bool = option(False, "Video: keep the resume work folder after success.", VIDEO, sets=True)
+    quiet: bool = option(False, "Print errors only.", JOB_CONTROL, "--quiet", "-q", sets=True)
+    log_format: str = option("auto", "auto (bar on a terminal, lines otherwise) | plain | json.", JOB_CONTROL)
+    image_format: str = option("png", "Folder: output image format (png | jpg | webp | tiff).", INPUT_OUTPUT)
+    report: str | None = option(None, "Folder: write one JSON record per file here.", INPUT_OUTPUT, kind=Path)
+    max_runtime: float | None = option(None, "Folder: stop cleanly after this long (e.g. 90m, 6h).",
+                                       JOB_CONTROL, kind=str)
+    dry_run: bool = option(False, "Say what would be done, do nothing.", JOB_CONTROL, sets=True)
+    start: str | None = option(None, "Video: start here (1:30, 90s, or 120f frames in).", VIDEO)
+    duration: str | None = option(None, "Video: stylise this long (20s, 48f).", VIDEO)
+    end: str | None = option(None, "Video: stop here (instead of --duration).", VIDEO)
+    preview: int = option(0, f"Video/folder: stylise N frames or images ({PREVIEW_COUNT} when N is left "
+                             "out) onto one sheet, then stop.", JOB_CONTROL)
     preview_strengths: tuple[float, ...] = ()  # one sheet row per strength (--strength 0.3,0.6,0.9)
-    engine: str = "local"  # local | ray: a folder, video or image on a Ray cluster's workers
-    ray_address: str = "auto"  # auto: the cluster `ray start` set up | local: a private one | HOST:PORT
-    ray_workers: int = 0  # Ray actors; 0: one per GPU (CPU-only cluster: one per 4 CPUs)
+    engine: str = option("local", "local | ray: run a folder or video on a Ray cluster "
+                                  "(pip install 'nstvid[ray]').", CLUSTER)
+    ray_address: str = option("auto", "auto (the cluster `ray start` set up) | local (a private one) | "
+                                      "HOST:PORT.", CLUSTER)
+    ray_workers: int = option(0, "Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs).", CLUSTER)
 
     def validate(self) -> "RunOptions":
         if self.log_format not in ("auto", "plain", "json"):
@@ -204,6 +258,14 @@ class RunOptions:
 
 SETTINGS_FIELDS = {f.name for f in fields(Settings)}
 RUN_FIELDS = {f.name for f in fields(RunOptions)}
+
+
+def command_line() -> list[tuple[str, Flag, Any]]:
+    """(field name, Flag, default) of every option with a flag, panel by panel in PANELS order,
+    fields in their declaration order within a panel."""
+    found = [(f.name, f.metadata["flag"], f.default) for cls in (Settings, RunOptions)
+             for f in fields(cls) if "flag" in f.metadata]
+    return sorted(found, key=lambda item: PANELS.index(item[1].panel))
 
 
 def parse_duration(text: Any, option: str = "--max-runtime") -> float | None:

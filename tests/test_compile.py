@@ -19,7 +19,7 @@ from conftest import CONTENT, STYLE, TINY
 from nstvid.pipeline.engine import COMPILE_BACKEND_ENV, Engine, cpu_has_fast_bf16
 from nstvid.pipeline.frames import to_tensor
 from nstvid.pipeline.media.images import read_image, resize_rgb
-from nstvid.pipeline.optimize import content_targets, objective, optimise
+from nstvid.pipeline.gatys import content_targets, objective, optimise
 from nstvid.pipeline.progress import Message
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
@@ -63,7 +63,7 @@ def test_compiled_run_matches_eager(tmp_path, run_nstvid):
     assert r.returncode == 0, r.stdout + r.stderr
     assert compiled.is_file()
     assert FALLBACK not in r.stdout, r.stdout  # a compiler is here: falling back is a failure
-    assert "start tracing objective" in r.stderr and "optimize.py" in r.stderr, r.stderr[-2000:]
+    assert "start tracing objective" in r.stderr and "gatys.py" in r.stderr, r.stderr[-2000:]
     diff = np.abs(pixels(eager) - pixels(compiled))
     assert diff.max() <= 2 and diff.mean() <= 0.05, (int(diff.max()), float(diff.mean()))
 

@@ -15,6 +15,9 @@ import pytest
 
 from nstvid.pipeline import flow
 from nstvid.pipeline.media.video import read_frames
+from nstvid.pipeline.settings import Settings
+
+CUT = Settings().scene_cut_threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 SINTEL = ROOT / "tests" / "data" / "sintel_alley_2"
@@ -173,15 +176,15 @@ def test_reliability_of_consistent_flow_is_one_inside():
 
 
 def test_scene_cut_fires_on_cuts_only(sintel, clips):
-    assert not flow.is_scene_cut(sintel["f2"], sintel["f3"])  # score 0.027
+    assert not flow.is_scene_cut(sintel["f2"], sintel["f3"], CUT)  # score 0.027
     for frames in clips.values():  # consecutive frames: max 0.061
-        assert not any(flow.is_scene_cut(a, b) for a, b in zip(frames, frames[1:]))
-        assert not flow.is_scene_cut(frames[0], frames[-1])  # ~1 s of motion: 0.07, 0.08
+        assert not any(flow.is_scene_cut(a, b, CUT) for a, b in zip(frames, frames[1:]))
+        assert not flow.is_scene_cut(frames[0], frames[-1], CUT)  # ~1 s of motion: 0.07, 0.08
     coffee, astronaut = _rgb(SAMPLES / "coffee.jpg"), _rgb(SAMPLES / "astronaut.jpg")
-    assert flow.is_scene_cut(sintel["f2"], coffee)  # 0.84
-    assert flow.is_scene_cut(sintel["f3"], clips["orbit"][0])  # 0.77
-    assert flow.is_scene_cut(clips["pan"][-1], clips["orbit"][0])  # 0.64
-    assert flow.is_scene_cut(coffee, astronaut)  # 0.61
+    assert flow.is_scene_cut(sintel["f2"], coffee, CUT)  # 0.84
+    assert flow.is_scene_cut(sintel["f3"], clips["orbit"][0], CUT)  # 0.77
+    assert flow.is_scene_cut(clips["pan"][-1], clips["orbit"][0], CUT)  # 0.64
+    assert flow.is_scene_cut(coffee, astronaut, CUT)  # 0.61
 
 
 # --- E_warp ---------------------------------------------------------------------------------------

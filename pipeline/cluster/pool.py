@@ -15,7 +15,7 @@ from typing import Any
 
 from ..batching import AUTO_CUDA_IMAGE_BATCH
 from ..errors import ProcessingError
-from ..optimize import scale_sizes
+from ..gatys import scale_sizes
 from ..progress import Callback, Message, ignore
 from ..settings import RunOptions, Settings
 from ..style_targets import StyleSet

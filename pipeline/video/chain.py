@@ -22,7 +22,7 @@ from ..batching import BatchLimit, OutOfMemory, in_batches
 from ..color import luminance, recombine
 from ..engine import Engine
 from ..frames import initial_images, to_float, to_rgb, to_tensor
-from ..optimize import Result, Temporal, optimise, stylise, warp_batch
+from ..gatys import Result, Temporal, coarse_to_fine, optimise, warp_batch
 from ..progress import Callback, ignore
 from ..style_targets import StyleSet
 from .plan import Step, plan_steps
@@ -84,7 +84,7 @@ class Chain:
             return self._warm(step)
         s = self.engine.settings
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
-        result = stylise(self.engine, self.styles, content, initial_images(s, content),
+        result = coarse_to_fine(self.engine, self.styles, content, initial_images(s, content),
                          iterations=s.iterations, scales=s.scales)
         if min(s.settle_iterations, s.frame_iterations) and not s.independent:
             settled = self._settle_full(result, content)

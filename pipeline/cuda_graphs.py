@@ -3,7 +3,7 @@
 One iteration at 720p launches a few hundred kernels (forward, backward, losses, the L-BFGS
 update), each queued by Python; a CUDA graph replays them all from one launch. Every iteration after
 the optimiser's first runs the same kernels on the same buffers (optimizers.BatchedLBFGS keeps a fixed
-ring; optimize.py keeps the images and targets in place), so one capture serves the rest of a pass.
+ring; gatys.py keeps the images and targets in place), so one capture serves the rest of a pass.
 
 Opt-in (NSTVID_CUDA_GRAPHS=1) until bench/gpu.sh has measured that it pays; CUDA only, without
 --compile. Anything that stops the capture falls back to eager for the rest of the job, with one
@@ -23,7 +23,8 @@ CUDA_GRAPHS_ENV = "NSTVID_CUDA_GRAPHS"
 WARMUP = 3  # eager iterations before the capture: the optimiser's first step, cuDNN's autotuning
 
 
-def cuda_graphs_wanted(engine: Engine) -> bool:
+def cuda_graphs_requested() -> bool:
+    """The opt-in (CUDA_GRAPHS_ENV); whether the engine can is checked where it is used."""
     return os.environ.get(CUDA_GRAPHS_ENV, "") not in ("", "0")
 
 
@@ -38,7 +39,7 @@ class Iterations:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.output: torch.Tensor | None = None
         self.calls = 0
-        self.graphed = cuda_graphs_wanted(engine)
+        self.graphed = cuda_graphs_requested()
         if self.graphed and (engine.device.type != "cuda" or engine.settings.compile):
             self.graphed = False
             why = "needs CUDA" if engine.device.type != "cuda" else "is not combined with --compile"

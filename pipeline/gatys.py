@@ -13,7 +13,7 @@ from torch.profiler import record_function
 
 from .color import luminance, recombine
 from .engine import Engine
-from .graphs import Iterations
+from .cuda_graphs import Iterations
 from .losses import (content_loss, gram, style_loss, style_weight_at, target_scale, temporal_loss, temporal_weight_at,
                      tv_loss)
 from .optimizers import BatchedAdam, BatchedLBFGS
@@ -143,7 +143,7 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
             optimizer.step(flat.detach(), grad, active)
         return total.detach()
 
-    run = Iterations(engine, iteration)  # eager, or replays of a CUDA graph (graphs.py)
+    run = Iterations(engine, iteration)  # eager, or replays of a CUDA graph (cuda_graphs.py)
     # Losses stay on the device; the host looks at them only every `check_every` steps.
     check_every = 1 if device.type == "cpu" else 10
     history: list[torch.Tensor] = []
@@ -203,9 +203,9 @@ def resize_batch(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(images, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def stylise(engine: Engine, styles: StyleSet, content: torch.Tensor, init: torch.Tensor, *,
-            iterations: int, scales: int, temporal: Temporal | None = None,
-            progress: Callback = ignore) -> Result:
+def coarse_to_fine(engine: Engine, styles: StyleSet, content: torch.Tensor, init: torch.Tensor, *,
+                   iterations: int, scales: int, temporal: Temporal | None = None,
+                   progress: Callback = ignore) -> Result:
     """Coarse-to-fine stylisation of content (B, 3, H, W) from init (B, 3, H', W'), both in [0, 1].
 
     Each level starts from the previous level's result upsampled. With --preserve-colors the
