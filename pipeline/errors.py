@@ -16,13 +16,8 @@ class UsageError(NstvidError):
     exit_code = 2
 
 
-class InputError(NstvidError):
-    """A named file cannot be used: missing, unreadable, not an image, corrupt (exit 2).
-
-    str() is one line: "<path>: <problem>".
-    """
-
-    exit_code = 2
+class FileError(NstvidError):
+    """A problem with one named file. str() is one line: "<path>: <problem>"."""
 
     def __init__(self, path: str | Path, problem: str):
         self.path = str(path)
@@ -30,12 +25,28 @@ class InputError(NstvidError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class InputError(FileError):
+    """A named input cannot be used: missing, unreadable, not an image, corrupt (exit 2)."""
+
+    exit_code = 2
+
+
 class WeightsError(InputError):
     """The VGG19 weights cannot be loaded."""
 
 
-class OutputError(InputError):
-    """The output path cannot be written (exists, equals the input, folder not writable)."""
+class OutputError(FileError):
+    """The output path cannot be written: it exists, equals the input, or its folder is not
+    writable (exit 2). Unlike an InputError it may pass by itself (disk space, permissions)."""
+
+    exit_code = 2
+
+
+class TruncatedInputError(FileError):
+    """The input ends early or is damaged part-way (exit 4): every frame that decoded was
+    stylised and the output holds them, but it is shorter than the input."""
+
+    exit_code = 4
 
 
 class ProcessingError(NstvidError):

@@ -77,7 +77,7 @@ def _try_download_torchvision(path: Path) -> None:
 
     try:
         torch.hub.load_state_dict_from_url(VGG19_Weights.IMAGENET1K_V1.url, progress=False)
-    except Exception:
+    except Exception:  # noqa: BLE001 - no network shows as URLError, OSError, HTTPError or a hub error
         raise WeightsError(path, "torchvision VGG19 weights are not cached and cannot be downloaded; "
                                  f"copy {TORCHVISION_FILE} there from a machine with internet, "
                                  "or use --weights embedded") from None
@@ -87,7 +87,7 @@ def _load_state_dict(source: WeightSource) -> dict[str, torch.Tensor]:
     """Return a torchvision-layout state dict {'<index>.weight': ..., '<index>.bias': ...}."""
     try:
         raw = torch.load(source.path, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - torch.load of a non-weights file raises anything
         raise WeightsError(source.path, f"not a readable weights file ({type(e).__name__})") from None
     if not isinstance(raw, dict):
         raise WeightsError(source.path, "not a state dict")

@@ -128,5 +128,5 @@ def _load(path: Path) -> StyleTargets | None:
         return StyleTargets(list(data["grams"]), list(data["scales"]))
     except FileNotFoundError:
         return None
-    except Exception:
+    except Exception:  # noqa: BLE001 - torch.load of a damaged file raises anything (pickle, zip, EOF)
         return None  # a corrupt cache entry is recomputed and overwritten

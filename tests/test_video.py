@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from conftest import SAMPLES, STYLE, command, nstvid_exe, settings
-from nstvid.pipeline.media.video import MediaError, probe, read_frames, run_ffmpeg
+from nstvid.pipeline.media.video import TruncatedVideoError, probe, read_frames, run_ffmpeg
 
 PAN = SAMPLES / "pan.mp4"  # 3 s, 25 fps, 320x180, AAC tone
 ORBIT = SAMPLES / "orbit.mp4"  # 3 s, 25 fps, no audio
@@ -114,7 +114,7 @@ def test_bad_videos(tmp_path, run_nstvid):
                path=audio)
     line = _one_line_error(run_nstvid(audio, "--style", STYLE, *QUICK), str(audio), 2)
     assert "video" in line
-    # Truncated: the decodable frames are processed, the error says so, exit 1.
+    # Truncated: the decodable frames are processed, the error says so, exit 4.
     mkv = tmp_path / "full.mkv"
     run_ffmpeg(["-y", "-i", str(clip(tmp_path, PAN, 30, "pan30.mp4")), "-c", "copy", str(mkv)], path=mkv)
     cut = tmp_path / "cut.mkv"
@@ -123,10 +123,10 @@ def test_bad_videos(tmp_path, run_nstvid):
     try:
         for _ in read_frames(cut):
             decodable += 1
-    except MediaError:
+    except TruncatedVideoError:
         pass
     out = tmp_path / "cut_out.mp4"
-    line = _one_line_error(run_nstvid(cut, "--style", STYLE, "-o", out, *QUICK), str(cut), 1)
+    line = _one_line_error(run_nstvid(cut, "--style", STYLE, "-o", out, *QUICK), str(cut), 4)
     assert "truncated" in line
     assert 5 < count_frames(out) == decodable < 30
 

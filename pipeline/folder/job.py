@@ -14,7 +14,7 @@ import torch
 
 from .. import image_job
 from ..batching import BatchLimit, OutOfMemory, in_batches
-from ..errors import InputError, Interrupted, NstvidError, OutputError
+from ..errors import FileError, InputError, Interrupted, NstvidError, OutputError, TruncatedInputError
 from ..estimate import folder_estimate, trial
 from ..frames import at_working_size, video_size
 from ..media.images import fit_long_side, header_size, read_image, write_image
@@ -63,8 +63,8 @@ def _clean_stale_parts(out_path: Path) -> None:
 def _failure(exc: BaseException) -> tuple[str, bool]:
     """(one-line reason, permanent) for a file's failure. Unusable content fails the same way every
     time: remembered as permanent. Anything else (disk full, out of memory) is tried again next run."""
-    if isinstance(exc, InputError):
-        return exc.problem, not isinstance(exc, OutputError)
+    if isinstance(exc, FileError):
+        return exc.problem, isinstance(exc, (InputError, TruncatedInputError))
     text = str(exc).strip().splitlines()
     if isinstance(exc, NstvidError):
         return (text[0] if text else type(exc).__name__), False

@@ -153,7 +153,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(path, f"cannot write ({e.strerror})") from None
-    except BaseException:
+    except BaseException:  # even Ctrl-C: no temp file left behind, then re-raised
         Path(tmp).unlink(missing_ok=True)
         raise
 

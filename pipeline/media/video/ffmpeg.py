@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from fractions import Fraction
 
-from ...errors import InputError
+from ...errors import FileError, InputError, TruncatedInputError
 
 _STDERR_TAIL_LINES = 20
 
@@ -46,23 +46,27 @@ class NoVideoStreamError(MediaError):
     """The file is media but has no video stream (e.g. audio only)."""
 
 
-class TruncatedVideoError(MediaError):
+class TruncatedVideoError(TruncatedInputError):
     """The video ends early or is damaged; raised after yielding every decodable frame.
 
     ``frames_read`` holds how many frames were yielded before the error.
     """
 
-    exit_code = 1  # the decodable frames were processed; the run still failed
-
     def __init__(self, path, message, stderr_tail="", frames_read: int = 0) -> None:
-        super().__init__(path, message, stderr_tail)
+        super().__init__(path, message)
+        self.message = message
+        self.stderr_tail = stderr_tail
         self.frames_read = frames_read
 
 
-class FFmpegError(MediaError):
-    """ffmpeg failed for another reason (encoding, muxing, bad arguments)."""
+class FFmpegError(FileError):
+    """ffmpeg failed for another reason (encoding, muxing, bad arguments): a processing failure
+    rather than a bad input (exit 1)."""
 
-    exit_code = 1  # a processing failure rather than a bad input
+    def __init__(self, path: str | os.PathLike, message: str, stderr_tail: str = "") -> None:
+        super().__init__(path, message)
+        self.message = message
+        self.stderr_tail = stderr_tail
 
 
 # --- running ffmpeg -------------------------------------------------------------------------------
