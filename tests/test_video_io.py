@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstvid.pipeline.errors import InputError
+from nstvid.pipeline.errors import FileError, TruncatedInputError
 from nstvid.pipeline.media.video import (
     FFmpegError,
     MediaError,
@@ -209,7 +209,8 @@ def test_writer_without_frames_is_an_error(tmp_path):
 def _one_line_error(error: MediaError, path: Path) -> str:
     text = str(error)
     assert "\n" not in text and text.startswith(f"{path}: ")
-    assert isinstance(error, InputError)  # the CLI maps it to "bad input"
+    # The CLI maps these to "bad input" (exit 2) or "truncated input" (exit 4).
+    assert isinstance(error, FileError) and error.exit_code in (2, 4)
     return text
 
 
@@ -275,4 +276,5 @@ def test_truncated_video_yields_frames_then_raises(tmp_path, kind):
         for frame in reader:
             frames.append(frame)
     assert 10 < len(frames) < 75 and err.value.frames_read == len(frames)
+    assert isinstance(err.value, TruncatedInputError) and err.value.exit_code == 4
     assert "truncated" in _one_line_error(err.value, half)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +72,13 @@ def _failure(exc: BaseException) -> tuple[str, bool]:
     return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__), False
 
 
-class Job:
+class Attempt:
+    """Whether a step of a file failed (FolderJob.attempt)."""
+
+    failed = False
+
+
+class FolderJob:
     """The work of one folder run: units of tasks, the stop / --max-runtime check before each
     optimisation pass, and the bookkeeping for each file (manifest, report record, FileDone)."""
 
@@ -171,6 +178,29 @@ class Job:
         _clean_stale_parts(task.out_path)
         check_output(item.path, task.out_path, kind=item.kind, overwrite=True, codec=self.settings.codec)
 
+    @contextmanager
+    def attempt(self, task: Task) -> Iterator[Attempt]:
+        """One step of one file (read, stylise, write), timed into task.seconds. An error in it
+        fails that file alone, recorded and reported, and the job goes on; a stop passes through.
+
+            with job.attempt(task) as attempt:
+                write_image(task.out_path, picture)
+            if not attempt.failed:
+                job.done(task)
+        """
+        outcome = Attempt()
+        t0 = time.perf_counter()
+        try:
+            try:
+                yield outcome
+            finally:
+                task.seconds += time.perf_counter() - t0
+        except Interrupted:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad file must not end the job
+            outcome.failed = True
+            self.fail(task, e)
+
     def announce(self, task: Task) -> None:
         self.index += 1
         self.progress(Message(f"[{self.index}/{self.todo}] {task.item.path} -> {task.out_path}"))
@@ -204,27 +234,22 @@ class Job:
     def run_video(self, task: Task, on_cluster: Callable[..., object] | None = None) -> None:
         """Stylise one video here, on --devices, or with on_cluster(path, out_path, **options)."""
         self.announce(task)
-        t0 = time.perf_counter()
         try:
-            self.begin(task)
-            options = dict(keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop)
-            if on_cluster is not None:
-                on_cluster(task.item.path, task.out_path, **options)
-            elif self.settings.devices:  # the workers build their own engines; this process encodes
-                stylise_video_on_devices(self.settings, task.item.path, task.out_path, **options)
-            else:
-                engine, styles = self.prepared()
-                stylise_video(engine, styles, task.item.path, task.out_path, **options)
+            with self.attempt(task) as attempt:
+                self.begin(task)
+                options = dict(keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop)
+                if on_cluster is not None:
+                    on_cluster(task.item.path, task.out_path, **options)
+                elif self.settings.devices:  # the workers build their own engines; this process encodes
+                    stylise_video_on_devices(self.settings, task.item.path, task.out_path, **options)
+                else:
+                    engine, styles = self.prepared()
+                    stylise_video(engine, styles, task.item.path, task.out_path, **options)
         except (KeyboardInterrupt, Interrupted) as e:
-            task.seconds = time.perf_counter() - t0
             self.interrupted([task], e)
             return
-        except Exception as e:  # noqa: BLE001 - one bad file must not end the job
-            task.seconds = time.perf_counter() - t0
-            self.fail(task, e)
-            return
-        task.seconds = time.perf_counter() - t0
-        self.done(task)
+        if not attempt.failed:
+            self.done(task)
 
     def run_images(self, tasks: list[Task]) -> None:
         """Read every image of a unit first, then stylise those of one working size together.
@@ -237,16 +262,11 @@ class Job:
             by_size: dict[tuple[int, int], list[Task]] = {}
             for task in tasks:
                 self.announce(task)
-                t0 = time.perf_counter()
-                try:
+                with self.attempt(task) as attempt:
                     self.begin(task)
                     task.picture = at_working_size(read_image(task.item.path), self.settings.size)
-                except Exception as e:  # noqa: BLE001 - this file fails, its unit goes on
-                    task.seconds += time.perf_counter() - t0
-                    self.fail(task, e)
-                    continue
-                task.seconds += time.perf_counter() - t0
-                by_size.setdefault(task.picture.size, []).append(task)
+                if not attempt.failed:
+                    by_size.setdefault(task.picture.size, []).append(task)
             for k, (size, same_size) in enumerate(by_size.items()):
                 if k > 0 and self.halted():  # _run cleared the unit's first pass just before
                     for task in same_size:
@@ -297,15 +317,10 @@ class Job:
         if isinstance(picture, BaseException):
             self.fail(task, picture)
             return
-        t0 = time.perf_counter()
-        try:
+        with self.attempt(task) as attempt:
             write_image(task.out_path, picture)
-        except Exception as e:  # noqa: BLE001 - e.g. disk full: this file fails
-            task.seconds += time.perf_counter() - t0
-            self.fail(task, e)
-            return
-        task.seconds += time.perf_counter() - t0
-        self.done(task)
+        if not attempt.failed:
+            self.done(task)
 
 
 

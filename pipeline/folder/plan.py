@@ -97,7 +97,7 @@ def units(tasks: list[Task], long_side: int, batch: int) -> list[list[Task]]:
     """Split tasks into units of work: each video alone, images of one working size in groups of up
     to `batch`.  A unit stands where its first file is in walk order.  Sizes come from the file
     headers (no decoding); a file whose header says nothing is a group of its own.  The header is
-    only a hint: run.Job.run_images regroups by the size the decoder finds."""
+    only a hint: job.FolderJob.run_images regroups by the size the decoder finds."""
     out: list[list[Task]] = []
     filling: dict[object, list[Task]] = {}  # working size -> the group still taking images
     for task in tasks:

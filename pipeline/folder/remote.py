@@ -1,7 +1,7 @@
 """A folder job's units on Ray workers (--engine ray).
 
 The walk, the plan, the units, the manifest, the lock and the report are those of a local run
-(run.py); so is the bookkeeping of each file (Job.begin / done / fail). What differs: a unit of
+(run.py); so is the bookkeeping of each file (FolderJob.begin / attempt / done / fail). What differs: a unit of
 images goes to a worker as file bytes and comes back as encoded outputs, several units run at
 once (one per worker), and this process, the only writer, puts each output in place atomically.
 A video runs alone on all the workers (cluster.video). Stopping: no unit starts after a stop
@@ -9,8 +9,8 @@ request or --max-runtime; the units in flight finish and are written.
 """
 from __future__ import annotations
 
-import time
 from collections import deque
+from pathlib import Path
 
 from ..cluster.pool import Call, Cluster, Pool
 from ..cluster.video import stylise_video_on_cluster
@@ -18,13 +18,13 @@ from ..errors import InputError, Interrupted, ProcessingError
 from ..media.images import atomic_write_bytes, fit_long_side, header_size, output_format
 from ..progress import Message
 from .plan import Task
-from .job import Job
+from .job import FolderJob
 
 
 class ClusterRun:
     """Runs a folder job's units on the cluster's workers, one unit in hand per worker."""
 
-    def __init__(self, job: Job, cluster: Cluster):
+    def __init__(self, job: FolderJob, cluster: Cluster):
         self.job, self.cluster = job, cluster
         self._pool: Pool | None = None
 
@@ -83,20 +83,11 @@ class ClusterRun:
         sent: list[tuple[Task, bytes]] = []
         for task in unit:
             self.job.announce(task)
-            t0 = time.perf_counter()
-            try:
+            with self.job.attempt(task) as attempt:
                 self.job.begin(task)
-                data = task.item.path.read_bytes()
-            except OSError as e:
-                task.seconds += time.perf_counter() - t0
-                self.job.fail(task, InputError(task.item.path, f"cannot read ({e.strerror or e})"))
-                continue
-            except Exception as e:  # noqa: BLE001 - this file fails, its unit goes on
-                task.seconds += time.perf_counter() - t0
-                self.job.fail(task, e)
-                continue
-            task.seconds += time.perf_counter() - t0
-            sent.append((task, data))
+                data = _input_bytes(task.item.path)
+            if not attempt.failed:
+                sent.append((task, data))
         if not sent:
             return
         _, styles = self.job.prepared()
@@ -124,15 +115,10 @@ class ClusterRun:
             if status != "done":
                 self.job.fail(task, ProcessingError(payload))
                 continue
-            t0 = time.perf_counter()
-            try:
+            with self.job.attempt(task) as attempt:
                 atomic_write_bytes(task.out_path, payload)
-            except Exception as e:  # noqa: BLE001 - e.g. disk full: this file fails
-                task.seconds += time.perf_counter() - t0
-                self.job.fail(task, e)
-                continue
-            task.seconds += time.perf_counter() - t0
-            self.job.done(task)
+            if not attempt.failed:
+                self.job.done(task)
 
     @staticmethod
     def _where(task: Task, call: Call, identity: dict | None) -> None:
@@ -143,3 +129,10 @@ class ClusterRun:
         if call.lost:
             task.record["lost_workers"] = list(call.lost)
 
+
+def _input_bytes(path: Path) -> bytes:
+    """An input file's bytes, for a worker; InputError naming it when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror or e})") from None

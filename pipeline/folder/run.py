@@ -28,7 +28,7 @@ from ..errors import InputError, Interrupted, OutputError, UsageError
 from ..media.images import atomic_write_bytes
 from ..progress import NEVER_STOP, Callback, FileDone, Message, StopRequest, Totals, ignore
 from ..settings import RunOptions, Settings
-from .job import FolderSummary, Job, record_failure, signal_number
+from .job import FolderJob, FolderSummary, record_failure, signal_number
 from .lock import FolderLock
 from .manifest import MANIFEST_NAME, Manifest, settings_hashes
 from .plan import Plan, Task, plan_all, units
@@ -98,7 +98,7 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
         progress(Totals(len(tasks)))
     images = any(t.item.kind == "image" for t in tasks)
     batch = (cluster.image_batch() if cluster else image_batch(settings)) if images else 1
-    job = Job(settings, options, manifest, summary, progress, started, stop, len(tasks), batch)
+    job = FolderJob(settings, options, manifest, summary, progress, started, stop, len(tasks), batch)
     if cluster is not None and tasks:
         ClusterRun(job, cluster).run(units(tasks, settings.size, batch))
     for k, unit in enumerate(units(tasks, settings.size, batch) if cluster is None else []):
