@@ -8,34 +8,29 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import tomllib
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from .errors import UsageError
+from .errors import InputError, UsageError
 
 DEFAULT_PRESET = "balanced"
 PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a number
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
-# Where and how fast a result is computed, not what it is. Device, torch.compile and image batches
-# change pixels by float rounding; video window batching and --devices pieces change frames within
-# the flicker bounds measured in docs/batching.md. Finished files and resume folders ignore them, so
-# an overnight job rerun on another machine or with other GPUs neither redoes nor discards work.
-RUN_ONLY_FIELDS = ("device", "devices", "batch", "compile")
-# Defaults that changed, as (field, new default, old default), each chosen at equal or better
-# quality than the old (frame_iterations: docs/frame_cost.md; revealed, settle_iterations:
-# docs/temporal.md section 5). A video finished, or half done, under old defaults is kept: the
-# manifest and the resume folder accept the digest of earlier_forms too.
-CHANGED_DEFAULTS = (("frame_iterations", 30, 60), ("revealed", "inpaint", "content"), ("settle_iterations", 30, 0))
-# Fields added later, with the value that does what the versions before them did: a digest leaves
-# such a field out at that value, so work recorded before it existed still matches.
-ADDED_FIELDS = {"flow_scale": 1.0, "flow_check": 0.0, "warp_interpolation": "linear", "settle_iterations": 0}
+# The results a field can change, narrowest first. Each field names the first it changes (default
+# "image"); a change to style targets changes every image and video made with them, and so on down,
+# so a digest of one result (Settings.digest) covers the fields of that result and those before it.
+# Fields that change nothing ("nothing": where and how fast the work runs) are in no digest. Device,
+# torch.compile and image batches change pixels by float rounding only; video window batching and
+# --devices pieces change frames within the flicker bounds measured in docs/batching.md. So an
+# overnight job rerun on another machine or with other GPUs neither redoes nor discards work.
+RESULTS = ("style_targets", "image", "video_frames", "video")
+NOTHING = "nothing"
 
 
 # Help panels of `nstvid --help`, in their order there.
@@ -60,19 +55,32 @@ class Flag:
         return self.names or ("--" + field_name.replace("_", "-"),)
 
 
-def option(default: Any, help: str, panel: str, *names: str, sets: Any = None, kind: Any = None) -> Any:
-    """A field with a command-line flag (see Flag)."""
-    return dataclasses.field(default=default, metadata={"flag": Flag(help, panel, names, sets, kind)})
+def option(default: Any, help: str, panel: str, *names: str, sets: Any = None, kind: Any = None,
+           changes: str = "image") -> Any:
+    """A field with a command-line flag (see Flag) that changes `changes` (see RESULTS)."""
+    return dataclasses.field(default=default, metadata={"flag": Flag(help, panel, names, sets, kind),
+                                                        "changes": changes})
+
+
+def setting(default: Any, changes: str) -> Any:
+    """A field without a flag (config files and the API only) that changes `changes`."""
+    return dataclasses.field(default=default, metadata={"changes": changes})
+
+
+def changes(field: dataclasses.Field) -> str:
+    """The first result (RESULTS) that `field` of Settings changes, or NOTHING."""
+    return field.metadata.get("changes", "image")
 
 
 @dataclass(frozen=True)
 class Settings:
     # Style
     styles: tuple[str, ...] = option((), "Style image; repeat to blend several.", INPUT_OUTPUT,
-                                     "--style", "-s", kind=list[Path])
+                                     "--style", "-s", kind=list[Path], changes="style_targets")
     style_blend: tuple[float, ...] = option((), "Blend weights for the styles, e.g. 0.7,0.3 (none: equal).",
-                                            LOOK, kind=str)
-    style_scale: float = option(1.0, "Style size relative to the content (1 = same area).", LOOK)
+                                            LOOK, kind=str, changes="style_targets")
+    style_scale: float = option(1.0, "Style size relative to the content (1 = same area).", LOOK,
+                                changes="style_targets")
 
     # Working size and schedule
     size: int = option(512, "Long side of the output in px.", LOOK)
@@ -95,30 +103,37 @@ class Settings:
     init: str = option("content", "Start image: content | noise | FILE.", LOOK)
     seed: int = option(0, "Random seed (noise init).", LOOK)
     preserve_colors: bool = option(False, "Keep the content's colours (luminance-only transfer).", LOOK,
-                                   sets=True)
+                                   sets=True, changes="style_targets")
 
     # Model and hardware
-    weights: str = option("embedded", "VGG19 weights: embedded | torchvision | PATH to a state dict.", LOOK)
-    pooling: str = option("max", "max | avg pooling in VGG19.", LOOK)
-    device: str = option("auto", "auto | cpu | cuda[:N] | mps.", PERFORMANCE)
-    precision: str = option("auto", "auto | fp32 | bf16 | fp16 (autocast; Grams stay fp32).", PERFORMANCE)
+    weights: str = option("embedded", "VGG19 weights: embedded | torchvision | PATH to a state dict.", LOOK,
+                          changes="style_targets")
+    pooling: str = option("max", "max | avg pooling in VGG19.", LOOK, changes="style_targets")
+    device: str = option("auto", "auto | cpu | cuda[:N] | mps.", PERFORMANCE, changes=NOTHING)
+    precision: str = option("auto", "auto | fp32 | bf16 | fp16 (autocast; Grams stay fp32).", PERFORMANCE,
+                            changes="style_targets")
     compile: bool = option(False, "torch.compile the objective (falls back to eager with a warning).",
-                           PERFORMANCE, sets=True)
+                           PERFORMANCE, sets=True, changes=NOTHING)
 
     # Video
     frame_iterations: int = option(30, "Video: iterations for each warm-started frame, at full size "
-                                       "only (docs/frame_cost.md).", VIDEO)
+                                       "only (docs/frame_cost.md).", VIDEO, changes="video_frames")
     temporal_weight: float = option(50.0, "Video: weight of the temporal loss at 512 px, scaled by "
-                                          "(size/512)^2 above (0 disables).", VIDEO)
+                                          "(size/512)^2 above (0 disables).", VIDEO, changes="video_frames")
     flow: bool = option(True, "Video: warm start from the previous output without warping.", VIDEO,
-                        "--no-flow", sets=False)
-    revealed: str = "inpaint"  # what newly revealed pixels start from: content | inpaint | warp (docs/temporal.md)
-    flow_scale: float = 1.0  # flow computed on frames this many times the working size (capped at the source)
-    flow_check: float = 0.0  # 0-255: distrust the warp where the warped previous input differs by more; 0: off
-    warp_interpolation: str = "linear"  # how the previous output is warped: linear | cubic | lanczos
-    settle_iterations: int = 30  # a chain's full frame ends with this many (at most frame_iterations) as later frames get
+                        "--no-flow", sets=False, changes="video_frames")
+    # What newly revealed pixels start from: content | inpaint | warp (docs/temporal.md).
+    revealed: str = setting("inpaint", "video_frames")
+    # Flow computed on frames this many times the working size (capped at the source).
+    flow_scale: float = setting(1.0, "video_frames")
+    # 0-255: distrust the warp where the warped previous input differs by more; 0: off.
+    flow_check: float = setting(0.0, "video_frames")
+    # How the previous output is warped: linear | cubic | lanczos.
+    warp_interpolation: str = setting("linear", "video_frames")
+    # A chain's full frame ends with this many iterations (at most frame_iterations) as later frames get.
+    settle_iterations: int = setting(30, "video_frames")
     independent: bool = option(False, "Video: stylise every frame on its own (flicker baseline).", VIDEO,
-                               sets=True)
+                               sets=True, changes="video_frames")
     # Histogram distance (flow.scene_cut_score) above which a frame starts a new shot. Measured
     # on the repo's test data (tests/test_flow.py checks these):
     #   Sintel alley_2 frame 2 -> 3 (camera + character motion):       0.027
@@ -127,12 +142,12 @@ class Settings:
     #   unrelated shots (Sintel, coffee, astronaut, cat photos/clips): min 0.61, mostly 0.64-0.86
     # 0.35 leaves a factor ~6 over consecutive-frame motion, 2x over a whole second of motion, and
     # ~1.7x under the least different pair of unrelated shots.
-    scene_cut_threshold: float = 0.35
-    crf: int = option(18, "Video: encoder quality (lower is better; x264/x265: 0-51).", VIDEO)
-    codec: str = option("libx264", "Video: ffmpeg encoder.", VIDEO)
-    batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE)
+    scene_cut_threshold: float = setting(0.35, "video_frames")
+    crf: int = option(18, "Video: encoder quality (lower is better; x264/x265: 0-51).", VIDEO, changes="video")
+    codec: str = option("libx264", "Video: ffmpeg encoder.", VIDEO, changes="video")
+    batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE, changes=NOTHING)
     devices: tuple[str, ...] = option((), "Video: one worker per device, e.g. cuda:0,cuda:1.", PERFORMANCE,
-                                      kind=str)
+                                      kind=str, changes=NOTHING)
 
     def validate(self) -> "Settings":
         """Raise UsageError naming the first bad value; return self for chaining."""
@@ -181,20 +196,25 @@ class Settings:
         total = sum(raw)
         return tuple(w / total for w in raw)
 
-    def digest(self, *, exclude: tuple[str, ...] = ()) -> str:
-        """A short stable hash of the settings (style *files* are hashed by content by callers)."""
-        data = {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in exclude and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
-        blob = json.dumps(data, sort_keys=True, default=str).encode()
+    def digest(self, result: str, style_hashes: Sequence[str]) -> str:
+        """A short stable hash of the fields that change `result` (one of RESULTS), the style
+        images taken by content: style_hashes, one per self.styles (style_file_hashes)."""
+        covered = RESULTS[:RESULTS.index(result) + 1]
+        data = {f.name: getattr(self, f.name) for f in fields(self) if changes(f) in covered}
+        data["styles"] = list(style_hashes)
+        blob = json.dumps([result, data], sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def earlier_forms(settings: Settings) -> list[Settings]:
-    """The same settings as earlier versions recorded them: each combination of the changed
-    defaults they keep, set back to the old value (a version may predate several changes)."""
-    kept = [(name, old) for name, new, old in CHANGED_DEFAULTS if getattr(settings, name) == new]
-    return [dataclasses.replace(settings, **dict(combo))
-            for n in range(1, len(kept) + 1) for combo in itertools.combinations(kept, n)]
+def style_file_hashes(settings: Settings) -> list[str]:
+    """Content hashes of settings.styles; InputError names a style that cannot be read."""
+    hashes = []
+    for style in settings.styles:
+        try:
+            hashes.append(file_sha256(style))
+        except OSError as e:
+            raise InputError(style, f"style image not readable ({e.strerror or e})") from None
+    return hashes
 
 
 def file_sha256(path: str | Path) -> str:

@@ -19,7 +19,7 @@ from .losses import gram, target_scale
 from .media.images import Picture, atomic_write_bytes, read_image, resize_rgb
 from .settings import STYLE_LAYERS, file_sha256
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -58,16 +58,13 @@ class StyleSet:
 
     def key(self, working_size: tuple[int, int]) -> str:
         s = self.engine.settings
+        # Beyond the settings: what "embedded" weights and "auto" precision resolve to here.
         parts = {
             "version": CACHE_VERSION,
-            "styles": self.file_hashes,
-            "blend": s.blend_weights,
-            "style_scale": s.style_scale,
+            "settings": s.digest("style_targets", self.file_hashes),
             "working_size": working_size,
             "weights": self.weights_fingerprint,
-            "pooling": s.pooling,
             "layers": STYLE_LAYERS,
-            "luminance": s.preserve_colors,
             "precision": self.engine.precision_name,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]

@@ -228,37 +228,54 @@ def test_tree_rerun_on_other_devices_redoes_nothing(tree, env):
     assert report["by_name"]["clips/pan.mp4"]["status"] == "skipped"
 
 
-def test_manifests_written_before_run_only_fields_stay_done():
-    """Manifests of earlier versions hashed the settings with the device in them (and, for images,
-    without batch and --devices). Those digests, rebuilt here by the old formula, are still
-    accepted for the same settings, so upgrading does not redo finished files."""
-    from dataclasses import replace
+def test_each_digest_covers_what_changes_its_result(tmp_path):
+    """One digest per result: where and how fast a job runs changes none; a video setting changes
+    videos only; the encoder changes finished videos, not resume frames; a style's content (not
+    its name) changes every result."""
+    from dataclasses import fields, replace
 
-    from nstvid.pipeline.folder.manifest import VIDEO_ONLY_FIELDS, settings_hashes
-    from nstvid.pipeline.settings import Settings
+    from nstvid.pipeline.folder.manifest import settings_hashes
+    from nstvid.pipeline.settings import NOTHING, RESULTS, Settings, changes
 
-    settings = Settings(styles=(str(STYLE),), device="cpu", size=96)
-    styles = [hashlib.sha256(Path(STYLE).read_bytes()).hexdigest()]
+    assert all(changes(f) in RESULTS + (NOTHING,) for f in fields(Settings))
+    base = Settings(styles=(str(STYLE),), size=96)
+    now = settings_hashes(base)
+    assert settings_hashes(replace(base, device="cuda", batch=4, compile=True, devices=("cuda:0", "cuda:1"))) == now
+    video_only = settings_hashes(replace(base, frame_iterations=40))
+    assert video_only["image"] == now["image"] and video_only["video"] != now["video"]
+    for kind, value in (("size", 128), ("strength", 0.6), ("precision", "bf16")):
+        other = settings_hashes(replace(base, **{kind: value}))
+        assert other["image"] != now["image"] and other["video"] != now["video"], kind
+    encoded = replace(base, crf=23)
+    assert settings_hashes(encoded)["video"] != now["video"]
+    assert encoded.digest("video_frames", ["s"]) == base.digest("video_frames", ["s"])
+    assert base.digest("style_targets", ["s"]) == replace(base, strength=0.9).digest("style_targets", ["s"])
+    assert base.digest("style_targets", ["s"]) != replace(base, style_scale=2.0).digest("style_targets", ["s"])
+    copy = tmp_path / "copy_of_style.jpg"
+    copy.write_bytes(Path(STYLE).read_bytes())
+    assert settings_hashes(replace(base, styles=(str(copy),))) == now  # content, not name
+    copy.write_bytes(Path(STYLE).read_bytes() + b"\0")
+    assert settings_hashes(replace(base, styles=(str(copy),)))["image"] != now["image"]
 
-    def old(exclude, form=settings):
-        return hashlib.sha256(json.dumps([form.digest(exclude=exclude), styles]).encode()).hexdigest()[:16]
 
-    old_image = old(("styles", "compile") + VIDEO_ONLY_FIELDS + ("batch", "devices"))
-    old_video = old(("styles", "compile"))
-    now = settings_hashes(settings)
-    assert old_image in now["image"] and old_video in now["video"]
-    assert now["image"][0] != old_image  # what is recorded from now on leaves the device out
-    elsewhere = settings_hashes(replace(settings, device="cuda", batch=4))
-    assert elsewhere["image"][0] == now["image"][0] and elsewhere["video"][0] == now["video"][0]
-    # A video finished under the old balanced default (60 frame iterations) stays done under the
-    # new one (30, chosen at equal quality); one made with 40 does not.
-    before_change = old(("styles", "device", "devices", "batch", "compile"), replace(settings, frame_iterations=60))
-    assert before_change in now["video"]
-    assert before_change not in settings_hashes(replace(settings, frame_iterations=40))["video"]
-    other = settings_hashes(replace(settings, size=128))
-    assert old_image not in other["image"] and old_video not in other["video"]
+def test_a_manifest_of_an_older_version_redoes_its_files_over_their_own_outputs(tmp_path, run_nstvid):
+    """After an upgrade (MANIFEST_VERSION bumped), the files an older run finished are stylised
+    again, replacing the outputs it made, rather than failing as outputs of someone else."""
+    from nstvid.pipeline.folder.manifest import MANIFEST_NAME, MANIFEST_VERSION
 
-
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    out.mkdir()
+    (inputs / "cat.png").write_bytes((SAMPLES / "chelsea.png").read_bytes())
+    (out / "cat.png").write_bytes(b"made by the older run")
+    old_entry = {"status": "done", "output": "cat.png", "settings": "0123456789abcdef",
+                 "size": (inputs / "cat.png").stat().st_size, "mtime_ns": (inputs / "cat.png").stat().st_mtime_ns}
+    (out / MANIFEST_NAME).write_text(json.dumps({"version": MANIFEST_VERSION - 1, "files": {"cat.png": old_entry}}))
+    r = run_nstvid(inputs, "--style", STYLE, "-o", out, "--size", "32", "--iterations", "2", "--scales", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "older nstvid" in r.stdout + r.stderr
+    assert (out / "cat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / MANIFEST_NAME).read_text())["version"] == MANIFEST_VERSION
 def test_tree_video(tree):
     """A video in the tree comes out as a video of the same frames, rate and sound, at --size."""
     record = tree["first_report"]["by_name"]["clips/pan.mp4"]

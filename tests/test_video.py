@@ -210,21 +210,20 @@ def test_revealed_start_reaches_the_chain_through_the_command(tmp_path, run_nstv
     assert to_photo["content"] < 0.5 * to_photo["inpaint"], to_photo  # measured: 14 against 55 levels
 
 
-def test_a_resume_folder_made_under_an_earlier_default_is_kept(tmp_path):
-    """A video half done under the old balanced default (60 frame iterations) resumes under the new
-    one (settings.CHANGED_DEFAULTS) instead of starting fresh; any other settings change empties it."""
-    from nstvid.pipeline.settings import earlier_forms
-    from nstvid.pipeline.video.workdir import WorkDir
+def test_a_resume_folder_of_another_version_or_settings_starts_fresh_and_says_why(tmp_path):
+    """Frames saved under another work-folder version or other frame settings are discarded with a
+    reason; the same key resumes."""
+    from nstvid.pipeline.video.workdir import WORK_VERSION, WorkDir
 
-    now = settings(styles=(str(STYLE),))
-    old_key = {"version": 1, "settings": earlier_forms(now)[0].digest(), "size": [8, 8]}
-    key = old_key | {"settings": now.digest()}
+    key = {"version": WORK_VERSION, "settings": settings(styles=(str(STYLE),)).digest("video_frames", []),
+           "size": [8, 8], "frames": None}
     frame = np.zeros((8, 8, 3), np.uint8)
-    first = WorkDir(tmp_path / "out.mp4", old_key)
-    assert first.open() == ""
-    first.save(0, frame)
-    kept = WorkDir(tmp_path / "out.mp4", key, accepted=(old_key,))
-    assert kept.open() == "" and kept.saved_indices() == {0}
-    assert WorkDir(tmp_path / "out.mp4", key).open() == ""  # its meta now holds the new key
-    changed = WorkDir(tmp_path / "out.mp4", key | {"settings": "other"}, accepted=(old_key,))
+    older = WorkDir(tmp_path / "out.mp4", key | {"version": WORK_VERSION - 1})
+    assert older.open() == ""
+    older.save(0, frame)
+    fresh = WorkDir(tmp_path / "out.mp4", key)
+    assert "another nstvid version" in fresh.open() and not fresh.saved_indices()
+    fresh.save(0, frame)
+    assert WorkDir(tmp_path / "out.mp4", key).open() == "" and fresh.saved_indices() == {0}
+    changed = WorkDir(tmp_path / "out.mp4", key | {"settings": "other"})
     assert "settings" in changed.open() and not changed.saved_indices()

@@ -7,46 +7,28 @@ the settings hash, the status (started, done, failed) and the output path.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-from ..errors import InputError, OutputError
+from ..errors import OutputError
 from ..media.images import atomic_write_bytes
 from ..progress import Callback, Message, ignore
-from ..settings import RUN_ONLY_FIELDS, Settings, earlier_forms, file_sha256
+from ..settings import Settings, style_file_hashes
 
 MANIFEST_NAME = ".nstvid-manifest.json"
 JOURNAL_NAME = ".nstvid-manifest.journal"
 JOURNAL_COMPACT_EVERY = 1000  # journal lines before the manifest is rewritten
-MANIFEST_VERSION = 1
-# Settings that only change how videos are made: an image's result does not depend on them.
-VIDEO_ONLY_FIELDS = ("frame_iterations", "temporal_weight", "flow", "independent",
-                     "scene_cut_threshold", "crf", "codec")
+# 2: digests from Settings.digest. Entries of an older version still say which outputs this job
+# made, but their digests are not comparable: those files are redone, over their own outputs.
+MANIFEST_VERSION = 2
 
 
-def settings_hashes(settings: Settings) -> dict[str, tuple[str, ...]]:
-    """{'image': (...), 'video': (...)}: digests of the settings plus the style files' content
-    hashes. The manifest records the first; a done file recorded under any of them stays done."""
-    style_hashes = []
-    for style in settings.styles:
-        try:
-            style_hashes.append(file_sha256(Path(style)))
-        except OSError as e:
-            raise InputError(style, f"style image not readable ({e.strerror or e})") from None
-
-    def digest(exclude: tuple[str, ...], form: Settings = settings) -> str:
-        blob = json.dumps([form.digest(exclude=("styles",) + exclude), style_hashes]).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-    # The second digest is how manifests before RUN_ONLY_FIELDS recorded the same settings (device
-    # included), so that upgrading does not redo every finished file once; videos also accept the
-    # digests of their settings under earlier defaults (settings.CHANGED_DEFAULTS).
-    earlier_image = ("compile", "batch", "devices") + VIDEO_ONLY_FIELDS
-    return {"image": (digest(RUN_ONLY_FIELDS + VIDEO_ONLY_FIELDS), digest(earlier_image)),
-            "video": (digest(RUN_ONLY_FIELDS), digest(("compile",)),
-                      *(digest(RUN_ONLY_FIELDS, form) for form in earlier_forms(settings)))}
+def settings_hashes(settings: Settings) -> dict[str, str]:
+    """{'image': digest, 'video': digest}: what a done file of each kind records, and must match
+    to be skipped."""
+    style_hashes = style_file_hashes(settings)
+    return {kind: settings.digest(kind, style_hashes) for kind in ("image", "video")}
 
 
 class Manifest:
@@ -63,9 +45,14 @@ class Manifest:
         self._journaled = 0
         try:
             data = json.loads(path.read_text())
-            if data.get("version") != MANIFEST_VERSION or not isinstance(data.get("files"), dict):
-                raise ValueError("unknown manifest version")
+            if not isinstance(data.get("files"), dict) or not isinstance(data.get("version"), int):
+                raise ValueError("not a manifest")
+            if data["version"] > MANIFEST_VERSION:
+                raise ValueError(f"made by a newer nstvid (manifest version {data['version']})")
             self.files = data["files"]
+            if data["version"] < MANIFEST_VERSION:
+                progress(Message(f"{path}: made by an older nstvid; its files are stylised again "
+                                 "(their outputs are replaced, as this job's own)", level="warning"))
         except FileNotFoundError:
             pass
         except (OSError, ValueError, AttributeError) as e:

@@ -30,9 +30,9 @@ class Plan:
     sha256: str = ""
 
 
-def decide(item: Item, entry: dict | None, digests: tuple[str, ...], output_dir: Path, overwrite: bool,
+def decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overwrite: bool,
            input_files: set[Path]) -> Plan:
-    """The plan for one item, given its manifest entry and the digests its settings may carry."""
+    """The plan for one item, given its manifest entry and the settings digest of its kind."""
     if item.kind == "bad":
         return Plan(item, "fail", item.error)
     out_path = output_dir / item.out_rel
@@ -42,11 +42,11 @@ def decide(item: Item, entry: dict | None, digests: tuple[str, ...], output_dir:
     except OSError:
         pass
     if entry and entry.get("status") == "failed" and entry.get("permanent") \
-            and entry.get("settings") in digests and entry.get("size") == item.size \
+            and entry.get("settings") == digest and entry.get("size") == item.size \
             and entry.get("mtime_ns") == item.mtime_ns:
         return Plan(item, "fail", entry.get("error", "failed before"))  # unchanged: no second try
     out_exists = out_path.exists() or out_path.is_symlink()
-    if entry and entry.get("status") == "done" and entry.get("settings") in digests \
+    if entry and entry.get("status") == "done" and entry.get("settings") == digest \
             and entry.get("output") == item.out_rel and out_exists:
         if entry.get("size") == item.size and entry.get("mtime_ns") == item.mtime_ns:
             return Plan(item, "skip")
@@ -65,7 +65,7 @@ def decide(item: Item, entry: dict | None, digests: tuple[str, ...], output_dir:
     return Plan(item, "do")
 
 
-def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dict[str, tuple[str, ...]],
+def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dict[str, str],
              image_suffix: str, manifest_files: dict[str, dict], progress: Callback) -> list[Plan]:
     """Walk the input folder and decide every file, in walk order."""
     items = walk(input_dir, output_dir, progress)

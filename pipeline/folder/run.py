@@ -76,7 +76,7 @@ def _tasks(plans: list[Plan], output_dir: Path, digests: dict, manifest: Manifes
         elif plan.action == "fail":
             record_failure(record, plan.reason, 0.0, summary, progress)
         else:
-            digest = digests["video" if item.kind == "video" else "image"][0]
+            digest = digests["video" if item.kind == "video" else "image"]
             tasks.append(Task(item, out_path, digest, plan.sha256, record))
     return tasks
 

@@ -12,23 +12,23 @@ from ..errors import OutputError
 from ..frames import to_float, to_u8, video_size
 from ..media.images import Picture, read_image, write_image
 from ..progress import Callback, Message
-from ..settings import RUN_ONLY_FIELDS, Settings, earlier_forms, file_sha256
+from ..settings import Settings, file_sha256, style_file_hashes
 from .clip import Clip
 
-WORK_VERSION = 1
+WORK_VERSION = 2  # 2: the settings digest from Settings.digest; older folders start fresh
 
 
 class WorkDir:
     """Finished frames of one (input, settings) pair.
 
-    meta.json holds the key (input content hash, settings hash, style content hashes, working
-    size); a mismatch means the saved frames belong to another job, and the folder is emptied.
+    meta.json holds the key (input content hash, digest of the settings and styles that change
+    the frames, working size); a mismatch means the saved frames belong to another job, and the
+    folder is emptied.
     """
 
-    def __init__(self, output: Path, key: dict, accepted: tuple[dict, ...] = ()):
+    def __init__(self, output: Path, key: dict):
         self.path = output.with_name(f".{output.name}.nstvid-work")
         self.key = key
-        self.accepted = accepted  # earlier keys of the same job (settings.CHANGED_DEFAULTS)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -47,11 +47,11 @@ class WorkDir:
                 old = {}
             if old == self.key:
                 return ""
-            if old in self.accepted:
-                meta.write_text(json.dumps(self.key, indent=1))
-                return ""
-            changed = [k for k in self.key if old.get(k) != self.key.get(k)]
-            reason = f"{', '.join(changed) or 'work folder'} changed since the interrupted run"
+            if old.get("version") != self.key["version"]:
+                reason = "the work folder was made by another nstvid version"
+            else:
+                changed = [k for k in self.key if old.get(k) != self.key.get(k)]
+                reason = f"{', '.join(changed) or 'work folder'} changed since the interrupted run"
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(self.key, indent=1))
@@ -106,13 +106,9 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     info = clip.info
     h, w = video_size(info.width, info.height, settings.size)
     key = {"version": WORK_VERSION, "input": file_sha256(clip.path),
-           "settings": settings.digest(exclude=("crf", "codec") + RUN_ONLY_FIELDS),
-           "styles": [file_sha256(s) for s in settings.styles], "size": [h, w]}
-    if clip.span is not None:  # only then, so resume folders made before ranges stay valid
-        key["frames"] = clip.key()
-    accepted = tuple(key | {"settings": form.digest(exclude=("crf", "codec") + RUN_ONLY_FIELDS)}
-                     for form in earlier_forms(settings))
-    work = WorkDir(output_path, key, accepted)
+           "settings": settings.digest("video_frames", style_file_hashes(settings)),
+           "size": [h, w], "frames": clip.key()}
+    work = WorkDir(output_path, key)
     reason = work.open()
     if reason:
         progress(Message(f"starting fresh: {reason}"))
