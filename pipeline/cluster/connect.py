@@ -98,8 +98,8 @@ def connect(options: RunOptions):
         return ray
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
     try:
-        if local:
-            ray.init(include_dashboard=False, **quiet)
+        if local:  # "local", not None: None would join the cluster `ray start` last left on this machine
+            ray.init(address="local", include_dashboard=False, **quiet)
         else:
             ray.init(address=_check_reachable(options.ray_address), **quiet)
     except (ConnectionError, RuntimeError, TimeoutError) as e:
