@@ -16,39 +16,15 @@ Every chain is the production one (video/job.py stylise_frames), in line, with -
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from common import CLIP, ROOT, STYLE, chain_frames, load_frames, private_cache
 from nstvid.pipeline.flow import warping_error
-from nstvid.pipeline.frames import video_size
-from nstvid.pipeline.media.video import probe, read_frames
-from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.video.devices import LEAD_IN, cross_fade, split_clip
-from nstvid.pipeline.video.job import Finished, stylise_frames
-
-ROOT = Path(__file__).resolve().parent.parent
-
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
-CLIP = ROOT / "sample_media" / "pan.mp4"
-
-
-def chain_outputs(settings: Settings, frames: list[np.ndarray], batch: int) -> tuple[list[np.ndarray], float]:
-    """The real chain over the frames in windows of `batch` (--batch), in line -> (outputs uint8,
-    seconds: flow planning and optimisation)."""
-    engine, styles = prepare(dataclasses.replace(settings, batch=batch))
-    outs = []
-    t = time.perf_counter()
-    for item in stylise_frames(engine, styles, frames, frames[0].shape[:2], overlap=False):
-        if isinstance(item, Finished):
-            outs.append(item.frame)
-    return outs, time.perf_counter() - t
 
 
 def main() -> None:
@@ -63,28 +39,29 @@ def main() -> None:
     parser.add_argument("--lead-in", type=int, default=LEAD_IN, help="cross-faded lead-in of (c)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "batching.md")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
-    info = probe(CLIP)
-    h, w = video_size(info.width, info.height, args.size)
-    frames = [f for _, f in zip(range(args.frames), read_frames(CLIP, size=(w, h)))]
+    private_cache()
+    frames = load_frames(CLIP, args.size, args.frames)
+    h, w = frames[0].shape[:2]
     settings = Settings(styles=(str(STYLE),), size=args.size, scales=1, iterations=args.iterations,
                         frame_iterations=args.frame_iterations)
-    base, t_base = chain_outputs(settings, frames, 1)
-    windowed, t_window = chain_outputs(settings, frames, args.batch)
+    base, secs, _ = chain_frames(settings, frames)
+    t_base = sum(secs)
+    windowed, secs, _ = chain_frames(settings, frames, batch=args.batch)
+    t_window = sum(secs)
     # (b) segment streams, each chain starting `lead` frames before its segment.
     length = -(-len(frames) // args.segments)
     segmented = []
     for j in range(args.segments):
         start, end = j * length, min(len(frames), (j + 1) * length)
         lead_start = max(0, start - args.lead)
-        outs, _ = chain_outputs(settings, frames[lead_start:end], 1)
+        outs, _, _ = chain_frames(settings, frames[lead_start:end])
         segmented += outs[start - lead_start:]
     # (c) --devices: the same pieces as the real command, lead-ins cross-faded.
     pieces = split_clip(len(frames), args.segments, [0.0] * (len(frames) - 1), settings.scene_cut_threshold,
                         lead_in=args.lead_in)
     faded: list = [None] * len(frames)
     for piece in pieces:
-        outs, _ = chain_outputs(settings, frames[piece.start:piece.stop_at], 1)
+        outs, _, _ = chain_frames(settings, frames[piece.start:piece.stop_at])
         for index, out in zip(range(piece.start, piece.stop_at), outs):
             if index < piece.keep_from:
                 faded[index] = cross_fade(faded[index], out, piece, index)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from common import ROOT, SAMPLES, STYLE
 from nstvid.pipeline.cluster.pool import Cluster
 from nstvid.pipeline.cluster.video import CHUNK_FRAMES, stylise_video_on_cluster
 from nstvid.pipeline.cluster.worker import Worker
@@ -39,10 +40,7 @@ from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.progress import FileDone, FrameDone
 from nstvid.pipeline.settings import RunOptions, load
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_media"
 DOC = ROOT / "docs" / "cluster.md"
-STYLE = SAMPLES / "starry_night.jpg"
 PHOTO = SAMPLES / "chelsea.png"  # one picture: its style targets are computed once, before the first unit
 
 

@@ -15,8 +15,8 @@ plan, so a variant's flow_scale sees the larger frames a job decodes. For each c
 - texture energy (variance of the Laplacian of the grey output) of frame 1 against frames 2+;
 - the style and content losses without the temporal term (frames 2+), against the base variant;
 - revealed: the style loss of pixels revealed within the last 2 frames (the chain's mask, carried
-  along the flow) over that of the same shape on never-revealed pixels (bench/revealed.py's
-  region_ratios; 1.0: as painted as the rest), mean over frames where the region is >= 1%;
+  along the flow) over that of the same shape on never-revealed pixels (common.py's
+  revealed_ratio, bench/revealed.py's method; 1.0: as painted as the rest), mean over frames where the region is >= 1%;
 - lag (with --lag-strength): each output frame against input frames k-3..k+3 (correlation of
   blurred grey images); frames whose best match is not their own, of those compared;
 - seconds per later frame (flow planning and optimisation), in this one run.
@@ -26,38 +26,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for bench.temporal, bench.revealed
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+from common import (SAMPLES, STYLE, at_size, chain_frames, lag_count, losses_per_frame, master_frames,
+                    private_cache, revealed_ratio)
+from nstvid.pipeline import flow
+from nstvid.pipeline.frames import flow_source_size, video_size
+from nstvid.pipeline.plot import flicker_plot
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.video.plan import _flow_and_mask
 
-from bench.revealed import OLD, ages_of, region_ratios  # noqa: E402
-
-from bench.temporal import STYLE, losses_per_frame  # noqa: E402
-from nstvid.pipeline import flow  # noqa: E402
-from nstvid.pipeline.frames import flow_source_size, to_tensor, video_size  # noqa: E402
-from nstvid.pipeline.media.images import read_image  # noqa: E402
-from nstvid.pipeline.media.video import read_frames  # noqa: E402
-from nstvid.pipeline.plot import flicker_plot  # noqa: E402
-from nstvid.pipeline.prepare import prepare  # noqa: E402
-from nstvid.pipeline.settings import Settings  # noqa: E402
-from nstvid.pipeline.video.job import Finished, stylise_frames  # noqa: E402
-from nstvid.pipeline.video.plan import _flow_and_mask  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "media"
 # (name, file, first frame): people_walking is 1394 frames; its people walk in from about frame 300.
 CLIPS = [("realshort", "video/realshort.mp4", 0), ("water_handheld", "video/water_handheld.mp4", 0),
          ("friday_film", "video/friday_film.mp4", 0), ("people_walking", "video/people_walking.mp4", 330),
          ("sintel_market", "video/sintel_market_50.mp4", 0), ("sintel_alley_2", "sintel/alley_2_clean", 0),
          # sample_media/cut.mp4: 12 frames of water_handheld, then 12 of friday_film (a scene cut)
-         ("cut", str(ROOT / "sample_media" / "cut.mp4"), 0)]
+         ("cut", str(SAMPLES / "cut.mp4"), 0)]
 VARIANTS = {
     "base": {},
     # the defaults before issue 22: revealed pixels from the content, no settle iterations
@@ -74,38 +61,6 @@ VARIANTS = {
     "combo": {"flow_scale": 2.0, "flow_check": 16.0, "revealed": "inpaint", "settle_iterations": 30,
               "warp_interpolation": "lanczos"},
 }
-
-
-def master_frames(file: str, first: int, count: int) -> list[np.ndarray]:
-    """count RGB uint8 frames from `first` at the source's size: every variant's frames are made
-    from these (working, flow-size), so all see the same inputs."""
-    path = SHARED / file
-    if path.is_dir():  # Sintel PNGs
-        frames = [read_image(p).rgb for p in sorted(path.glob("frame_*.png"))[first:first + count]]
-        return [np.clip(np.rint(f * 255), 0, 255).astype(np.uint8) for f in frames]
-    reader = read_frames(path)
-    out = [f for i, f in zip(range(first + count), reader) if i >= first]
-    reader.close()
-    return out
-
-
-def at_size(frames: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
-    """frames resized (area) to (w, h), as ffmpeg's scaler shrinks when a job decodes them."""
-    return [f if f.shape[1::-1] == tuple(size) else cv2.resize(f, size, interpolation=cv2.INTER_AREA)
-            for f in frames]
-
-
-def run(settings: Settings, sources: list[np.ndarray], size: tuple[int, int]):
-    """The real chain over in-memory frames; (outputs uint8, seconds per frame)."""
-    engine, styles = prepare(dataclasses.replace(settings, batch=1))
-    outs, secs, t = [], [], time.perf_counter()
-    for item in stylise_frames(engine, styles, sources, size, overlap=False):
-        if isinstance(item, Finished):
-            now = time.perf_counter()
-            outs.append(item.frame)
-            secs.append(now - t)
-            t = now
-    return outs, secs
 
 
 def pair_split(settings: Settings, outs, inputs, sources, size, skip=()) -> dict[str, float]:
@@ -130,46 +85,8 @@ def pair_split(settings: Settings, outs, inputs, sources, size, skip=()) -> dict
         "moving_share": parts["moving"][1] / max(total, 1)}
 
 
-def lag_count(outs, inputs, reach: int = 3) -> tuple[int, int, int]:
-    """(frames matching another input frame better than their own, of them matching an earlier
-    one, frames compared): correlation of blurred grey images over frames k-reach..k+reach."""
-    def grey(f):
-        g = cv2.GaussianBlur(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2.0)
-        return (g - g.mean()) / (g.std() + 1e-6)
-    gi, go = [grey(f) for f in inputs], [grey(f) for f in outs]
-    wrong = earlier = compared = 0
-    for k in range(len(outs)):
-        near = [j for j in range(k - reach, k + reach + 1) if 0 <= j < len(inputs)]
-        if len(near) < 2:
-            continue
-        scores = {j: float((go[k] * gi[j]).mean()) for j in near}
-        best = max(scores, key=scores.get)
-        compared += 1
-        if best != k:
-            wrong += 1
-            earlier += best < k
-    return wrong, earlier, compared
-
-
 def texture(frame: np.ndarray) -> float:
     return float(cv2.Laplacian(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
-
-
-def revealed_ratio(settings: Settings, outs, inputs, max_age: int = 2) -> tuple[float, int]:
-    """Mean region style ratio of pixels revealed within max_age frames (see module doc), each over
-    the same ratio, same region, on the chain's first frame (a full optimisation of the shot: what a
-    region of that shape, at the border say, scores when it is as painted as the rest; the control
-    bench/revealed.py gets from a full optimisation of each measured frame, without its cost)."""
-    engine, styles = prepare(dataclasses.replace(settings, precision="fp32"))
-    ages = ages_of(inputs)
-    values = []
-    for out, age in zip(outs[1:], ages[1:]):
-        young = np.where(age <= max_age, 0, OLD).astype(np.uint8)  # one region: ages 0..max_age
-        ratio = region_ratios(engine, styles, out, young).get(0)
-        control = region_ratios(engine, styles, outs[0], young).get(0)
-        if ratio is not None and control is not None:
-            values.append(ratio / control)
-    return (float(np.mean(values)) if values else float("nan")), len(values)
 
 
 def measure(name, settings, master, lag_strength, with_revealed, cut_pair=None):
@@ -178,7 +95,7 @@ def measure(name, settings, master, lag_strength, with_revealed, cut_pair=None):
     h, w = size = video_size(master[0].shape[1], master[0].shape[0], settings.size)
     inputs = at_size(master, (w, h))
     sources = at_size(master, flow_source_size(master[0].shape[1], master[0].shape[0], size, settings))
-    outs, secs = run(settings, sources, size)
+    outs, secs, _ = chain_frames(settings, sources, size=size)
     pairs = flow.warping_error(iter(outs), iter(inputs))
     floor = flow.warping_error(iter(inputs), iter(inputs))
     shots = [(0, len(pairs))] if cut_pair is None else [(0, cut_pair), (cut_pair + 1, len(pairs))]
@@ -195,7 +112,7 @@ def measure(name, settings, master, lag_strength, with_revealed, cut_pair=None):
     if with_revealed:
         row["revealed"], row["revealed_frames"] = revealed_ratio(settings, outs, inputs)
     if lag_strength:
-        low, _ = run(dataclasses.replace(settings, strength=lag_strength), sources, size)
+        low, _, _ = chain_frames(dataclasses.replace(settings, strength=lag_strength), sources, size=size)
         row["lag"] = lag_count(low, inputs)
     return row, outs
 
@@ -222,7 +139,7 @@ def main() -> None:
     parser.add_argument("--strip", type=Path, help="frames 1, 2 and the last of realshort: input, then each variant (JPEG)")
     parser.add_argument("--keep", type=Path, help="save each run's frames here (.npz per clip and variant)")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     variants = dict(VARIANTS)
     for spec in args.set:
         vname, _, pairs = spec.partition("=")

@@ -26,9 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-CHELSEA = ROOT / "sample_media" / "chelsea.png"
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
+from common import SAMPLES, STYLE
+
+CHELSEA = SAMPLES / "chelsea.png"
 SETTINGS = ["--size", "16", "--scales", "1", "--iterations", "0", "--precision", "fp32"]
 
 

@@ -18,45 +18,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for bench.temporal
+import cv2
+import numpy as np
+import torch
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.temporal import STYLE, chain_frames, clip_frames, image_losses  # noqa: E402
-from nstvid.pipeline.flow import warping_error  # noqa: E402
-from nstvid.pipeline.settings import Settings  # noqa: E402
-
-# VGG19 convolutions up to relu5_1 (the last layer the losses read): (in, out) channels per conv,
-# grouped by the pooling level they run at (1, 1/2, 1/4, 1/8, 1/16 of the image side).
-VGG_CONVS = (((3, 64), (64, 64)), ((64, 128), (128, 128)), ((128, 256),) + ((256, 256),) * 3,
-             ((256, 512),) + ((512, 512),) * 3, ((512, 512),))
+from common import ROOT, STYLE, chain_frames, clip_frames, conv_flops, image_losses, private_cache
+from nstvid.pipeline.flow import warping_error
+from nstvid.pipeline.settings import Settings
 
 DECISION = "## What was chosen, and why"
-
-
-def conv_gflop(h: int, w: int) -> float:
-    """Forward convolution work (GFLOP, 2 per multiply-add) of the feature extractor on one
-    h x w image. An iteration costs about twice this: the forward pass, then the backward pass to
-    the image (the weights are frozen: no weight gradients)."""
-    macs = 0
-    for level, convs in enumerate(VGG_CONVS):
-        lh, lw = h >> level, w >> level
-        macs += sum(cin * cout * 9 * lh * lw for cin, cout in convs)
-    return 2 * macs / 1e9
 
 
 def frame_gflop(iterations: int, h: int, w: int) -> float:
     """Convolution work of one warm frame: its iterations at 2x the forward pass, plus the content
     target's forward pass."""
-    return (2 * iterations + 1) * conv_gflop(h, w)
+    return (2 * iterations + 1) * conv_flops(h, w) / 1e9
 
 
 def main() -> None:
@@ -69,7 +48,7 @@ def main() -> None:
     parser.add_argument("--frame-iterations", default="60,30,20", help="the candidates; the first is the reference")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     base = Settings(styles=(str(STYLE),), size=args.size, precision=args.precision)  # balanced
     chosen = [int(n) for n in args.frame_iterations.split(",")]
     clips = {name: clip_frames(name, args.size, args.frames) for name in ("pan", "orbit", "sintel")}

@@ -7,20 +7,18 @@ Rows: content | style | result, stylised with the balanced preset's weights at -
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from common import ROOT, SHARED, private_cache
 from nstvid.pipeline.image_job import stylise_pictures
 from nstvid.pipeline.media.images import read_image
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import load
 
-ROOT = Path(__file__).resolve().parent.parent
 
 PAIRS = [("content/chelsea.png", "styles/starry_night.jpg"), ("content/astronaut.png", "styles/wave.jpg"),
          ("content/rocket.jpg", "styles/starry_night.jpg"), ("content/coffee.png", "styles/wave.jpg")]
@@ -35,10 +33,10 @@ def tile(rgb: np.ndarray, height: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=320)
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "media")
+    parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "gallery.png")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-gallery-"))
+    private_cache("nstvid-gallery-")
     rows = []
     for content, style in PAIRS:
         settings, _ = load({"styles": (str(args.shared / style),), "size": args.size}, preset="balanced")

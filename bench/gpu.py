@@ -21,31 +21,11 @@ from pathlib import Path
 
 import torch
 
+from common import ROOT, STYLE, conv_flops, sample_batch, sync
 from nstvid.pipeline.engine import Engine
-from nstvid.pipeline.media.video import read_frames
 from nstvid.pipeline.gatys import optimise
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
-
-ROOT = Path(__file__).resolve().parent.parent
-CLIP = ROOT / "sample_media" / "pan.mp4"
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
-
-
-def vgg_flops(h: int, w: int) -> float:
-    """Conv FLOPs (2 per multiply-add) of VGG19 up to relu5_1 for one (h, w) image."""
-    convs = [(3, 64), (64, 64), "pool", (64, 128), (128, 128), "pool", (128, 256), (256, 256),
-             (256, 256), (256, 256), "pool", (256, 512), (512, 512), (512, 512), (512, 512), "pool",
-             (512, 512)]
-    total = 0.0
-    for layer in convs:
-        if layer == "pool":
-            h, w = h // 2, w // 2
-            continue
-        cin, cout = layer
-        total += 2 * cin * cout * 9 * h * w
-    return total
-
 
 def matmul_rate(device: torch.device) -> float:
     """Measured dense bf16 matmul TFLOP/s (8192^3), the ceiling we compare against."""
@@ -63,29 +43,12 @@ def matmul_rate(device: torch.device) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e12
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def frames(size: tuple[int, int], count: int) -> torch.Tensor:
-    w, h = size
-    out = []
-    for i, f in enumerate(read_frames(CLIP, size=(w, h))):
-        if i >= count:
-            break
-        out.append(torch.from_numpy(f).permute(2, 0, 1).float() / 255)
-    while len(out) < count:
-        out.append(out[len(out) % max(1, len(out))])
-    return torch.stack(out)
-
-
 def bench_cell(size, batch, precision, device, steps, frame_iterations):
     settings = Settings(styles=(str(STYLE),), precision=precision, device=str(device), tolerance=0)
     engine = Engine.create(settings)
     w, h = size
     targets = StyleSet(engine).targets((h, w))
-    content = frames(size, batch)
+    content = sample_batch(size, batch)
     init = content.clone()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -102,7 +65,7 @@ def bench_cell(size, batch, precision, device, steps, frame_iterations):
     per_iter = per_iter * steps / (steps + 0.5)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else float("nan")
     fps = batch / (per_iter * frame_iterations)
-    tflops = 2 * vgg_flops(h, w) * batch / per_iter / 1e12
+    tflops = 2 * conv_flops(h, w) * batch / per_iter / 1e12
     return per_iter, fps, peak, tflops
 
 
@@ -116,7 +79,7 @@ def main() -> None:
     sizes = [(128, 72)] if args.smoke else [(512, 288), (1280, 720)]
     batches = [1, 2] if args.smoke else [1, 4, 16]
     steps = 2 if args.smoke else args.steps
-    frame_iterations = 60  # balanced preset, per warm-started frame
+    frame_iterations = Settings().frame_iterations  # the balanced preset's, per warm-started frame
     rate = matmul_rate(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     lines = [f"# GPU benchmark ({name})", "",

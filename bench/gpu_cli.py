@@ -17,12 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from common import CLIP, ROOT, STYLE
 from nstvid.pipeline.api import temporal_error
 from nstvid.pipeline.media.video import run_ffmpeg
 
-ROOT = Path(__file__).resolve().parent.parent
-CLIP = ROOT / "sample_media" / "pan.mp4"
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
 
 
 def run(source: Path, size: int, batch: int, device: str, timeout: float, extra: list[str]) -> str:

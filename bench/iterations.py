@@ -3,40 +3,27 @@
     .venv/bin/python bench/iterations.py                  # writes docs/iterations.md, docs/iterations.png
 
 The GPU target (10 frames/s at 1280x720) is a question of iterations per frame as much as of
-kernels: at the measured 15 ms per 720p iteration, 60 iterations cost 0.9 s. This sweeps
+kernels: at the measured 15 ms per 720p iteration, 30 iterations cost 0.45 s. This sweeps
 --frame-iterations over the same frames, each run starting from the same stylised first frame, and
 reports per setting: the clip's E_warp, the mean loss of frames 2..N without the temporal term
 (content + style + TV, fp32), the iterations actually run (the preset's early stop applies) and
-seconds per frame, with ratios to the balanced preset's 60.
+seconds per frame, with ratios to the balanced preset's frame iterations (Settings' default).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for bench.temporal
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from common import ROOT, STYLE, chain_frames, chain_from, clip_frames, image_losses, private_cache
+from nstvid.pipeline.flow import warping_error
+from nstvid.pipeline.settings import Settings
 
-from bench.temporal import chain_frames, clip_frames, image_losses  # noqa: E402
-from nstvid.pipeline.flow import warping_error  # noqa: E402
-from nstvid.pipeline.settings import Settings  # noqa: E402
-
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
-BALANCED = 60
-
-
-def run(settings: Settings, frames: list[np.ndarray], first: np.ndarray):
-    """Frames 2..N chained from the given stylised first frame (replayed as a saved frame, as a
-    resumed job does) -> (outputs uint8 incl. first, seconds per frame, iterations per frame)."""
-    outs, secs, results = chain_frames(settings, frames, saved={0: first})
-    return outs, secs[1:], [r.iterations for r in results[1:]]
+BALANCED = Settings().frame_iterations  # the balanced preset's (the defaults themselves)
 
 
 def main() -> None:
@@ -52,7 +39,7 @@ def main() -> None:
     parser.add_argument("--suffix", default="", help="iterations<suffix>.md/.png, e.g. _gpu")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     sweep = [int(n) for n in args.sweep.split(",")]
     base = Settings(styles=(str(STYLE),), size=args.size)  # balanced preset
     if args.temporal_weight:
@@ -69,8 +56,8 @@ def main() -> None:
           f"Every run starts from the same stylised first frame; E_warp and loss are over frames 2..N "
           f"(loss = content + style + TV, no temporal term, fp32). "
           f"Ratios are to {BALANCED} iterations in the same run. Plot: iterations{args.suffix}.png.", "",
-          "| clip | frames | frame iterations | iterations run (mean) | E_warp | vs 60 | loss | vs 60 | "
-          "last frame's loss vs 60 | s / frame | input's own E_warp |",
+          f"| clip | frames | frame iterations | iterations run (mean) | E_warp | vs {BALANCED} | loss | "
+          f"vs {BALANCED} | last frame's loss vs {BALANCED} | s / frame | input's own E_warp |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(md), flush=True)
     curves, lasts = {}, {}
@@ -82,7 +69,7 @@ def main() -> None:
         rows = {}
         for n in sweep:
             settings = dataclasses.replace(base, frame_iterations=n)
-            outs, secs, counts = run(settings, frames, first)
+            outs, secs, counts = chain_from(settings, frames, first)
             e_warp = float(np.mean(warping_error(iter(outs), iter(frames))))
             losses = image_losses(settings, outs[1:], frames[1:])[0]
             rows[n] = (float(np.mean(counts)), e_warp, float(np.mean(losses)), float(np.mean(secs)), losses[-1])

@@ -2,23 +2,18 @@
 
     .venv/bin/python bench/lag_check.py video/realshort.mp4 --frames 12 --size 96
 
-Each output frame is matched against input frames k-3..k+3 (bench/flicker.py lag_count); prints
+Each output frame is matched against input frames k-3..k+3 (common.lag_count); prints
 (frames closer to another input frame than to their own, of them an earlier one, frames compared).
 One scale, 40 iterations for full frames, fp32: the settings of tests/test_motion.py.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.flicker import at_size, lag_count, master_frames, run  # noqa: E402
-from bench.temporal import STYLE  # noqa: E402
-from nstvid.pipeline.frames import video_size  # noqa: E402
-from nstvid.pipeline.settings import Settings  # noqa: E402
+from common import STYLE, at_size, chain_frames, lag_count, master_frames
+from nstvid.pipeline.frames import video_size
+from nstvid.pipeline.settings import Settings
 
 VARIANTS = {"default": {}, "before": {"revealed": "content", "settle_iterations": 0},
             "flow2": {"flow_scale": 2.0}, "check": {"flow_check": 16.0}, "independent": {"independent": True}}
@@ -40,7 +35,7 @@ def main() -> None:
                             precision="fp32", **VARIANTS[name])
         sources = inputs if settings.flow_scale == 1 else at_size(master, (2 * w, 2 * h))
         started = time.time()
-        outs, _ = run(settings, sources, size)
+        outs, _, _ = chain_frames(settings, sources, size=size)
         print(args.clip, args.size, name, lag_count(outs, inputs), f"{time.time() - started:.0f} s", flush=True)
 
 

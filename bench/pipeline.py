@@ -13,7 +13,6 @@ Also timed on their own: decode, flow planning, and saving + encoding, per frame
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from common import CLIP, ROOT, STYLE, private_cache
 from nstvid.pipeline.frames import video_size
 from nstvid.pipeline.media.video import VideoWriter, probe, read_frames, run_ffmpeg
 from nstvid.pipeline.prepare import prepare
@@ -31,9 +31,6 @@ from nstvid.pipeline.video.job import stylise_frames, stylise_video
 from nstvid.pipeline.video.plan import plan_steps
 from nstvid.pipeline.video.workdir import WorkDir
 
-ROOT = Path(__file__).resolve().parent.parent
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
-CLIP = ROOT / "sample_media" / "pan.mp4"
 
 
 def plan_batch_1(settings: Settings, frames) -> list:
@@ -73,7 +70,7 @@ def main() -> None:
                         help="preset@size list")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "pipeline.md")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     tmp = Path(tempfile.mkdtemp(prefix="nstvid-bench-pipeline-"))
     clip = tmp / "clip.mp4"
     run_ffmpeg(["-y", "-i", CLIP, "-frames:v", args.frames, "-c:v", "libx264", "-crf", "10",

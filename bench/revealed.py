@@ -16,89 +16,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for bench.temporal
+import cv2
+import numpy as np
+import torch
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.temporal import STYLE, chain_frames, clip_frames  # noqa: E402
-from nstvid.pipeline import flow  # noqa: E402
-from nstvid.pipeline.frames import to_tensor  # noqa: E402
-from nstvid.pipeline.prepare import prepare  # noqa: E402
-from nstvid.pipeline.settings import STYLE_LAYERS, Settings  # noqa: E402
+from common import AGES, ROOT, STYLE, ages_of, chain_frames, clip_frames, private_cache, region_ratios
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.settings import Settings
 
 MODES = ("content", "inpaint", "warp")
-AGES = 5  # revealed within the last 5 frames (the issue's window)
-OLD = 255  # age of pixels never revealed
-
-
-def ages_of(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Per frame, uint8 (H, W): frames since each pixel was revealed (0: revealed in this frame),
-    OLD where it has been visible since the first frame. Revealed: the chain's reliability < 0.5."""
-    h, w = frames[0].shape[:2]
-    ages = [np.full((h, w), OLD, np.uint8)]
-    for prev, frame in zip(frames, frames[1:]):
-        backward = flow.compute_flow(frame, prev)
-        trusted = flow.reliability(flow.compute_flow(prev, frame), backward) >= 0.5
-        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        carried = cv2.remap(ages[-1], grid_x + backward[..., 0], grid_y + backward[..., 1],
-                            cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-        older = np.where(carried == OLD, OLD, np.minimum(carried.astype(np.int32) + 1, OLD - 1))
-        ages.append(np.where(trusted, older, 0).astype(np.uint8))
-    return ages
-
-
-def masked_style_loss(engine, styles, image: np.ndarray, weight: np.ndarray) -> float:
-    """Style loss of the pixels weighted by `weight` (H, W) in [0, 1]: per layer, the Gram of the
-    features times the weight (downsampled by area to the layer), over C x the weights' sum,
-    against the style's Gram target, normalised as in losses.style_loss."""
-    h, w = image.shape[:2]
-    targets = styles.targets((h, w))
-    with torch.no_grad():
-        feats = engine.features(to_tensor(image.astype(np.float32) / 255).to(engine.device))
-    total = 0.0
-    for layer, target, scale, lw in zip(STYLE_LAYERS, targets.grams, targets.scales,
-                                        engine.settings.style_layer_weights):
-        f = feats[layer].float()[0]
-        c, fh, fw = f.shape
-        m = torch.from_numpy(cv2.resize(weight, (fw, fh), interpolation=cv2.INTER_AREA)).to(f.device)
-        rows = f.reshape(c, -1) * m.reshape(1, -1).sqrt()
-        gram = rows @ rows.T / (c * m.sum().clamp_min(1e-6))
-        total += lw * float((gram - target[0]).square().mean() / scale[0])
-    return total / sum(engine.settings.style_layer_weights)
-
-
-def twin(region: np.ndarray, old: np.ndarray) -> np.ndarray | None:
-    """The same shape moved half a frame (across, else down) onto never-revealed pixels: a region
-    as large and as thin, so the Gram's noise from few pixels is the same on both sides. None if
-    under half of it lands on such pixels."""
-    h, w = region.shape
-    for shift, axis in ((w // 2, 1), (h // 2, 0)):
-        moved = np.roll(region, shift, axis=axis) * old
-        if moved.sum() >= 0.5 * region.sum():
-            return moved
-    return None
-
-
-def region_ratios(engine, styles, output: np.ndarray, age: np.ndarray) -> dict[int, float]:
-    """{age: style loss of the pixels of that age over that of their twin among the never-revealed
-    pixels} for one frame; regions under 1% of the frame are left out (too few pixels)."""
-    old = (age == OLD).astype(np.float32)
-    ratios = {}
-    for a in range(AGES):
-        region = (age == a).astype(np.float32)
-        other = twin(region, old) if region.mean() >= 0.01 else None
-        if other is not None:
-            ratios[a] = (masked_style_loss(engine, styles, output, region)
-                         / masked_style_loss(engine, styles, output, other))
-    return ratios
 
 
 def main() -> None:
@@ -108,7 +37,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=3, help="measure every n-th frame (each needs a full optimisation)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     base = Settings(styles=(str(STYLE),), size=args.size, precision="fp32")
     engine, styles = prepare(base)
     clips = {name: clip_frames(name, args.size, args.frames) for name in ("pan", "orbit")}

@@ -11,9 +11,7 @@ content loss over the content loss the style image itself has against the photo 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from common import ROOT, SHARED, private_cache
 from nstvid.pipeline.frames import to_tensor
 from nstvid.pipeline.image_job import stylise_pictures
 from nstvid.pipeline.losses import style_weight_at
@@ -29,8 +28,6 @@ from nstvid.pipeline.gatys import content_targets, objective
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "media"
 STYLE = SHARED / "styles" / "starry_night.jpg"
 PHOTOS = {"astronaut": SHARED / "content" / "astronaut.png", "chelsea": SHARED / "content" / "chelsea.png"}
 
@@ -55,7 +52,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="128,192,256")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     sizes = [int(s) for s in args.sizes.split(",")]
     base = Settings(styles=(str(STYLE),))  # balanced preset values are the defaults
     rows = ["# The default look at small sizes: before and after --strength", "",

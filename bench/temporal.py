@@ -17,96 +17,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import ROOT, SAMPLES, STYLE, chain_frames, clip_frames, image_losses, load_frames, private_cache
 from nstvid.pipeline.flow import warping_error
-from nstvid.pipeline.frames import to_tensor, to_u8, video_size
+from nstvid.pipeline.frames import to_u8, video_size
 from nstvid.pipeline.media.images import read_image
-from nstvid.pipeline.media.video import probe, read_frames
-from nstvid.pipeline.gatys import content_targets, objective
-from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import Settings
-from nstvid.pipeline.video.chain import FrameResult
-from nstvid.pipeline.video.job import Finished, stylise_frames
 
-ROOT = Path(__file__).resolve().parent.parent
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
-CLIPS = [ROOT / "sample_media" / "pan.mp4", ROOT / "sample_media" / "orbit.mp4"]
-SHARED = ROOT.parent / "shared" / "media"
-SINTEL = SHARED / "sintel" / "alley_2_clean"
-
-
-def load_frames(path: Path, size: int, count: int) -> list[np.ndarray]:
-    info = probe(path)
-    h, w = video_size(info.width, info.height, size)
-    return [f for i, f in zip(range(count), read_frames(path, size=(w, h)))]
-
-
-def clip_frames(name: str, size: int, count: int) -> list[np.ndarray]:
-    """RGB uint8 frames of a sample clip (pan, orbit, realshort: the real hand-held one), or of
-    the Sintel sequence (real motion, 4 frames)."""
-    if name != "sintel":
-        return load_frames(ROOT / "sample_media" / f"{name}.mp4", size, count)
-    import cv2
-    out = []
-    for path in sorted(SINTEL.glob("frame_*.png"))[:count]:
-        rgb = read_image(path).rgb
-        h, w = video_size(rgb.shape[1], rgb.shape[0], size)
-        out.append(to_u8(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
-    return out
-
-
-def chain_frames(settings: Settings, frames: list[np.ndarray], saved: dict[int, np.ndarray] | None = None,
-                 ) -> tuple[list[np.ndarray], list[float], list[FrameResult | None]]:
-    """The real chain (video/job.py stylise_frames) over frames in memory, in line, one frame per
-    window (--batch 1). saved: {index: stylised uint8 frame} replayed instead of computed (e.g. a
-    shared first frame). Returns (outputs uint8, seconds per frame: flow planning and optimisation,
-    the FrameResult per frame: None for a replayed one)."""
-    engine, styles = prepare(dataclasses.replace(settings, batch=1))
-    outs, secs, results = [], [], []
-    t = time.perf_counter()
-    for item in stylise_frames(engine, styles, frames, frames[0].shape[:2], saved=saved, overlap=False):
-        if isinstance(item, Finished):
-            now = time.perf_counter()
-            outs.append(item.frame)
-            secs.append(now - t)
-            results.append(item.result)
-            t = now
-    return outs, secs, results
-
-
-def run_chain(settings: Settings, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
-    """Stylise frames in order; return (outputs uint8, seconds per frame)."""
-    outs, secs, _ = chain_frames(settings, frames)
-    return outs, secs
-
-
-def losses_per_frame(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
-    """Per frame (weighted loss, content loss, style loss) without the temporal term, fp32."""
-    engine, styles = prepare(dataclasses.replace(settings, precision="fp32"))
-    totals, content, style = [], [], []
-    for out, inp in zip(outputs, inputs):
-        c_t, c_s = content_targets(engine, to_tensor(inp.astype(np.float32) / 255))
-        with torch.no_grad():
-            total, c, st = objective(engine, to_tensor(out.astype(np.float32) / 255), c_t, c_s,
-                                     styles.targets(out.shape[:2]), None)
-        totals.append(float(total[0]))
-        content.append(float(c[0]))
-        style.append(float(st[0]))
-    return totals, content, style
-
-
-def image_losses(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
-    """Per-frame (weighted loss without the temporal term, style loss), fp32."""
-    totals, _, style = losses_per_frame(settings, outputs, inputs)
-    return totals, style
+CLIPS = [SAMPLES / "pan.mp4", SAMPLES / "orbit.mp4"]
 
 
 def main() -> None:
@@ -127,7 +50,7 @@ def main() -> None:
                         help="candidates besides balanced and independent: temporal, iterations, noflow")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     base = Settings(styles=(str(STYLE),), size=args.size, scales=1, tolerance=0)
     parts = {int(p) for p in args.parts.split(",")}
     command = f"`.venv/bin/python bench/temporal.py {' '.join(sys.argv[1:])}`"
@@ -168,7 +91,7 @@ def part_quality(args, base, command, machine) -> list[str]:
                 ("chained", dataclasses.replace(base, iterations=args.iterations,
                                                 frame_iterations=args.iterations)),
                 ("independent", dataclasses.replace(base, iterations=args.iterations, independent=True))):
-            outs, _ = run_chain(settings, frames)
+            outs, _, _ = chain_frames(settings, frames)
             pairs = warping_error(iter(outs), iter(frames))
             _, style = image_losses(settings, outs, frames)
             result[mode] = (float(np.mean(pairs)), float(np.mean(style)))
@@ -197,9 +120,9 @@ def part_quality(args, base, command, machine) -> list[str]:
 
 def part_speed(args, command, machine) -> list[str]:
 
-    preset = Settings(styles=(str(STYLE),), size=args.speed_size, scales=1)  # balanced: 60 frame iterations
+    preset = Settings(styles=(str(STYLE),), size=args.speed_size, scales=1)  # the balanced preset's frame iterations
     frames = load_frames(CLIPS[0], args.speed_size, args.speed_frames + 1)
-    outs, secs = run_chain(preset, frames)
+    outs, secs, _ = chain_frames(preset, frames)
     chained_loss = float(np.mean(image_losses(preset, outs[1:], frames[1:])[0]))
     chained_sec = float(np.mean(secs[1:]))
     md = [f"## 2. Speed at equal loss (frames 2-{args.speed_frames + 1} of pan.mp4 at {args.speed_size} px)", "",
@@ -210,7 +133,7 @@ def part_speed(args, command, machine) -> list[str]:
     n, reached = preset.frame_iterations, None
     while n <= 1000:
         ind = dataclasses.replace(preset, iterations=n, independent=True, tolerance=0)
-        outs_i, secs_i = run_chain(ind, frames[1:])
+        outs_i, secs_i, _ = chain_frames(ind, frames[1:])
         loss_i = float(np.mean(image_losses(ind, outs_i, frames[1:])[0]))
         md.append(f"| independent | {n} | {loss_i:.4f} | {np.mean(secs_i):.2f} |")
         print(md[-1], flush=True)
@@ -230,12 +153,12 @@ def part_speed(args, command, machine) -> list[str]:
 
 def part_drift(args, command, machine) -> list[str]:
 
-    still = read_image(ROOT / "sample_media" / "chelsea.png").rgb
+    still = read_image(SAMPLES / "chelsea.png").rgb
     h, w = video_size(still.shape[1], still.shape[0], args.static_size)
     import cv2
     frame = to_u8(cv2.resize(still, (w, h), interpolation=cv2.INTER_AREA))
     static = Settings(styles=(str(STYLE),), size=args.static_size, scales=1, iterations=200)
-    outs, _ = run_chain(static, [frame] * args.static_frames)
+    outs, _, _ = chain_frames(static, [frame] * args.static_frames)
     first, last = outs[0], outs[-1]
     _, (s_first, s_last) = image_losses(static, [first, last], [frame, frame])
     colour_change = np.abs(last.mean((0, 1)) - first.mean((0, 1))) / first.mean((0, 1))
@@ -273,7 +196,7 @@ def part_real(args, command, machine) -> list[str]:
              "sintel alley_2": clip_frames("sintel", args.real_size, 4)}
     for name, frames in clips.items():
         floor = float(np.mean(warping_error(iter(frames), iter(frames))))
-        first, _ = run_chain(base, frames[:1])
+        first, _, _ = chain_frames(base, frames[:1])
         rows = {}
         for mode, settings in reversed(modes.items()):  # independent first: the others refer to it
             inputs = frames[:args.real_independent_frames] if settings.independent else frames

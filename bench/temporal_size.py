@@ -17,29 +17,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for bench.* and sample_media.make_sample_clip
+import cv2
+import numpy as np
+import torch
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from common import SHARED, STYLE, chain_frames, chain_from, clip_frames, image_losses, private_cache, sample_clip_maker
+from nstvid.pipeline.flow import warping_error
+from nstvid.pipeline.frames import to_u8, video_size
+from nstvid.pipeline.media.images import read_image
+from nstvid.pipeline.settings import Settings
 
-from bench.iterations import run  # noqa: E402
-from bench.temporal import chain_frames, clip_frames, image_losses  # noqa: E402
-from nstvid.pipeline.flow import warping_error  # noqa: E402
-from nstvid.pipeline.frames import to_u8, video_size  # noqa: E402
-from nstvid.pipeline.media.images import read_image  # noqa: E402
-from nstvid.pipeline.settings import Settings  # noqa: E402
-from sample_media.make_sample_clip import orbit_frames, pan_frames  # noqa: E402
-
-STYLE = ROOT / "sample_media" / "starry_night.jpg"
-CONTENT = ROOT.parent / "shared" / "media" / "content"
-MOTIONS = {"pan": (pan_frames, "coffee.png"), "orbit": (orbit_frames, "astronaut.png")}
+CONTENT = SHARED / "content"
+MOTIONS = {"pan": ("pan_frames", "coffee.png"), "orbit": ("orbit_frames", "astronaut.png")}
 START = 30  # the sample clips' motion eases in; frames from 30 on move fastest
 RENDER = 640  # px, the width of the largest still; the clips are rendered at this size
 
@@ -49,6 +41,7 @@ def native_frames(name: str, size: int, count: int) -> list[np.ndarray]:
     if name not in MOTIONS:
         return clip_frames(name, size, count)
     motion, still = MOTIONS[name]
+    motion = getattr(sample_clip_maker(), motion)
     # Rendered at RENDER px, then area-downscaled like the Sintel frames: a render straight at 256 px
     # samples the still without a low-pass filter and aliases (its own E_warp came out 6x that at 512).
     frames = motion(to_u8(read_image(CONTENT / still).rgb), (RENDER, RENDER * 9 // 16))
@@ -68,7 +61,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the table here (docs/temporal_size.md "
                         "gathers several runs, so it is not the default)")
     args = parser.parse_args()
-    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix="nstvid-bench-cache-"))
+    private_cache()
     runs = [(int(size), [float(w) for w in weights.split(",")])
             for size, weights in (r.split(":") for r in args.runs)]
     machine = (torch.cuda.get_device_name() if torch.cuda.is_available()
@@ -91,7 +84,7 @@ def main() -> None:
             floor = float(np.mean(warping_error(iter(frames), iter(frames))))
             for weight in weights:
                 settings = dataclasses.replace(base, temporal_weight=weight)
-                outs = run(settings, frames, first)[0]
+                outs = chain_from(settings, frames, first)[0]
                 pairs = warping_error(iter(outs), iter(frames))
                 e_warp = float(np.mean(pairs))
                 losses = image_losses(settings, outs[1:], frames[1:])[0]

@@ -7,20 +7,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import CONTENT, REALSHORT, ROOT, STYLE, command, settings
+from common import revealed_ratio
+from conftest import CONTENT, REALSHORT, STYLE, command, settings
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 from test_image import losses_of
 from test_video import PAN, _e_warp, clip, count_frames
-
-sys.path.insert(0, str(ROOT))
-from bench.flicker import revealed_ratio  # noqa: E402
 
 BOUND, REVEALED_BOUND = 0.22, 1.10
 
@@ -62,7 +59,7 @@ def test_temporal_stability_beats_independent_frames_on_real_footage(realshort_r
 def test_revealed_pixels_are_painted_at_once(realshort_runs):
     """Pixels the hand-held camera revealed within the last 2 frames: their region style loss over
     that of the same shape on never-revealed pixels, controlled by the same ratio on the first
-    (fully optimised) frame (bench/flicker.py revealed_ratio), near 1: as painted as the rest.
+    (fully optimised) frame (bench/common.py revealed_ratio), near 1: as painted as the rest.
     Measured on an AMD EPYC in fp32: 0.98; the bound is the issue's target, 1.10."""
     from nstvid.pipeline.settings import Settings
 

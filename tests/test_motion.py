@@ -1,19 +1,15 @@
 """Real footage in motion, through the real command on committed real clips: no pop after the
-first frame or after a scene cut, and no lag behind the motion. The measures are bench/flicker.py's
+first frame or after a scene cut, and no lag behind the motion. The measures are bench/common.py's
 (docs/temporal.md), run on the command's output."""
 from __future__ import annotations
-
-import sys
 
 import cv2
 import numpy as np
 
-from conftest import REALSHORT, ROOT, SAMPLES, STYLE
+from common import lag_count
+from conftest import REALSHORT, SAMPLES, STYLE
 from nstvid.pipeline.media.video import read_frames, run_ffmpeg
 from test_video import _e_warp, clip
-
-sys.path.insert(0, str(ROOT))
-from bench.flicker import lag_count  # noqa: E402
 
 CUT = SAMPLES / "cut.mp4"
 POP_BOUND = 2.0
@@ -49,7 +45,7 @@ def test_the_painting_does_not_lag_behind_the_motion(tmp_path, run_nstvid):
     against input frames k-3..k+3 (correlation of blurred grey images), none is closer to a
     neighbour than to its own, as with --independent. With the flow from frames twice the working
     size (flow_scale = 2, from a config file), which catches the hand-held shake that DIS at 96 px
-    misses. Measured on an AMD EPYC in fp32 (bench/flicker.py lag_count, 12 frames at 96 px): 0 of
+    misses. Measured on an AMD EPYC in fp32 (bench/common.py lag_count, 12 frames at 96 px): 0 of
     12 out of place with flow_scale 2 and with --independent; 1 of 12 with the default flow at the
     working size (docs/temporal.md 5.3)."""
     short = clip(tmp_path, REALSHORT, 8, "short.mp4", audio=False)

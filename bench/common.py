@@ -1,0 +1,300 @@
+"""What the bench scripts share, each said once: the sample paths, a clip's frames at a size, the
+real chain over frames in memory, per-frame losses without the temporal term, VGG19's convolution
+work, GPU timing helpers, and the measurements more than one script (and the tests) use:
+revealed-region style ratios and lag behind the motion.
+
+A script imports it as `common`: `python bench/x.py` puts the script's own folder on the import
+path. The tests find it the same way, through pytest's pythonpath = ["bench"] (pyproject.toml).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+import torch
+
+from nstvid.pipeline import flow
+from nstvid.pipeline.features import LAYER_INDEX, VGG19_LAYOUT
+from nstvid.pipeline.frames import to_tensor, to_u8, video_size
+from nstvid.pipeline.gatys import content_targets, objective
+from nstvid.pipeline.media.images import read_image
+from nstvid.pipeline.media.video import probe, read_frames
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.settings import STYLE_LAYERS, Settings
+from nstvid.pipeline.video.chain import FrameResult
+from nstvid.pipeline.video.job import Finished, stylise_frames
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_media"
+STYLE = SAMPLES / "starry_night.jpg"
+CLIP = SAMPLES / "pan.mp4"  # the sample clip
+SHARED = ROOT.parent / "shared" / "media"  # the larger media beside the checkout, where there is one
+SINTEL = SHARED / "sintel" / "alley_2_clean"
+
+AGES = 5  # revealed within the last 5 frames (issue 22's window)
+OLD = 255  # age of pixels never revealed
+
+
+def private_cache(prefix: str = "nstvid-bench-cache-") -> None:
+    """A fresh style-target cache for this run (unless NSTVID_CACHE_DIR names one): timings
+    never hit targets an earlier run left."""
+    os.environ.setdefault("NSTVID_CACHE_DIR", tempfile.mkdtemp(prefix=prefix))
+
+
+def sample_clip_maker() -> ModuleType:
+    """sample_media/make_sample_clip.py (its pan and orbit renders), loaded from its file:
+    sample_media is a folder of media and scripts, not a package."""
+    spec = importlib.util.spec_from_file_location("make_sample_clip", SAMPLES / "make_sample_clip.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---- frames ----
+
+def load_frames(path: Path, size: int, count: int) -> list[np.ndarray]:
+    """The first count RGB uint8 frames of a video, decoded at working size (long side `size`)."""
+    info = probe(path)
+    h, w = video_size(info.width, info.height, size)
+    return [f for _, f in zip(range(count), read_frames(path, size=(w, h)))]
+
+
+def clip_frames(name: str, size: int, count: int) -> list[np.ndarray]:
+    """RGB uint8 frames of a sample clip (pan, orbit, realshort: the real hand-held one), or of
+    the Sintel sequence (real motion, 4 frames)."""
+    if name != "sintel":
+        return load_frames(SAMPLES / f"{name}.mp4", size, count)
+    out = []
+    for path in sorted(SINTEL.glob("frame_*.png"))[:count]:
+        rgb = read_image(path).rgb
+        h, w = video_size(rgb.shape[1], rgb.shape[0], size)
+        out.append(to_u8(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
+    return out
+
+
+def master_frames(file: str, first: int, count: int) -> list[np.ndarray]:
+    """count RGB uint8 frames from `first` at the source's size, of a file under SHARED (a video,
+    or a folder of Sintel PNGs; an absolute path works too): every variant's frames are made from
+    these (working, flow-size), so all see the same inputs."""
+    path = SHARED / file
+    if path.is_dir():  # Sintel PNGs
+        frames = [read_image(p).rgb for p in sorted(path.glob("frame_*.png"))[first:first + count]]
+        return [np.clip(np.rint(f * 255), 0, 255).astype(np.uint8) for f in frames]
+    reader = read_frames(path)
+    out = [f for i, f in zip(range(first + count), reader) if i >= first]
+    reader.close()
+    return out
+
+
+def at_size(frames: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    """frames resized (area) to (w, h), as ffmpeg's scaler shrinks when a job decodes them."""
+    return [f if f.shape[1::-1] == tuple(size) else cv2.resize(f, size, interpolation=cv2.INTER_AREA)
+            for f in frames]
+
+
+# ---- the chain ----
+
+def chain_frames(settings: Settings, frames: list[np.ndarray], saved: dict[int, np.ndarray] | None = None,
+                 size: tuple[int, int] | None = None, batch: int = 1,
+                 ) -> tuple[list[np.ndarray], list[float], list[FrameResult | None]]:
+    """The real chain (video/job.py stylise_frames) over frames in memory, in line, `batch` frames
+    per window (--batch; 1 by default). saved: {index: stylised uint8 frame} replayed instead of
+    computed (e.g. a shared first frame). size: the working (h, w) when the frames are the flow's
+    larger sources (default: the frames' own). Returns (outputs uint8, seconds per frame: flow
+    planning and optimisation, the FrameResult per frame: None for a replayed one)."""
+    engine, styles = prepare(dataclasses.replace(settings, batch=batch))
+    outs, secs, results = [], [], []
+    t = time.perf_counter()
+    for item in stylise_frames(engine, styles, frames, size or frames[0].shape[:2], saved=saved, overlap=False):
+        if isinstance(item, Finished):
+            now = time.perf_counter()
+            outs.append(item.frame)
+            secs.append(now - t)
+            results.append(item.result)
+            t = now
+    return outs, secs, results
+
+
+def chain_from(settings: Settings, frames: list[np.ndarray], first: np.ndarray):
+    """Frames 2..N chained from the given stylised first frame (replayed as a saved frame, as a
+    resumed job does) -> (outputs uint8 incl. first, seconds per frame, iterations per frame)."""
+    outs, secs, results = chain_frames(settings, frames, saved={0: first})
+    return outs, secs[1:], [r.iterations for r in results[1:]]
+
+
+# ---- cost on a GPU ----
+
+def conv_shapes(h: int, w: int) -> list[tuple[str, int, int, int, int]]:
+    """(name, in channels, out channels, h, w) of VGG19's convs up to relu5_1, where the network
+    the engine builds ends, for an h x w image."""
+    last = max(LAYER_INDEX[name] for name in STYLE_LAYERS + ("relu4_2",))
+    shapes, cin, block, conv, index = [], 3, 1, 1, 0  # index: the module's place in the network
+    for item in VGG19_LAYOUT:
+        if index > last:
+            break
+        if item == "M":
+            h, w, block, conv, index = h // 2, w // 2, block + 1, 1, index + 1
+            continue
+        shapes.append((f"conv{block}_{conv}", cin, item, h, w))
+        cin, conv, index = item, conv + 1, index + 2  # the conv and its ReLU
+    return shapes
+
+
+def conv_flops(h: int, w: int) -> float:
+    """Forward convolution work (FLOP, 2 per multiply-add) of the feature extractor on one h x w
+    image. An iteration costs about twice this: the forward pass, then the backward pass to the
+    image (the weights are frozen: no weight gradients)."""
+    return float(sum(2 * cin * cout * 9 * ch * cw for _, cin, cout, ch, cw in conv_shapes(h, w)))
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (timings on a GPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sample_batch(size: tuple[int, int], count: int) -> torch.Tensor:
+    """count frames of the sample clip at (w, h), (B, 3, h, w) float in [0, 1]; past the clip's
+    end its frames repeat."""
+    out = []
+    for i, f in enumerate(read_frames(CLIP, size=size)):
+        if i >= count:
+            break
+        out.append(torch.from_numpy(f).permute(2, 0, 1).float() / 255)
+    while len(out) < count:
+        out.append(out[len(out) % max(1, len(out))])
+    return torch.stack(out)
+
+
+# ---- losses ----
+
+def losses_per_frame(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
+    """Per frame (weighted loss, content loss, style loss) without the temporal term, fp32."""
+    engine, styles = prepare(dataclasses.replace(settings, precision="fp32"))
+    totals, content, style = [], [], []
+    for out, inp in zip(outputs, inputs):
+        c_t, c_s = content_targets(engine, to_tensor(inp.astype(np.float32) / 255))
+        with torch.no_grad():
+            total, c, st = objective(engine, to_tensor(out.astype(np.float32) / 255), c_t, c_s,
+                                     styles.targets(out.shape[:2]), None)
+        totals.append(float(total[0]))
+        content.append(float(c[0]))
+        style.append(float(st[0]))
+    return totals, content, style
+
+
+def image_losses(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
+    """Per-frame (weighted loss without the temporal term, style loss), fp32."""
+    totals, _, style = losses_per_frame(settings, outputs, inputs)
+    return totals, style
+
+
+# ---- revealed regions (bench/revealed.py's method) ----
+
+def ages_of(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Per frame, uint8 (H, W): frames since each pixel was revealed (0: revealed in this frame),
+    OLD where it has been visible since the first frame. Revealed: the chain's reliability < 0.5."""
+    h, w = frames[0].shape[:2]
+    ages = [np.full((h, w), OLD, np.uint8)]
+    for prev, frame in zip(frames, frames[1:]):
+        backward = flow.compute_flow(frame, prev)
+        trusted = flow.reliability(flow.compute_flow(prev, frame), backward) >= 0.5
+        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        carried = cv2.remap(ages[-1], grid_x + backward[..., 0], grid_y + backward[..., 1],
+                            cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        older = np.where(carried == OLD, OLD, np.minimum(carried.astype(np.int32) + 1, OLD - 1))
+        ages.append(np.where(trusted, older, 0).astype(np.uint8))
+    return ages
+
+
+def masked_style_loss(engine, styles, image: np.ndarray, weight: np.ndarray) -> float:
+    """Style loss of the pixels weighted by `weight` (H, W) in [0, 1]: per layer, the Gram of the
+    features times the weight (downsampled by area to the layer), over C x the weights' sum,
+    against the style's Gram target, normalised as in losses.style_loss."""
+    h, w = image.shape[:2]
+    targets = styles.targets((h, w))
+    with torch.no_grad():
+        feats = engine.features(to_tensor(image.astype(np.float32) / 255).to(engine.device))
+    total = 0.0
+    for layer, target, scale, lw in zip(STYLE_LAYERS, targets.grams, targets.scales,
+                                        engine.settings.style_layer_weights):
+        f = feats[layer].float()[0]
+        c, fh, fw = f.shape
+        m = torch.from_numpy(cv2.resize(weight, (fw, fh), interpolation=cv2.INTER_AREA)).to(f.device)
+        rows = f.reshape(c, -1) * m.reshape(1, -1).sqrt()
+        gram = rows @ rows.T / (c * m.sum().clamp_min(1e-6))
+        total += lw * float((gram - target[0]).square().mean() / scale[0])
+    return total / sum(engine.settings.style_layer_weights)
+
+
+def twin(region: np.ndarray, old: np.ndarray) -> np.ndarray | None:
+    """The same shape moved half a frame (across, else down) onto never-revealed pixels: a region
+    as large and as thin, so the Gram's noise from few pixels is the same on both sides. None if
+    under half of it lands on such pixels."""
+    h, w = region.shape
+    for shift, axis in ((w // 2, 1), (h // 2, 0)):
+        moved = np.roll(region, shift, axis=axis) * old
+        if moved.sum() >= 0.5 * region.sum():
+            return moved
+    return None
+
+
+def region_ratios(engine, styles, output: np.ndarray, age: np.ndarray) -> dict[int, float]:
+    """{age: style loss of the pixels of that age over that of their twin among the never-revealed
+    pixels} for one frame; regions under 1% of the frame are left out (too few pixels)."""
+    old = (age == OLD).astype(np.float32)
+    ratios = {}
+    for a in range(AGES):
+        region = (age == a).astype(np.float32)
+        other = twin(region, old) if region.mean() >= 0.01 else None
+        if other is not None:
+            ratios[a] = (masked_style_loss(engine, styles, output, region)
+                         / masked_style_loss(engine, styles, output, other))
+    return ratios
+
+
+def revealed_ratio(settings: Settings, outs, inputs, max_age: int = 2) -> tuple[float, int]:
+    """Mean region style ratio of pixels revealed within max_age frames, each over the same ratio,
+    same region, on the chain's first frame (a full optimisation of the shot: what a region of that
+    shape, at the border say, scores when it is as painted as the rest; the control bench/revealed.py
+    gets from a full optimisation of each measured frame, without its cost); (mean, frames counted)."""
+    engine, styles = prepare(dataclasses.replace(settings, precision="fp32"))
+    ages = ages_of(inputs)
+    values = []
+    for out, age in zip(outs[1:], ages[1:]):
+        young = np.where(age <= max_age, 0, OLD).astype(np.uint8)  # one region: ages 0..max_age
+        ratio = region_ratios(engine, styles, out, young).get(0)
+        control = region_ratios(engine, styles, outs[0], young).get(0)
+        if ratio is not None and control is not None:
+            values.append(ratio / control)
+    return (float(np.mean(values)) if values else float("nan")), len(values)
+
+
+# ---- lag behind the motion ----
+
+def lag_count(outs, inputs, reach: int = 3) -> tuple[int, int, int]:
+    """(frames matching another input frame better than their own, of them matching an earlier
+    one, frames compared): correlation of blurred grey images over frames k-reach..k+reach."""
+    def grey(f):
+        g = cv2.GaussianBlur(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2.0)
+        return (g - g.mean()) / (g.std() + 1e-6)
+    gi, go = [grey(f) for f in inputs], [grey(f) for f in outs]
+    wrong = earlier = compared = 0
+    for k in range(len(outs)):
+        near = [j for j in range(k - reach, k + reach + 1) if 0 <= j < len(inputs)]
+        if len(near) < 2:
+            continue
+        scores = {j: float((go[k] * gi[j]).mean()) for j in near}
+        best = max(scores, key=scores.get)
+        compared += 1
+        if best != k:
+            wrong += 1
+            earlier += best < k
+    return wrong, earlier, compared
