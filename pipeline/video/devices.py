@@ -5,7 +5,7 @@ The clip is cut into one piece per device. Each worker runs the ordinary warm-st
 process encodes the frames once, in clip order, as they arrive, and muxes the audio once at the end.
 
 A piece boundary restarts the chain, and two chains settle on different textures for the same frame:
-measured in docs/batching.md, a plain seam has about 50x the E_warp of a chained frame pair. So:
+measured in docs/batching.md, a plain seam has 93x the E_warp of the same pair in one chain. So:
   * a boundary is moved to a scene cut when one lies near it (the chain restarts there anyway);
   * otherwise the later worker starts LEAD_IN frames early, and over those frames the two chains'
     outputs are cross-faded, which spreads the texture change over the lead-in instead of one jump.
