@@ -74,6 +74,9 @@ def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray
             if isinstance(item, End):
                 yield item
                 continue
+            if isinstance(item, Message):
+                progress(item)
+                continue
             if isinstance(item, Replay):
                 chain.replay(item.frame, item.saved)
                 yield Finished(item.index, item.saved, None)

@@ -9,7 +9,7 @@ from .ffmpeg import (FFmpegError, MediaError, MediaNotFoundError, NoVideoStreamE
                      UnreadableMediaError, ffmpeg_exe, run_ffmpeg)
 from .probe import FrameSpan, VideoInfo, probe
 from .reader import FrameReader, read_frames
-from .writer import VIDEO_OUTPUT_EXTENSIONS, VideoWriter, container_problem
+from .writer import VIDEO_OUTPUT_EXTENSIONS, VideoWriter, container_problem, encoder_problem
 
 __all__ = [
     "FFmpegError",
@@ -24,6 +24,7 @@ __all__ = [
     "VideoInfo",
     "VideoWriter",
     "container_problem",
+    "encoder_problem",
     "ffmpeg_exe",
     "probe",
     "read_frames",
