@@ -115,6 +115,7 @@ class VideoWriter:
         crf: constant-quality factor for x264/x265/VP9/AV1 (ignored by other codecs).
         codec: ffmpeg video encoder name.
         pix_fmt: output pixel format.
+        comment: text for the file's `comment` tag (probe.read_comment reads it back), or None.
     """
 
     def __init__(
@@ -128,8 +129,10 @@ class VideoWriter:
         crf: int = 18,
         codec: str = "libx264",
         pix_fmt: str = "yuv420p",
+        comment: str | None = None,
     ) -> None:
         self.out_path = Path(out_path)
+        self.comment = comment
         self.width, self.height = int(width), int(height)
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
@@ -255,10 +258,13 @@ class VideoWriter:
             cmd += ["-crf", str(self.crf)]
             if self.codec == "libvpx-vp9":
                 cmd += ["-b:v", "0"]
-        cmd += ["-pix_fmt", self.pix_fmt, *color_tags, "-an"]
+        cmd += ["-pix_fmt", self.pix_fmt, *color_tags, "-an", *self._comment_args()]
         if self.out_path.suffix.lower() in _FASTSTART_EXTS and self.audio_from is None:
             cmd += ["-movflags", "+faststart"]  # index first, so players can start streaming
         return [*cmd, str(self._video_tmp)]
+
+    def _comment_args(self) -> list[str]:
+        return ["-metadata", f"comment={self.comment}"] if self.comment is not None else []
 
     def _mux_audio(self) -> None:
         """Second pass: video copied, first audio stream of ``audio_from`` copied or re-encoded."""
@@ -267,7 +273,7 @@ class VideoWriter:
         seek = ["-ss", f"{self.audio_start:.6f}"] if self.audio_start else []
         base = ["-y", "-v", "error", "-i", str(self._video_tmp), *seek, "-i", str(self.audio_from),
                 "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy",
-                "-t", f"{seconds:.6f}"]  # fmt: skip
+                "-t", f"{seconds:.6f}", *self._comment_args()]  # fmt: skip
         tail = []
         if self.out_path.suffix.lower() in _FASTSTART_EXTS:
             tail = ["-movflags", "+faststart"]
