@@ -149,7 +149,8 @@ echo '{"pid": 999999999, "host": "'"$(hostname)"'"}' > "$WORK/lockout/.nstvid.lo
 check "a stale folder lock is taken over" '[ $rc -eq 0 ] && grep -q "stale lock" "$WORK/l.out"' "exit $rc"
 "$NSTVID" "$WORK/pan4.mp4" "${TINY[@]}" -o "$WORK/one.mp4" > /dev/null 2> "$WORK/e.err"; rc=$?
 check "an existing output is refused (exit 2)" '[ $rc -eq 2 ] && grep -q "output exists" "$WORK/e.err"' "exit $rc"
-ffmpeg -y -v error -i "$MEDIA/pan.mp4" -frames:v 30 -c:v libx264 -an "$WORK/full.mkv"
+clip "$WORK/pan30.mp4" 30
+ffmpeg -y -v error -i "$WORK/pan30.mp4" -c copy "$WORK/full.mkv"
 head -c "$(($(stat -c %s "$WORK/full.mkv") / 2))" "$WORK/full.mkv" > "$WORK/cut.mkv"
 "$NSTVID" "$WORK/cut.mkv" "${TINY[@]}" -o "$WORK/cut.mp4" > /dev/null 2> "$WORK/t.err"; rc=$?
 check "a truncated input: exit 4, its decodable frames written" \
