@@ -148,6 +148,18 @@ class End:
     truncated: TruncatedVideoError | None = None
 
 
+def _load(saved: Path | np.ndarray | None) -> tuple[np.ndarray | None, Message | None]:
+    """A saved output as (H, W, 3) uint8, or (None, a warning) when its file does not decode
+    (damaged inside a whole file, which workdir.drop_damaged cannot see): it is made again, from
+    the frame before it."""
+    if saved is None or isinstance(saved, np.ndarray):
+        return saved, None
+    try:
+        return to_u8(read_image(saved).rgb), None
+    except InputError as e:
+        return None, Message(f"{e}; stylised again from the frame before it", level="warning")
+
+
 def produce(settings: Settings, frames: Iterable[np.ndarray], saved: Mapping[int, Path | np.ndarray],
             batch: Callable[[], int], *, start: int = 0, stop_at: int | None = None,
             size: tuple[int, int] | None = None) -> Iterator[Replay | Window | End | Message]:
@@ -181,13 +193,9 @@ def produce(settings: Settings, frames: Iterable[np.ndarray], saved: Mapping[int
                 if stop_at is not None and index >= stop_at:
                     read = index
                     break
-                output = saved.get(index)
-                if output is not None and not isinstance(output, np.ndarray):
-                    try:
-                        output = to_u8(read_image(output).rgb)
-                    except InputError as e:  # damaged inside a whole file: made again, from the frame before
-                        yield Message(f"{e}; stylised again from the frame before it", level="warning")
-                        output = None
+                output, warning = _load(saved.get(index))
+                if warning is not None:
+                    yield warning
                 if output is not None:
                     if pending:
                         yield window()
