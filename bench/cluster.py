@@ -1,15 +1,18 @@
 """--engine ray on a private local cluster: what a unit costs besides its optimisation, and how fast
-the driver alone can go.
+the driver alone can go. Every part runs the production drivers (the folder job of remote.py, the
+clip joiner of cluster/video.py) on the production pool; only the worker class differs.
 
-  (a) overhead per unit: wall time of a call as the driver sees it (dispatch, object transfer both
-      ways, scheduling, and the driver's atomic write) minus the worker's own time on it, for 256 px
-      images (one image per unit) and 512x288 video chunks (CHUNK_FRAMES warm frames per call);
-  (b) the driver's own limit: the real driver code (the folder job of remote.py, the clip joiner of
-      cluster/video.py) with the workers' optimisation replaced by a pass-through, in this bench only:
-      files/s and frames/s it dispatches, receives and writes;
+  (a) overhead per unit, one real worker: the gap between a unit's result and the one before it
+      (the driver's own work on the earlier result, dispatch, object transfer both ways, scheduling)
+      minus the worker's own time on the unit, for 256 px images (one image per unit) and 512x288
+      video chunks (CHUNK_FRAMES warm frames per call);
+  (b) the driver's own limit: the same drivers with a pass-through worker (Cluster(worker=...), this
+      bench only): files/s and frames/s it dispatches, receives and writes;
   (c) on paper, from (a) and (b): how many H200 workers one driver keeps busy at 720p.
 
     .venv/bin/python bench/cluster.py            # about 10 min on 2 CPU cores
+    .venv/bin/python bench/cluster.py --image-units 3 --video-chunks 2 --files 10 --frames 24 --no-write
+                                                 # a quick check that it runs
 
 Writes the tables into docs/cluster.md (the section after "## Measured").
 """
@@ -25,29 +28,22 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the private cluster: 127.0.0.1 only
+import torch
+
+from nstvid.pipeline.cluster.pool import Cluster
+from nstvid.pipeline.cluster.video import CHUNK_FRAMES, stylise_video_on_cluster
+from nstvid.pipeline.cluster.worker import Worker
+from nstvid.pipeline.folder.run import run_folder
+from nstvid.pipeline.media.video import run_ffmpeg
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.progress import FileDone, FrameDone
+from nstvid.pipeline.settings import RunOptions, load
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_media"
 DOC = ROOT / "docs" / "cluster.md"
-
-import torch  # noqa: E402
-
-from nstvid.pipeline.cluster import pool as pool_module  # noqa: E402
-from nstvid.pipeline.cluster.connect import Shape, connect  # noqa: E402
-from nstvid.pipeline.cluster.pool import Cluster, Pool  # noqa: E402
-from nstvid.pipeline.cluster.video import CHUNK_FRAMES, stylise_video_on_cluster  # noqa: E402
-from nstvid.pipeline.cluster.worker import Worker  # noqa: E402
-from nstvid.pipeline.folder.run import run_folder  # noqa: E402
-from nstvid.pipeline.frames import at_working_size  # noqa: E402
-from nstvid.pipeline.media.images import atomic_write_bytes, decode_image  # noqa: E402
-from nstvid.pipeline.media.video import run_ffmpeg  # noqa: E402
-from nstvid.pipeline.prepare import prepare  # noqa: E402
-from nstvid.pipeline.progress import FileDone, FrameDone  # noqa: E402
-from nstvid.pipeline.settings import RunOptions, load  # noqa: E402
-from nstvid.pipeline.video.clip import open_clip  # noqa: E402
-
 STYLE = SAMPLES / "starry_night.jpg"
-PHOTOS = [SAMPLES / n for n in ("chelsea.png", "astronaut.jpg", "coffee.jpg")]
+PHOTO = SAMPLES / "chelsea.png"  # one picture: its style targets are computed once, before the first unit
 
 
 class PassThrough(Worker):
@@ -66,61 +62,54 @@ def _settings(size: int, iterations: int, frame_iterations: int):
     return settings
 
 
-def overhead_images(ray, workers: int, size: int, iterations: int, units: int) -> dict:
+def _options(workers: int) -> RunOptions:
+    return RunOptions(engine="ray", ray_address="local", ray_workers=workers)
+
+
+def _photos(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for k in range(count):
+        shutil.copy(PHOTO, folder / f"p{k:04d}.png")
+    return folder
+
+
+def _clip(path: Path, frames: int, scale: str) -> Path:
+    run_ffmpeg(["-y", "-stream_loop", "-1", "-i", str(SAMPLES / "pan.mp4"), "-frames:v", str(frames),
+                "-vf", f"scale={scale}", "-c:v", "libx264", "-crf", "18", "-an", str(path)], path=path)
+    return path
+
+
+def overhead_images(size: int, iterations: int, units: int, tmp: Path) -> dict:
+    """units + 1 images through the folder job on one worker; the first result only starts the clock."""
     settings = _settings(size, iterations, 1)
-    _, styles = prepare(settings)
-    pool = Pool(ray, Shape(workers, 0.0, 1.0, max(1, (os.cpu_count() or 1) // workers)), settings,
-                (styles.pictures, styles.file_hashes))
-    pool.identities()  # started and loaded before the clock
-    files = [(str(p), p.read_bytes()) for p in PHOTOS]
-    out = Path(tempfile.mkdtemp(prefix="nstvid-bench-"))
-    rows, sent = [], 0
+    cluster = Cluster(_options(1), settings)
+    done: list[tuple[float, float]] = []  # (when the driver had recorded it, the worker's seconds)
     try:
-        targets = {}
-        while sent < units or pool.busy:
-            while sent < units and pool.has_idle:
-                name, data = files[sent % len(files)]
-                working = at_working_size(decode_image(data, name), size).size
-                if working not in targets:
-                    targets[working] = pool.targets_ref(styles, working)
-                pool.submit("images", targets[working], [(name, data)], ".png", 1, tag=(time.perf_counter(), sent))
-                sent += 1
-            got = pool.next_result(0.05)
-            if got is None:
-                continue
-            call, (identity, results) = got
-            atomic_write_bytes(out / f"{call.tag[1]}.png", results[0][1])
-            rows.append((time.perf_counter() - call.tag[0], results[0][2]))
+        run_folder(_photos(tmp / "a_photos", units + 1), tmp / "a_out", settings, _options(1),
+                   lambda e: done.append((time.perf_counter(), e.seconds)) if isinstance(e, FileDone) else None,
+                   cluster=cluster)
     finally:
-        pool.close()
-        shutil.rmtree(out, ignore_errors=True)
-    return _summary(rows)
+        cluster.close()
+    return _summary([(t - t0, work) for (t0, _), (t, work) in zip(done, done[1:])])
 
 
-def overhead_video(ray, workers: int, frame_iterations: int, chunks: int) -> dict:
+def overhead_video(frame_iterations: int, chunks: int, tmp: Path) -> dict:
+    """chunks + 1 chunks of a 512x288 clip on one worker (one piece); the first, which holds the
+    clip's cold first frame, only starts the clock."""
     settings = _settings(512, 1, frame_iterations)
-    _, styles = prepare(settings)
-    pool = Pool(ray, Shape(workers, 0.0, 1.0, max(1, (os.cpu_count() or 1) // workers)), settings,
-                (styles.pictures, styles.file_hashes))
-    pool.identities()
-    clip = open_clip(SAMPLES / "pan.mp4")
-    frames = [f for f, _ in zip(clip.frames((512, 288)), range(CHUNK_FRAMES + 1))]
-    targets = pool.targets_ref(styles, (288, 512))
-    rows, sent = [], 0
+    clip = _clip(tmp / "a_clip.mp4", (chunks + 1) * CHUNK_FRAMES, "512:288")
+    cluster = Cluster(_options(1), settings)
+    done: list[tuple[float, float]] = []  # per frame, in clip order: (when it came back, the worker's seconds)
     try:
-        while sent < chunks or pool.busy:
-            while sent < chunks and pool.has_idle:
-                pool.submit("frames", targets, (288, 512), (frames[0], frames[0]), frames[1:],
-                            tag=time.perf_counter())
-                sent += 1
-            got = pool.next_result(0.05)
-            if got is None:
-                continue
-            call, (identity, outputs) = got
-            rows.append((time.perf_counter() - call.tag, sum(o[2] for o in outputs)))
+        _, styles = prepare(settings)
+        stylise_video_on_cluster(cluster.pool(styles), styles, settings, clip, tmp / "a_out.mp4",
+                                 progress=lambda e: done.append((time.perf_counter(), e.seconds))
+                                 if isinstance(e, FrameDone) else None)
     finally:
-        pool.close()
-    return _summary(rows)
+        cluster.close()
+    per_chunk = [done[k:k + CHUNK_FRAMES] for k in range(0, len(done), CHUNK_FRAMES)]
+    return _summary([(chunk[-1][0] - before[-1][0], sum(s for _, s in chunk))
+                     for before, chunk in zip(per_chunk, per_chunk[1:])])
 
 
 def _summary(rows: list[tuple[float, float]]) -> dict:
@@ -130,44 +119,33 @@ def _summary(rows: list[tuple[float, float]]) -> dict:
             "overhead": statistics.median(over), "share": statistics.median(o / k for o, k in zip(over, works))}
 
 
-def driver_limit(ray, workers: int, files: int, frames: int, size: int) -> dict:
-    """The real folder and clip drivers against pass-through workers."""
-    pool_module.Worker = PassThrough  # the bench only
+def driver_limit(workers: int, files: int, frames: int, size: int, tmp: Path) -> dict:
+    """The folder and clip drivers against pass-through workers."""
     settings = _settings(size, 1, 1)
-    options = RunOptions(engine="ray", ray_address="local", ray_workers=workers)
-    tmp = Path(tempfile.mkdtemp(prefix="nstvid-bench-"))
+    cluster = Cluster(_options(workers), settings, worker=PassThrough)
     try:
-        photos = tmp / "photos"
-        photos.mkdir()
-        for k in range(files):
-            shutil.copy(SAMPLES / "chelsea.png", photos / f"p{k:04d}.png")
         stamps: list[float] = []
-        cluster = Cluster(options, settings)
-        run_folder(photos, tmp / "out", settings, options,
+        run_folder(_photos(tmp / "b_photos", files), tmp / "b_out", settings, _options(workers),
                    lambda e: stamps.append(time.perf_counter()) if isinstance(e, FileDone) else None, cluster=cluster)
         files_per_s = (len(stamps) - 1) / (stamps[-1] - stamps[0])
-        clip_path = tmp / "clip.mp4"
-        run_ffmpeg(["-y", "-stream_loop", "-1", "-i", str(SAMPLES / "pan.mp4"), "-frames:v", str(frames),
-                    "-vf", "scale=1280:720", "-c:v", "libx264", "-crf", "18", "-an", str(clip_path)], path=clip_path)
+        clip = _clip(tmp / "b_clip.mp4", frames, "1280:720")
         rates = {}
         _, styles = prepare(settings)
         pool = cluster.pool(styles)
         for long_side in (512, 1280):
             frame_stamps: list[float] = []
-            stylise_video_on_cluster(pool, styles, _settings(long_side, 1, 1), clip_path, tmp / f"out{long_side}.mp4",
+            stylise_video_on_cluster(pool, styles, _settings(long_side, 1, 1), clip, tmp / f"b_out{long_side}.mp4",
                                      progress=lambda e: frame_stamps.append(time.perf_counter())
                                      if isinstance(e, FrameDone) else None)
             rates[long_side] = (len(frame_stamps) - 1) / (frame_stamps[-1] - frame_stamps[0])
-        cluster.close()
-        return {"files_per_s": files_per_s, "frames_512": rates[512], "frames_720p": rates[1280]}
     finally:
-        pool_module.Worker = Worker
-        shutil.rmtree(tmp, ignore_errors=True)
+        cluster.close()
+    return {"files_per_s": files_per_s, "frames_512": rates[512], "frames_720p": rates[1280]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="pass-through workers (part b)")
     parser.add_argument("--image-units", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=20, help="per 256 px image (part a)")
     parser.add_argument("--video-chunks", type=int, default=4)
@@ -176,26 +154,31 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=240, help="part b")
     parser.add_argument("--h200-fps", type=float, default=1.0,
                         help="one H200 worker's frames/s at 720p (issue 13: about 1 today, 10 the goal)")
+    parser.add_argument("--no-write", action="store_true", help=f"print the tables, leave {DOC.name} as it is")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the driver's own work; the workers take the cores
-    ray = connect(RunOptions(engine="ray", ray_address="local"))
     t0 = time.time()
-    images = overhead_images(ray, args.workers, 256, args.iterations, args.image_units)
-    video = overhead_video(ray, args.workers, args.frame_iterations, args.video_chunks)
-    limit = driver_limit(ray, args.workers, args.files, args.frames, 256)
-    ray.shutdown()
+    tmp = Path(tempfile.mkdtemp(prefix="nstvid-bench-"))
+    try:
+        images = overhead_images(256, args.iterations, args.image_units, tmp)
+        video = overhead_video(args.frame_iterations, args.video_chunks, tmp)
+        limit = driver_limit(args.workers, args.files, args.frames, 256, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     lines = [
         "## Measured",
         "",
         f"`.venv/bin/python bench/cluster.py` ({platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, a private Ray cluster on this machine, {args.workers} CPU workers; "
-        f"{time.time() - t0:.0f} s). Medians per unit.",
+        f"{os.cpu_count()} cores, a private Ray cluster on this machine: one CPU worker for (a), "
+        f"{args.workers} pass-through workers for (b); {time.time() - t0:.0f} s). Medians per unit.",
         "",
         "### (a) Overhead per unit",
         "",
-        "Overhead = the call's wall time as the driver sees it (dispatch, transfer both ways, scheduling, "
-        "and for images the driver's atomic write) minus the worker's time on it (decode, optimisation, "
-        "encode; for video the optimisation passes; flow and planning on the worker count as overhead here).",
+        "Overhead = the gap between a unit's result and the one before it on the one worker (the driver's "
+        "own work on the earlier result: for images the atomic write and the manifest, for video the "
+        "resume save and the encode; then dispatch, transfer both ways, scheduling) minus the worker's "
+        "time on the unit (decode, optimisation, encode; for video the optimisation passes; flow and "
+        "planning on the worker count as overhead here).",
         "",
         "| unit | units | worker time (s) | wall (s) | overhead (s) | overhead / worker time |",
         "|---|---|---|---|---|---|",
@@ -228,6 +211,8 @@ def main() -> None:
               f"{limit['files_per_s']:.0f} files/s covers far more workers than video does.", ""]
     text = "\n".join(lines)
     print(text)
+    if args.no_write:
+        return
     doc = DOC.read_text() if DOC.exists() else "# nstvid on a cluster\n\n"
     head = doc.split("## Measured")[0].rstrip() + "\n\n"
     DOC.write_text(head + text)

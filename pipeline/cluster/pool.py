@@ -47,11 +47,13 @@ class Call:
 
 
 class Pool:
-    """Ray actors of the Worker class, one call in hand each."""
+    """Ray actors of the Worker class (or of worker, a class with its methods: bench/cluster.py's
+    pass-through), one call in hand each."""
 
-    def __init__(self, ray, shape: Shape, settings: Settings, sent, progress: Callback = ignore):
+    def __init__(self, ray, shape: Shape, settings: Settings, sent, progress: Callback = ignore, *,
+                 worker: type = Worker):
         self.ray, self.progress = ray, progress
-        remote = ray.remote(Worker).options(num_gpus=shape.gpus, num_cpus=shape.cpus, max_restarts=-1,
+        remote = ray.remote(worker).options(num_gpus=shape.gpus, num_cpus=shape.cpus, max_restarts=-1,
                                             max_task_retries=0)
         # The style pictures go in once, held by this pool for as long as its workers live; each
         # call carries [ref] (Ray resolves a bare ref argument on every call, not one in a list).
@@ -188,17 +190,20 @@ class Pool:
 
 class Cluster:
     """A job's link to the cluster: joined when the job starts (a bad address fails before any
-    work), its workers started at the first unit (a rerun with nothing to do starts none)."""
+    work), its workers started at the first unit (a rerun with nothing to do starts none), as
+    actors of worker (Pool's)."""
 
-    def __init__(self, options: RunOptions, settings: Settings, progress: Callback = ignore):
+    def __init__(self, options: RunOptions, settings: Settings, progress: Callback = ignore, *,
+                 worker: type = Worker):
         self.ray = connect(options)
-        self.options, self.settings, self.progress = options, settings, progress
+        self.options, self.settings, self.progress, self.worker = options, settings, progress, worker
         self._pool: Pool | None = None
 
     def pool(self, styles: StyleSet) -> Pool:
         if self._pool is None:
             plan = shape(self.ray, self.options.ray_workers)
-            self._pool = Pool(self.ray, plan, self.settings, (styles.pictures, styles.file_hashes), self.progress)
+            self._pool = Pool(self.ray, plan, self.settings, (styles.pictures, styles.file_hashes), self.progress,
+                              worker=self.worker)
             nodes = sorted({i["node"] for i in self._pool.identities()})
             self.progress(Message(f"{plan.describe()}, on {len(nodes)} node(s): {', '.join(nodes)}"))
         return self._pool
