@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch 2.14.1 + torchvision 0.29.1 install from this machine's local cache; elsewhere from PyPI.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fp32 test-cluster setup clean bench
+.PHONY: demo test test-fp32 test-cluster probe setup clean bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,9 +36,15 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_faults"
 
-# Every Ray test on a private 127.0.0.1 cluster (about 2 minutes on 2 cores).
+# Every Ray test on a private 127.0.0.1 cluster (about 2 minutes on 2 cores), then the Ray probes
+# of bench/probe_reliability.sh (a private instance with a stale record present).
 test-cluster: setup
 	$(BIN)/python -m pytest -q tests/test_cluster.py --durations=5
+	bench/probe_reliability.sh --ray
+
+# Each reliability failure of issue 24 and before through the real command: OK/BAD per probe.
+probe: setup
+	bench/probe_reliability.sh
 
 # The whole suite with --precision fp32 forced on every run (what an AVX2-only CPU runs anyway).
 test-fp32: setup

@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from .cluster.connect import check_installed
+from .cluster.connect import check_address, check_installed
+from .cluster.image import stylise_image_on_cluster
 from .cluster.pool import Cluster
 from .cluster.video import stylise_video_on_cluster
 from .engine import pick_device, pick_dtype
 from .errors import InputError, UsageError
 from .features import resolve_weights
+from .folder.lock import output_lock
 from .folder.run import FolderSummary, check_folders, run_folder
 from .image_job import ImageOutcome, stylise_file
 from .media.images import read_image
+from .media.video import encoder_problem
 from .media.sniff import classify
 from .outputs import check_output, default_output
 from .prepare import prepare
@@ -101,10 +104,13 @@ def _check_model(settings: Settings) -> None:
     resolve_weights(settings.weights)
 
 
-def _check_cluster_job(settings: Settings) -> None:
-    """What --engine ray cannot do, refused before work: Ray installed; workers get the style
-    pictures and frames from this process, but no other file of this machine."""
+def _check_cluster_job(settings: Settings, options: RunOptions) -> None:
+    """What --engine ray cannot do, refused before work: Ray installed, an address of the right
+    form (whether a cluster answers there is checked when the job joins it, before its first
+    unit); workers get the style pictures and frames from this process, but no other file of
+    this machine."""
     check_installed()
+    check_address(options.ray_address)
     if settings.devices:
         raise UsageError("--devices and --engine ray both given: the cluster's workers are the devices")
     if settings.init not in ("content", "noise"):
@@ -135,9 +141,13 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
         read_image(settings.init)
     _check_model(settings)
     if run_options.engine == "ray":
-        _check_cluster_job(settings)
+        _check_cluster_job(settings, run_options)
     source = Path(input)
     kind = input_kind(source)
+    if kind != "image" and not run_options.preview:  # a folder may hold videos
+        problem = encoder_problem(settings.codec, settings.crf)
+        if problem:
+            raise UsageError(problem)
     ranged = any(v is not None for v in (run_options.start, run_options.duration, run_options.end))
     if ranged and kind != "video":
         raise UsageError(f"{source}: --start, --duration and --end choose part of a single video")
@@ -180,13 +190,25 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     if preview:
         return run_preview(job.input, job.kind, job.clip, job.output, job.settings, preview,
                            job.options.preview_strengths, progress)
-    if job.options.engine == "ray" and job.kind != "image":
-        return _run_on_cluster(job, progress, stop)
-    if job.kind == "folder":
-        return run_folder(job.input, job.output, job.settings, job.options, progress, stop)
-    if job.kind == "image":
+    if job.kind == "folder":  # the folder's own lock covers its videos' outputs too
         if job.options.engine == "ray":
-            progress(Message("--engine ray: a single image runs here; the cluster is for folders and videos"))
+            return _run_on_cluster(job, progress, stop)
+        return run_folder(job.input, job.output, job.settings, job.options, progress, stop)
+    # One run per output: a second one would take the first one's resume frames for its own, or
+    # start fresh and delete them, and both would write the output (exit 3 instead).
+    lock = output_lock(job.output)
+    lock.acquire(progress)
+    try:
+        return _run_file(job, progress, stop)
+    finally:
+        lock.release()
+
+
+def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
+    """A single image or video, its output locked."""
+    if job.options.engine == "ray":
+        return _run_on_cluster(job, progress, stop)
+    if job.kind == "image":
         engine, styles = prepare(job.settings, progress)
         return stylise_file(engine, styles, job.input, job.output, progress=progress)
     if job.settings.devices:
@@ -198,13 +220,16 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
 
 
 def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
-    """A folder or a video on the Ray workers (cluster/); the cluster is joined first, so a bad
-    address fails before any work, and left at the end."""
+    """A folder, a video or an image on the Ray workers (cluster/); the cluster is joined first,
+    so a bad address fails before any work, and left at the end."""
     cluster = Cluster(job.options, job.settings, progress)
     try:
         if job.kind == "folder":
             return run_folder(job.input, job.output, job.settings, job.options, progress, stop, cluster)
         _, styles = prepare(job.settings, progress)  # here: the style targets, computed once
+        if job.kind == "image":
+            return stylise_image_on_cluster(cluster.pool(styles), styles, job.settings, job.input, job.output,
+                                            progress)
         return stylise_video_on_cluster(cluster.pool(styles), styles, job.settings, job.clip, job.output,
                                         keep_frames=job.options.keep_frames, progress=progress, stop=stop)
     finally:

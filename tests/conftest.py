@@ -40,6 +40,22 @@ def command(*args) -> list[str]:
     return [nstvid_exe(), *map(str, args), *(["--precision", PRECISION] if PRECISION else [])]
 
 
+def set_flag(args, flag: str, value=None) -> list:
+    """A copy of the command line args with the value of `flag` (found by name, never by position:
+    a forced --precision may follow) replaced by value, or flag and its value removed when value is
+    None; a flag not there is appended with value."""
+    args = list(args)
+    if flag in args:
+        at = args.index(flag)
+        if value is None:
+            del args[at:at + 2]
+        else:
+            args[at + 1] = str(value)
+    elif value is not None:
+        args += [flag, str(value)]
+    return args
+
+
 def settings(**values):
     """Settings for in-process tests, at the forced precision when there is one."""
     from nstvid.pipeline.settings import Settings

@@ -79,15 +79,26 @@ def env_with_token(folder: Path) -> dict[str, str]:
 
 def start(ray_bin: Path, env: dict[str, str], cpus: int = 2) -> tuple[str, int, str]:
     """Start a head bound to 127.0.0.1 with `cpus` CPUs and a watchdog on this process;
-    (address, GCS port, state API address)."""
+    (address, GCS port, state API address). `ray start` records its head as this machine's
+    cluster (Ray's ray_current_cluster file), which would outlive the torn-down head and send
+    `--ray-address auto` to a dead address: the record is put back as it was at once."""
+    from nstvid.pipeline.cluster.connect import record_path
+
     port, dashboard = free_port(), free_port()
     env = {**os.environ, **env}
+    record = record_path()
+    before = record.read_bytes() if record.is_file() else None
     subprocess.run([str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
                     f"--num-cpus={cpus}", "--num-gpus=0", "--disable-usage-stats",
                     # the dashboard serves Ray's state API, which the tests find workers with
                     "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
                     f"--ray-client-server-port={free_port()}"],
                    env=env, check=True, capture_output=True, timeout=120)
+    if record.is_file() and record.read_text().strip() == f"127.0.0.1:{port}":  # ours, not another's since
+        if before is None:
+            record.unlink()
+        else:
+            record.write_bytes(before)
     subprocess.Popen([sys.executable, __file__, "--watch", str(os.getpid()), str(port)],
                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return f"127.0.0.1:{port}", port, f"http://127.0.0.1:{dashboard}"

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,8 +40,8 @@ def cluster(tmp_path_factory):
         ray_cluster.stop(port)
 
 
-def run(args, env, cache_dir, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command(*args), capture_output=True, text=True, timeout=600,
+def run(args, env, cache_dir, timeout=600, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout,
                           env={**env, "NSTVID_CACHE_DIR": str(cache_dir)}, **kwargs)
 
 
@@ -155,13 +157,68 @@ def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
 
 
 def test_unreachable_address_is_one_line_exit_2(tmp_path, cache_dir):
+    """For a video and a single image alike (an image runs on a worker too), before any work."""
     port = ray_cluster.free_port()  # nothing listens there
+    for source, name in ((REALSHORT, "out.mp4"), (CONTENT, "out.png")):
+        started = time.time()
+        r = run([source, "--style", STYLE, "-o", tmp_path / name, "--engine", "ray",
+                 "--ray-address", f"127.0.0.1:{port}"], dict(os.environ), cache_dir)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in r.stderr, r.stderr
+        assert "device" not in r.stdout and time.time() - started < 60
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def stale_record():
+    """(environment, record file): Ray's temp folder moved to a fresh short folder ($RAY_TMPDIR;
+    a private instance keeps its sockets there, whose paths must stay short) whose record of this
+    machine's cluster names a closed 127.0.0.1 port, as a test head torn down without `ray stop`
+    leaves it."""
+    folder = Path(tempfile.mkdtemp(prefix="nstvid-ray-", dir="/tmp"))
+    record = folder / "ray" / "ray_current_cluster"
+    record.parent.mkdir()
+    record.write_text(f"127.0.0.1:{ray_cluster.free_port()}")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": str(folder)}
+    try:
+        yield env, record
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_local_address_starts_its_own_instance_whatever_the_record_says(stale_record, tmp_path, cache_dir):
+    """--ray-address local with a stale record: a fresh private instance on 127.0.0.1 (Ray would
+    otherwise join the recorded address and retry it for minutes), which stylises the image on a
+    worker; the record is left as it was."""
+    env, record = stale_record
+    before = record.read_text()
+    out = tmp_path / "out.png"
+    r = run([CONTENT, "--style", STYLE, "-o", out, "--size", "32", "--scales", "1", "--iterations", "2",
+             "--engine", "ray", "--ray-address", "local", "--log-format", "plain"], env, cache_dir, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "stylised on Ray worker" in r.stdout and "(127.0.0.1)" in r.stdout, r.stdout
+    assert cv2.imread(str(out)).shape[1] == 32
+    assert record.read_text() == before
+
+
+def test_auto_address_names_a_stale_record(stale_record, tmp_path, cache_dir):
+    env, record = stale_record
     started = time.time()
-    r = run([REALSHORT, "--style", STYLE, "-o", tmp_path / "out.mp4", "--engine", "ray",
-             "--ray-address", f"127.0.0.1:{port}"], dict(os.environ), cache_dir)
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in r.stderr, r.stderr
+    r = run([CONTENT, "--style", STYLE, "-o", tmp_path / "out.png", "--engine", "ray", "--ray-address", "auto"],
+            env, cache_dir)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stale" in lines[0] and str(record) in lines[0] and record.read_text() in lines[0]
     assert time.time() - started < 60
+
+
+def test_the_test_cluster_leaves_no_record_of_itself(cluster):
+    """`ray start` recorded the tests' head as this machine's cluster; the fixture put the record
+    back at once, so nothing names the head once it is torn down."""
+    from nstvid.pipeline.cluster.connect import record_path
+
+    address, _, _ = cluster
+    assert not record_path().is_file() or record_path().read_text().strip() != address
 
 
 def test_missing_ray_is_one_line_exit_2(tmp_path, cache_dir):

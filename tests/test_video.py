@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import SAMPLES, STYLE, command, nstvid_exe, settings
+from conftest import SAMPLES, STYLE, command, nstvid_exe, set_flag, settings
 from nstvid.pipeline.media.video import TruncatedVideoError, probe, read_frames, run_ffmpeg
 
 PAN = SAMPLES / "pan.mp4"  # 3 s, 25 fps, 320x180, AAC tone
@@ -90,7 +90,8 @@ def test_sigterm_saves_frame_and_exits_143_and_settings_change_starts_fresh(tmp_
     assert proc.returncode == 143, err
     assert not out.exists()
     assert len(list(work.glob("frame_*.png"))) >= 3
-    r = subprocess.run(args[:-1] + ["3"], env=env, capture_output=True, text=True, timeout=600)  # other settings
+    other = set_flag(args, "--frame-iterations", 3)  # other settings
+    r = subprocess.run(other, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "starting fresh: settings changed" in r.stdout, r.stdout
 

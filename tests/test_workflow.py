@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nstvid
-from conftest import PRECISION, SAMPLES, STYLE, nstvid_exe
+from conftest import PRECISION, SAMPLES, STYLE, nstvid_exe, set_flag
 from nstvid.pipeline import sheet
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 
@@ -106,7 +106,7 @@ def test_part_of_a_clip_is_exact_with_its_sound_and_resumes(tmp_path, run_nstvid
     assert info.has_audio and info.container_duration <= 12 / 25 + 0.05, info
     again = run_nstvid(*args, "--overwrite")
     assert "resuming at frame 13: 12 frames already stylised" in again.stdout, again.stdout
-    other = run_nstvid(*args[:-7], "--start", "24f", "--end", "1.2s", "--keep-frames", "--log-format", "plain",
+    other = run_nstvid(*set_flag(set_flag(set_flag(args, "--start", "24f"), "--duration"), "--end", "1.2s"),
                        "--overwrite")
     assert "starting fresh: frames changed" in other.stdout and len(list(read_frames(out))) == 6, other.stdout
 

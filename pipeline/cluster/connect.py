@@ -2,6 +2,8 @@
 
 Ray is an optional extra (`pip install 'nstvid[ray]'`) and is imported here only, when a job asks
 for --engine ray. An address that cannot be reached is refused after CONNECT_TIMEOUT seconds.
+`--ray-address local` starts a private instance on 127.0.0.1 and never reads Ray's record of the
+machine's cluster; `auto` reads that record, and says it is stale when nothing answers there.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import importlib.util
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,15 +50,23 @@ def _answers(host: str, port: int) -> str | None:
         return e.strerror or str(e) or type(e).__name__
 
 
-def _auto_address() -> str | None:
-    """The cluster `ray start` left on this machine ($RAY_ADDRESS, else Ray's own record of it)."""
+def record_path() -> Path:
+    """Where `ray start` records the cluster it started (`ray_current_cluster`), by Ray's own rule
+    for its temp folder: $RAY_TMPDIR, else $TMPDIR (Linux), else /tmp; then ray/."""
+    base = os.environ.get("RAY_TMPDIR") or (os.environ.get("TMPDIR") if sys.platform.startswith("linux") else None)
+    return Path(base or "/tmp") / "ray" / "ray_current_cluster"
+
+
+def _auto_address() -> tuple[str | None, str]:
+    """The cluster `ray start` left on this machine, and where that was read: $RAY_ADDRESS, else
+    Ray's record of it (record_path). A record outlives its cluster when the cluster is stopped
+    without `ray stop`."""
     if os.environ.get("RAY_ADDRESS"):
-        return os.environ["RAY_ADDRESS"]
-    temp = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+        return os.environ["RAY_ADDRESS"], "$RAY_ADDRESS"
     try:
-        return temp.read_text().strip() or None
+        return record_path().read_text().strip() or None, f"Ray's record {record_path()}"
     except OSError:
-        return None
+        return None, ""
 
 
 def _token_available() -> bool:
@@ -64,20 +75,44 @@ def _token_available() -> bool:
         Path(p).expanduser().is_file() for p in (os.environ.get("RAY_AUTH_TOKEN_PATH", ""), "~/.ray/auth_token") if p)
 
 
+def check_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of a HOST:PORT address (ray:// allowed), None for auto and local; UsageError
+    for anything else. No network: load_job checks every job's address this way before work."""
+    if address in ("auto", "local"):
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address}: expected HOST:PORT, auto or local")
+    return host, int(port)
+
+
 def _check_reachable(address: str) -> str:
-    """The host:port to join, refused (UsageError, exit 2) when nothing answers there in time."""
-    shown = address
+    """The host:port to join, refused (UsageError, exit 2) when nothing answers there within
+    CONNECT_TIMEOUT: for auto, the recorded address, named as stale when nothing answers."""
+    shown, source = address, ""
     if address == "auto":
-        address = _auto_address()
+        address, source = _auto_address()
         if address is None:
             raise UsageError("--ray-address auto: no Ray cluster started on this machine (run `ray start "
                              "--head`, or give --ray-address HOST:PORT, or local for a private one)")
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--ray-address {shown}: expected HOST:PORT, auto or local")
-    why = _answers(host, int(port))
+    if source:  # read from $RAY_ADDRESS or Ray's record
+        try:
+            parsed = check_address(address)
+        except UsageError:
+            parsed = None
+        if parsed is None:
+            raise UsageError(f"--ray-address auto: {source} holds {address!r}, not HOST:PORT")
+    else:
+        parsed = check_address(address)  # given HOST:PORT (local never comes here)
+    host, port = parsed
+    why = _answers(host, port)
+    if why is not None and source.startswith("Ray's record"):
+        raise UsageError(f"--ray-address auto: {source} names {address}, where nothing answers ({why}): the "
+                         "record is stale, left by a cluster that stopped without `ray stop` (start one with "
+                         "`ray start --head`, or use --ray-address local for a private one)")
     if why is not None:
-        raise UsageError(f"--ray-address {shown}: no Ray cluster answers at {address} ({why})")
+        raise UsageError(f"--ray-address {shown}: no Ray cluster answers at {address}"
+                         + (f" (from {source})" if source else "") + f" ({why})")
     return address
 
 
@@ -98,8 +133,10 @@ def connect(options: RunOptions):
         return ray
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
     try:
-        if local:  # "local", not None: None would join the cluster `ray start` last left on this machine
-            ray.init(address="local", include_dashboard=False, **quiet)
+        if local:
+            # address="local": a new instance always; without it Ray joins whatever cluster its
+            # record names (and spends minutes retrying one that has stopped).
+            ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
         else:
             ray.init(address=_check_reachable(options.ray_address), **quiet)
     except (ConnectionError, RuntimeError, TimeoutError) as e:

@@ -78,9 +78,10 @@ def open_feed(number: int, piece: Piece, clip: Clip, work: WorkDir, settings: Se
 
 def stylise_video_on_cluster(pool: Pool, styles: StyleSet, settings: Settings, source: Clip | Path,
                              output_path: Path, *, keep_frames: bool = False, progress: Callback = ignore,
-                             stop: StopRequest = NEVER_STOP) -> VideoOutcome:
+                             stop: StopRequest = NEVER_STOP, comment: str | None = None) -> VideoOutcome:
     """Stylise a video (or the part a Clip names) on the pool's workers (see the module doc); styles:
-    the driver's, which computes the targets once; the caller has checked the output."""
+    the driver's, which computes the targets once; the caller has checked the output. comment:
+    the output's `comment` tag."""
     started = time.perf_counter()
     clip = source if isinstance(source, Clip) else open_clip(source)
     progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
@@ -96,7 +97,7 @@ def stylise_video_on_cluster(pool: Pool, styles: StyleSet, settings: Settings, s
         if feed.finished:
             joiner.take("end", feed.number, None)
     try:
-        with open_writer(output_path, clip, work, settings) as writer:
+        with open_writer(output_path, clip, work, settings, comment) as writer:
             while joiner.written < frames:
                 if not stop:
                     for feed in feeds:

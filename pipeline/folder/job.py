@@ -27,6 +27,7 @@ from ..settings import RunOptions, Settings, file_sha256
 from ..video.devices import stylise_video_on_devices
 from ..video.job import stylise_video
 from .manifest import Manifest
+from .origin import record
 from .plan import Task
 
 @dataclass
@@ -178,6 +179,10 @@ class FolderJob:
         _clean_stale_parts(task.out_path)
         check_output(item.path, task.out_path, kind=item.kind, overwrite=True, codec=self.settings.codec)
 
+    def origin(self, task: Task) -> str:
+        """The record a begun file's output keeps of its origin (origin.py)."""
+        return record(self.manifest.files[task.item.rel]["sha256"], task.digest)
+
     @contextmanager
     def attempt(self, task: Task) -> Iterator[Attempt]:
         """One step of one file (read, stylise, write), timed into task.seconds. An error in it
@@ -237,7 +242,8 @@ class FolderJob:
         try:
             with self.attempt(task) as attempt:
                 self.begin(task)
-                options = dict(keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop)
+                options = dict(keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop,
+                               comment=self.origin(task))
                 if on_cluster is not None:
                     on_cluster(task.item.path, task.out_path, **options)
                 elif self.settings.devices:  # the workers build their own engines; this process encodes
@@ -318,7 +324,7 @@ class FolderJob:
             self.fail(task, picture)
             return
         with self.attempt(task) as attempt:
-            write_image(task.out_path, picture)
+            write_image(task.out_path, picture, record=self.origin(task))
         if not attempt.failed:
             self.done(task)
 

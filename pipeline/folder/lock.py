@@ -2,6 +2,10 @@
 process start time, and kept flock-ed for the run. A live holder makes a second run fail with
 LockedError (exit 3); a lock whose process is gone (or whose pid was reused) is taken over with a
 warning. Holders on another host always count as alive.
+
+A single image or video takes the same kind of lock for its output, `.NAME.nstvid.lock` beside it
+(output_lock), which covers its resume folder `.NAME.nstvid-work` too. A folder job's own videos
+are covered by the folder's lock and take none of their own.
 """
 from __future__ import annotations
 
@@ -53,8 +57,9 @@ def _pid_alive(pid: int) -> bool:
 class FolderLock:
     """`<out>/.nstvid.lock`: created with O_EXCL, flock-ed while held, removed on release."""
 
-    def __init__(self, folder: Path):
-        self.path = folder / LOCK_NAME
+    def __init__(self, folder: Path, name: str = LOCK_NAME, holds: str = "this output folder"):
+        self.path = folder / name
+        self.holds = holds  # what the lock keeps to one run, for the message a second run gets
         self.fd: int | None = None
 
     def _read(self, fd: int) -> dict:
@@ -67,7 +72,7 @@ class FolderLock:
     def _holder(self, info: dict) -> str:
         pid = info.get("pid", "?")
         where = info.get("host", "?")
-        return (f"{self.path}: another nstvid run (pid {pid}) holds this output folder "
+        return (f"{self.path}: another nstvid run (pid {pid}) holds {self.holds} "
                 f"(host {where}, started {info.get('started', '?')})")
 
     def _alive(self, info: dict) -> bool:
@@ -160,3 +165,10 @@ class FolderLock:
         finally:
             os.close(self.fd)
             self.fd = None
+
+
+def output_lock(output: Path) -> FolderLock:
+    """The lock of a single image's or video's output (and its resume folder): `.NAME.nstvid.lock`
+    beside it."""
+    output = Path(output)
+    return FolderLock(output.parent, f".{output.name}.nstvid.lock", "this output and its resume folder")

@@ -56,8 +56,8 @@ class Manifest:
         except FileNotFoundError:
             pass
         except (OSError, ValueError, AttributeError) as e:
-            progress(Message(f"{path}: unreadable manifest ({e}); every file is looked at afresh",
-                             level="warning"))
+            progress(Message(f"{path}: unreadable manifest ({e}); rebuilt: outputs that prove their origin "
+                             "are kept, the other files stylised again", level="warning"))
         try:
             with open(self.journal_path, encoding="utf-8") as f:
                 for line in f:

@@ -5,8 +5,11 @@ are unchanged, the output still exists, and the input is unchanged (same size an
 those moved, the same SHA-256). A file that failed for good (unusable content) and has not changed
 fails again without a second try. Everything else is (re)done; videos resume through the video
 job's own resume. An output that exists at a final path is only replaced when the manifest says
-this job made it, or with --overwrite; a foreign file in the way is a per-file failure.
---overwrite does not force finished files to be redone: delete the manifest for that.
+this job made it, when the output itself says so (origin.py: a manifest lost or damaged), or with
+--overwrite; a foreign file in the way is a per-file failure. Without a manifest entry, an output
+whose record names this input and these settings is skipped, and recorded again.
+--overwrite does not force finished files to be redone: delete the manifest and pass --overwrite
+for that.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 from ..media.images import Picture, fit_long_side, header_size
 from ..progress import Callback
 from ..settings import file_sha256
+from .origin import origin
 from .walk import Item, assign_outputs, walk
 
 
@@ -28,6 +32,7 @@ class Plan:
     action: str
     reason: str = ""
     sha256: str = ""
+    proven: bool = False  # skipped on the output's own record (origin.py), with no manifest entry
 
 
 def decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overwrite: bool,
@@ -57,12 +62,33 @@ def decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overwr
                 return Plan(item, "fail", f"cannot read ({e.strerror or e})")
             if sha == entry["sha256"]:
                 return Plan(item, "skip", sha256=sha)  # touched or copied, not changed
+    if entry is None and out_exists and not overwrite and out_path.is_file():
+        proof = _by_origin(item, out_path, digest)
+        if proof is not None:
+            return proof
     if out_exists and not overwrite and not (entry and entry.get("output") == item.out_rel):
         if out_path.is_dir():
             return Plan(item, "fail", f"output {out_path} is a folder")
         return Plan(item, "fail", f"output {out_path} exists and was not made by this job "
                                   f"(pass --overwrite to replace it)")
     return Plan(item, "do")
+
+
+def _by_origin(item: Item, out_path: Path, digest: str) -> Plan | None:
+    """Without a manifest entry: the plan an output's own record decides (skip when it was made
+    from this input with these settings, do when from this input with others), or None."""
+    found = origin(out_path, item.kind)
+    if found is None:
+        return None
+    try:
+        sha = file_sha256(item.path)
+    except OSError as e:
+        return Plan(item, "fail", f"cannot read ({e.strerror or e})")
+    if found["input"] != sha:
+        return None
+    if found["settings"] == digest:
+        return Plan(item, "skip", sha256=sha, proven=True)
+    return Plan(item, "do", sha256=sha)
 
 
 def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dict[str, str],

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..cluster.pool import Call, Cluster, Pool
 from ..cluster.video import stylise_video_on_cluster
 from ..errors import InputError, Interrupted, ProcessingError
-from ..media.images import atomic_write_bytes, fit_long_side, header_size, output_format
+from ..media.images import atomic_write_bytes, fit_long_side, header_size, output_format, with_record
 from ..progress import Message
 from .plan import Task
 from .job import FolderJob
@@ -116,7 +116,8 @@ class ClusterRun:
                 self.job.fail(task, ProcessingError(payload))
                 continue
             with self.job.attempt(task) as attempt:
-                atomic_write_bytes(task.out_path, payload)
+                record = self.job.origin(task)
+                atomic_write_bytes(task.out_path, with_record(payload, output_format(task.out_path), record))
             if not attempt.failed:
                 self.job.done(task)
 

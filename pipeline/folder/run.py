@@ -68,6 +68,11 @@ def _tasks(plans: list[Plan], output_dir: Path, digests: dict, manifest: Manifes
         if plan.action == "skip":
             record["status"] = "skipped"
             summary.skipped += 1
+            if plan.proven:  # no manifest entry: the output's record says it is done
+                manifest.files[item.rel] = {"status": "done", "output": item.out_rel, "size": item.size,
+                                            "settings": digests["video" if item.kind == "video" else "image"],
+                                            "mtime_ns": item.mtime_ns, "sha256": plan.sha256}
+                manifest.dirty = True
             entry = manifest.files[item.rel]
             if entry.get("mtime_ns") != item.mtime_ns:
                 entry["mtime_ns"] = item.mtime_ns  # same content, new timestamp: no hashing next time
@@ -93,6 +98,10 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
     progress(Message(f"{len(plans)} files: {todo} to stylise, "
                      f"{sum(p.action == 'skip' for p in plans)} already done, "
                      f"{sum(p.action == 'fail' for p in plans)} unusable"))
+    proven = sum(p.proven for p in plans)
+    if proven:
+        progress(Message(f"{proven} output(s) not in the manifest prove their origin (this input, these "
+                         "settings, recorded inside them): kept as done and recorded again"))
     tasks = _tasks(plans, output_dir, digests, manifest, summary, progress)
     if tasks:
         progress(Totals(len(tasks)))

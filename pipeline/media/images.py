@@ -14,6 +14,11 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError
+from . import png
+
+# OpenCV's own log lines ("[ WARN:0@0.2] global loadsave.cpp ...") would reach the terminal glued to
+# nstvid's; every failure they describe is raised here as a one-line error instead.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 IMAGE_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp",
                     ".tif": ".tiff", ".tiff": ".tiff", ".bmp": ".bmp"}
@@ -54,6 +59,11 @@ def decode_image(data: bytes | np.ndarray, path: str | Path) -> Picture:
     data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
     if data.size == 0:
         raise InputError(path, "empty file (0 bytes)")
+    if png.is_png(data[:8].tobytes()):
+        try:  # before libpng, which prints its complaints on stderr
+            data = np.frombuffer(png.checked(data.tobytes()), dtype=np.uint8)
+        except ValueError as e:
+            raise InputError(path, f"not an image OpenCV can decode (corrupt: PNG {e})") from None
     # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF orientation; the ANYDEPTH|ANYCOLOR
     # decode applies orientation. Use the oriented decode unless the file has alpha to carry.
     raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -127,10 +137,45 @@ def encode_image(picture: Picture, ext: str) -> bytes:
     return buf.tobytes()
 
 
-def write_image(path: str | Path, picture: Picture) -> None:
-    """Write atomically: encode, write a hidden temp file beside the target, then rename."""
+def write_image(path: str | Path, picture: Picture, record: str | None = None) -> None:
+    """Write atomically: encode, write a hidden temp file beside the target, then rename. record:
+    text kept inside the file where its format has room (with_record)."""
     path = Path(path)
-    atomic_write_bytes(path, encode_image(picture, output_format(path)))
+    ext = output_format(path)
+    data = encode_image(picture, ext)
+    atomic_write_bytes(path, data if record is None else with_record(data, ext, record))
+
+
+RECORD_KEY = "nstvid"
+
+
+def with_record(data: bytes, ext: str, record: str) -> bytes:
+    """Encoded image bytes with `record` (latin-1 text) inside: a PNG tEXt chunk, a JPEG comment;
+    other formats unchanged (read_record then finds nothing)."""
+    if ext == ".png":
+        return png.with_text(data, RECORD_KEY, record)
+    if ext == ".jpg" and data[:2] == b"\xff\xd8":
+        body = f"{RECORD_KEY}:{record}".encode("latin-1")
+        return data[:2] + b"\xff\xfe" + (len(body) + 2).to_bytes(2, "big") + body + data[2:]
+    return data
+
+
+def read_record(path: Path) -> str | None:
+    """The record with_record put in an image file, or None."""
+    if path.suffix.lower() == ".png":
+        return png.read_text(path, RECORD_KEY)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(65536)
+        except OSError:
+            return None
+        prefix = b"\xff\xd8\xff\xfe"
+        if head.startswith(prefix):
+            body = head[6:4 + int.from_bytes(head[4:6], "big")]
+            key, _, text = body.decode("latin-1").partition(":")
+            return text if key == RECORD_KEY else None
+    return None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

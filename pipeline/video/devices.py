@@ -215,9 +215,10 @@ def _describe(pieces: list[Piece], devices: tuple[str, ...], frames: int) -> str
 
 def stylise_video_on_devices(settings: Settings, source: Clip | Path, output_path: Path, *,
                              keep_frames: bool = False, progress: Callback = ignore,
-                             stop: StopRequest = NEVER_STOP) -> VideoOutcome:
+                             stop: StopRequest = NEVER_STOP, comment: str | None = None) -> VideoOutcome:
     """Stylise a video (or the part a Clip names) with one worker process per device in
-    settings.devices (see the module doc); the caller has checked the devices and the output."""
+    settings.devices (see the module doc); the caller has checked the devices and the output.
+    comment: the output's `comment` tag."""
     started = time.perf_counter()
     clip = source if isinstance(source, Clip) else open_clip(source)
     progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
@@ -231,7 +232,7 @@ def stylise_video_on_devices(settings: Settings, source: Clip | Path, output_pat
     workers = Workers(settings, clip, output_path, work.key, pieces)
     joiner = Joiner(work, pieces, frames, resumed, workers.names, progress)
     try:
-        with open_writer(output_path, clip, work, settings) as writer:
+        with open_writer(output_path, clip, work, settings, comment) as writer:
             workers.start()
             while joiner.written < frames:
                 if stop:

@@ -74,6 +74,9 @@ def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray
             if isinstance(item, End):
                 yield item
                 continue
+            if isinstance(item, Message):
+                progress(item)
+                continue
             if isinstance(item, Replay):
                 chain.replay(item.frame, item.saved)
                 yield Finished(item.index, item.saved, None)
@@ -130,12 +133,14 @@ def render(engine: Engine, styles: StyleSet, clip: Clip, work: WorkDir, writer: 
     return end
 
 
-def open_writer(output_path: Path, clip: Clip, work: WorkDir, settings: Settings) -> VideoWriter:
+def open_writer(output_path: Path, clip: Clip, work: WorkDir, settings: Settings,
+                comment: str | None = None) -> VideoWriter:
     """The encoder of the output: the work folder's frame size, the input's exact rate, and the
-    input's sound from where the clip starts."""
+    input's sound from where the clip starts; comment: the output's `comment` tag (a folder job's
+    record of the output's origin)."""
     h, w = work.size
     return VideoWriter(output_path, w, h, clip.info.fps, audio_from=clip.path if clip.info.has_audio else None,
-                       audio_start=clip.audio_start, crf=settings.crf, codec=settings.codec)
+                       audio_start=clip.audio_start, crf=settings.crf, codec=settings.codec, comment=comment)
 
 
 def finish(input_path: Path, output_path: Path, work: WorkDir, *, keep_frames: bool, frames: int,
@@ -171,16 +176,17 @@ def estimate_video(engine: Engine, styles: StyleSet, clip: Clip, *, done: int = 
 
 def stylise_video(engine: Engine, styles: StyleSet, source: Clip | Path, output_path: Path, *,
                   keep_frames: bool = False, progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
-                  overlap: bool = True) -> VideoOutcome:
+                  overlap: bool = True, comment: str | None = None) -> VideoOutcome:
     """Stylise a video file, or the part of it a Clip names, into output_path (same frames, frame
     rate and audio); the caller has checked the output path. overlap=False runs decoding, flow,
-    saving and encoding in line with the optimisation (the baseline of bench/pipeline.py)."""
+    saving and encoding in line with the optimisation (the baseline of bench/pipeline.py);
+    comment: the output's `comment` tag."""
     started = time.perf_counter()
     s = engine.settings
     clip = source if isinstance(source, Clip) else open_clip(source)
     work, resumed = open_work(clip, output_path, s, progress)
     progress(estimate_video(engine, styles, clip, done=resumed))
-    with open_writer(output_path, clip, work, s) as writer:
+    with open_writer(output_path, clip, work, s, comment) as writer:
         end = render(engine, styles, clip, work, writer, overlap=overlap, progress=progress,
                      stop=lambda: bool(stop))
         if stop:

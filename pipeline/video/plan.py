@@ -13,9 +13,11 @@ import cv2
 import numpy as np
 
 from .. import flow
+from ..errors import InputError
 from ..frames import to_u8
 from ..media.images import read_image
 from ..media.video import TruncatedVideoError
+from ..progress import Message
 from ..settings import Settings
 
 
@@ -146,16 +148,29 @@ class End:
     truncated: TruncatedVideoError | None = None
 
 
+def _load(saved: Path | np.ndarray | None) -> tuple[np.ndarray | None, Message | None]:
+    """A saved output as (H, W, 3) uint8, or (None, a warning) when its file does not decode
+    (damaged inside a whole file, which workdir.drop_damaged cannot see): it is made again, from
+    the frame before it."""
+    if saved is None or isinstance(saved, np.ndarray):
+        return saved, None
+    try:
+        return to_u8(read_image(saved).rgb), None
+    except InputError as e:
+        return None, Message(f"{e}; stylised again from the frame before it", level="warning")
+
+
 def produce(settings: Settings, frames: Iterable[np.ndarray], saved: Mapping[int, Path | np.ndarray],
             batch: Callable[[], int], *, start: int = 0, stop_at: int | None = None,
-            size: tuple[int, int] | None = None) -> Iterator[Replay | Window | End]:
+            size: tuple[int, int] | None = None) -> Iterator[Replay | Window | End | Message]:
     """Decode, load saved frames and plan windows of up to batch() frames: everything the
     optimisation waits for that depends on the input alone.
 
     frames: the clip's frames (H, W, 3) uint8, e.g. a media.video.FrameReader (closed at the end).
     saved: {frame index: its saved output, a PNG path or a uint8 array}. Frames before `start` are
     skipped; decoding stops at `stop_at`. size: the working (h, w) when the frames are decoded
-    larger for the flow (plan_steps).
+    larger for the flow (plan_steps). A saved frame that does not decode is stylised again (a
+    warning Message says so).
     """
     pending: list[tuple[int, np.ndarray]] = []
     anchor: np.ndarray | None = None  # the input of the last frame handed on, None: no chain yet
@@ -178,12 +193,13 @@ def produce(settings: Settings, frames: Iterable[np.ndarray], saved: Mapping[int
                 if stop_at is not None and index >= stop_at:
                     read = index
                     break
-                if index in saved:
+                output, warning = _load(saved.get(index))
+                if warning is not None:
+                    yield warning
+                if output is not None:
                     if pending:
                         yield window()
-                    output = saved[index]
-                    yield Replay(index, frame, output if isinstance(output, np.ndarray)
-                                 else to_u8(read_image(output).rgb))
+                    yield Replay(index, frame, output)
                     anchor = frame
                     continue
                 pending.append((index, frame))

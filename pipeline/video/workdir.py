@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import OutputError
 from ..frames import to_float, to_u8, video_size
-from ..media.images import Picture, read_image, write_image
+from ..media import png
+from ..media.images import Picture, atomic_write_bytes, read_image, write_image
 from ..progress import Callback, Message
 from ..settings import Settings, file_sha256, style_file_hashes
 from .clip import Clip
@@ -44,18 +45,38 @@ class WorkDir:
             try:
                 old = json.loads(meta.read_text())
             except (OSError, ValueError):
-                old = {}
+                old = None
             if old == self.key:
                 return ""
-            if old.get("version") != self.key["version"]:
+            if not isinstance(old, dict):
+                reason = "the work folder's meta.json is unreadable, so its frames cannot be told apart"
+            elif old.get("version") != self.key["version"]:
                 reason = "the work folder was made by another nstvid version"
             else:
                 changed = [k for k in self.key if old.get(k) != self.key.get(k)]
                 reason = f"{', '.join(changed) or 'work folder'} changed since the interrupted run"
             shutil.rmtree(self.path)
+        elif self.path.is_dir() and any(self.path.iterdir()):
+            # Frames without the key that says whose they are: never the case after our own writes.
+            reason = "the work folder has no meta.json, so its frames cannot be told apart"
+            shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps(self.key, indent=1))
+        # Atomic: a meta.json cut short would make the next run discard this job's frames.
+        atomic_write_bytes(meta, json.dumps(self.key, indent=1).encode())
         return reason
+
+    def drop_damaged(self) -> list[int]:
+        """Remove saved frames (and lead-in frames) that are not whole PNGs (cut short by a crash or
+        a full disk: they end without IEND); return the frame indices removed, in order. Cheap:
+        12 bytes read per frame. Damage inside a whole file is met when the frame is replayed
+        (plan.produce)."""
+        dropped = set()
+        for pattern, skip in (("frame_*.png", 6), ("lead_*.png", 5)):
+            for path in self.path.glob(pattern):
+                if path.stem[skip:].isdigit() and not png.whole_file(path):
+                    path.unlink(missing_ok=True)
+                    dropped.add(int(path.stem[skip:]))
+        return sorted(dropped)
 
     def frame_path(self, index: int) -> Path:
         return self.path / f"frame_{index:06d}.png"
@@ -112,6 +133,11 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     reason = work.open()
     if reason:
         progress(Message(f"starting fresh: {reason}"))
+    damaged = work.drop_damaged()
+    if damaged:
+        shown = ", ".join(str(i + 1) for i in damaged[:5]) + (", ..." if len(damaged) > 5 else "")
+        progress(Message(f"{work.path}: {len(damaged)} saved frame(s) damaged (frame {shown}); each is "
+                         "stylised again from the last good frame before it", level="warning"))
     saved = work.saved_indices()
     if saved:
         first_missing = next(i for i in range(len(saved) + 1) if i not in saved)

@@ -7,9 +7,9 @@ RGB ``uint8`` numpy arrays of shape ``(H, W, 3)`` in display orientation.
 
 from .ffmpeg import (FFmpegError, MediaError, MediaNotFoundError, NoVideoStreamError, TruncatedVideoError,
                      UnreadableMediaError, ffmpeg_exe, run_ffmpeg)
-from .probe import FrameSpan, VideoInfo, probe
+from .probe import FrameSpan, VideoInfo, probe, read_comment
 from .reader import FrameReader, read_frames
-from .writer import VIDEO_OUTPUT_EXTENSIONS, VideoWriter, container_problem
+from .writer import VIDEO_OUTPUT_EXTENSIONS, VideoWriter, container_problem, encoder_problem
 
 __all__ = [
     "FFmpegError",
@@ -24,8 +24,10 @@ __all__ = [
     "VideoInfo",
     "VideoWriter",
     "container_problem",
+    "encoder_problem",
     "ffmpeg_exe",
     "probe",
+    "read_comment",
     "read_frames",
     "run_ffmpeg",
 ]

@@ -286,6 +286,20 @@ def _read_banner(path: Path) -> tuple[list[_Stream], float | None]:
     return streams, container_duration
 
 
+def read_comment(path: str | os.PathLike) -> str | None:
+    """The file's `comment` tag (container metadata, as VideoWriter(comment=...) writes it), or
+    None: no such tag, or not a media file ffmpeg opens."""
+    proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)],
+                          stdin=subprocess.DEVNULL, capture_output=True)
+    for line in proc.stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith(("  Duration:", "    Stream #", "  Stream #")):
+            return None  # past the container's own metadata
+        key, sep, value = line.strip().partition(":")
+        if sep and key.strip().lower() == "comment" and line.startswith("    "):  # Matroska: COMMENT
+            return value.strip()
+    return None
+
+
 def _codec_name(stream: _Stream) -> str:
     return stream.description.split()[0].rstrip(",")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -42,6 +43,51 @@ def container_problem(out_path: str | os.PathLike, codec: str) -> str:
     return ""
 
 
+# The -crf values each encoder takes (x264/x265 at 8 bits: 0-51; VP9 and the AV1 encoders: 0-63).
+CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libaom-av1": (0, 63),
+              "libsvtav1": (0, 63)}
+
+
+@functools.lru_cache(maxsize=None)
+def _video_encoders() -> frozenset[str]:
+    """Names of the video encoders this ffmpeg has (`ffmpeg -encoders`)."""
+    proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-encoders"], stdin=subprocess.DEVNULL,
+                          capture_output=True)
+    names = set()
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] == "V" and parts[1] != "=":
+            names.add(parts[1])
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=None)
+def encoder_problem(codec: str, crf: int) -> str:
+    """Why ffmpeg cannot encode this job's video with `codec` at `crf` ("--codec X: ..." or
+    "--crf N: ..."), or "" when it can: the encoder list, the encoder's crf range, then one frame
+    encoded into the null muxer with the options a VideoWriter passes (an encoder that is listed
+    but cannot start here, such as a GPU encoder without its GPU, fails there)."""
+    if codec not in _video_encoders():
+        usual = ", ".join(c for c in CRF_RANGES if c in _video_encoders())
+        return f"--codec {codec}: ffmpeg has no video encoder of that name (usual ones here: {usual})"
+    low, high = CRF_RANGES.get(codec, (None, None))
+    if low is not None and not low <= crf <= high:
+        return f"--crf {crf}: {codec} takes {low}-{high} (lower is better)"
+    trial = VideoWriter(Path("probe.mkv"), 64, 64, 25, crf=crf, codec=codec)
+    cmd = [*trial._encode_command()[:-1], "-frames:v", "1", "-f", "null", "-"]
+    try:
+        proc = subprocess.run(cmd, input=bytes(64 * 64 * 3), capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return f"--codec {codec}: a one-frame trial encode did not finish in 120 s"
+    if proc.returncode != 0:
+        stderr = proc.stderr.decode("utf-8", "replace")
+        # The encoder's own first complaint says why ("Cannot load libcuda.so.1"); ffmpeg's last
+        # line only that nothing was written.
+        own = [line.split("]", 1)[1].strip() for line in stderr.splitlines() if line.startswith(f"[{codec} @")]
+        return f"--codec {codec}: the encoder does not start here ({own[0] if own else _last_line(stderr)})"
+    return ""
+
+
 class VideoWriter:
     """Encode RGB frames to a video file, atomically, optionally with the audio of another file.
 
@@ -69,6 +115,7 @@ class VideoWriter:
         crf: constant-quality factor for x264/x265/VP9/AV1 (ignored by other codecs).
         codec: ffmpeg video encoder name.
         pix_fmt: output pixel format.
+        comment: text for the file's `comment` tag (probe.read_comment reads it back), or None.
     """
 
     def __init__(
@@ -82,8 +129,10 @@ class VideoWriter:
         crf: int = 18,
         codec: str = "libx264",
         pix_fmt: str = "yuv420p",
+        comment: str | None = None,
     ) -> None:
         self.out_path = Path(out_path)
+        self.comment = comment
         self.width, self.height = int(width), int(height)
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
@@ -209,10 +258,13 @@ class VideoWriter:
             cmd += ["-crf", str(self.crf)]
             if self.codec == "libvpx-vp9":
                 cmd += ["-b:v", "0"]
-        cmd += ["-pix_fmt", self.pix_fmt, *color_tags, "-an"]
+        cmd += ["-pix_fmt", self.pix_fmt, *color_tags, "-an", *self._comment_args()]
         if self.out_path.suffix.lower() in _FASTSTART_EXTS and self.audio_from is None:
             cmd += ["-movflags", "+faststart"]  # index first, so players can start streaming
         return [*cmd, str(self._video_tmp)]
+
+    def _comment_args(self) -> list[str]:
+        return ["-metadata", f"comment={self.comment}"] if self.comment is not None else []
 
     def _mux_audio(self) -> None:
         """Second pass: video copied, first audio stream of ``audio_from`` copied or re-encoded."""
@@ -221,7 +273,7 @@ class VideoWriter:
         seek = ["-ss", f"{self.audio_start:.6f}"] if self.audio_start else []
         base = ["-y", "-v", "error", "-i", str(self._video_tmp), *seek, "-i", str(self.audio_from),
                 "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy",
-                "-t", f"{seconds:.6f}"]  # fmt: skip
+                "-t", f"{seconds:.6f}", *self._comment_args()]  # fmt: skip
         tail = []
         if self.out_path.suffix.lower() in _FASTSTART_EXTS:
             tail = ["-movflags", "+faststart"]
