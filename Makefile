@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch 2.14.1 + torchvision 0.29.1 install from this machine's local cache; elsewhere from PyPI.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fp32 test-cluster probe setup clean bench
+.PHONY: demo test test-fp32 test-cluster lint probe setup clean bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,8 +33,13 @@ demo: setup
 # tests that share a module's state carry an xdist_group mark and stay on one worker, in order.
 # The Ray fault test (a worker killed with SIGKILL, a second run at once) is left to test-cluster:
 # with it the suite passes 10 minutes on 2 cores.
-test: setup
+test: lint
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_faults"
+
+# ruff (pyproject.toml [tool.ruff]: pyflakes, pycodestyle at 120 columns, import order, bugbear);
+# make test runs it first, so a lint error fails CI.
+lint: setup
+	$(BIN)/ruff check .
 
 # Every Ray test on a private 127.0.0.1 cluster (about 2 minutes on 2 cores), then the Ray probes
 # of bench/probe_reliability.sh (a private instance with a stale record present).

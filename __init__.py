@@ -16,8 +16,16 @@ from __future__ import annotations
 
 __version__ = "0.3.0"
 
-from .pipeline.errors import (InputError, Interrupted, LockedError, NstvidError, OutputError, ProcessingError,
-                              UsageError, WeightsError)
+from .pipeline.errors import (
+    InputError,
+    Interrupted,
+    LockedError,
+    NstvidError,
+    OutputError,
+    ProcessingError,
+    UsageError,
+    WeightsError,
+)
 from .pipeline.progress import Event, FileDone, FrameDone, Iteration, Message, StopRequest
 from .pipeline.settings import RunOptions, Settings
 

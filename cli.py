@@ -20,7 +20,9 @@ from .pipeline.errors import NstvidError
 from .pipeline.progress import Estimate, Event, FileDone, FrameDone, Iteration, Message, StopRequest, Totals
 from .pipeline.settings import DEFAULT_PRESET, JOB_CONTROL, LOOK, PANELS, PREVIEW_COUNT, command_line
 
-app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 130, "terminal_width": 130},
+app = typer.Typer(add_completion=False,
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 130,
+                                    "terminal_width": 130},
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
 
 
@@ -50,8 +52,14 @@ class Reporter:
 
     def __enter__(self):
         if self.tty and not self.quiet:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             class Eta(TimeRemainingColumn):
                 """The job's estimate counting down, until finished units give a speed."""
@@ -303,7 +311,8 @@ def eval_temporal(
     input: Path = typer.Argument(..., help="The original video."),
     outputs: List[Path] = typer.Argument(..., help="The stylised video(s)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with the per-pair values."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw E_warp per frame pair to this PNG (needs matplotlib)."),
+    plot: Optional[Path] = typer.Option(None, "--plot",
+                                        help="Also draw E_warp per frame pair to this PNG (needs matplotlib)."),
 ) -> None:
     """Print the warping error E_warp (Lai et al. 2018) of each OUTPUT, using INPUT's optical flow."""
     from .pipeline import api
@@ -317,7 +326,8 @@ def eval_temporal(
         return
     for report in reports:
         typer.echo(f"E_warp {report['e_warp']:.6g} over {len(report['pairs'])} frame pairs "
-                   f"(input's own: {report['input_e_warp']:.6g})" + (f": {report['output']}" if len(reports) > 1 else ""))
+                   f"(input's own: {report['input_e_warp']:.6g})"
+                   + (f": {report['output']}" if len(reports) > 1 else ""))
     if plot is not None:
         typer.echo(f"wrote {plot}")
 

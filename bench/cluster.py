@@ -183,7 +183,8 @@ def main() -> None:
         f"| 256 px image, {args.iterations} iterations | {images['units']} | {images['work']:.3f} | "
         f"{images['wall']:.3f} | {images['overhead']:.3f} | {images['share']:.1%} |",
         f"| 512x288 chunk of {CHUNK_FRAMES} warm frames, {args.frame_iterations} iterations each | "
-        f"{video['units']} | {video['work']:.3f} | {video['wall']:.3f} | {video['overhead']:.3f} | {video['share']:.1%} |",
+        f"{video['units']} | {video['work']:.3f} | {video['wall']:.3f} | {video['overhead']:.3f} | "
+        f"{video['share']:.1%} |",
         "",
         "### (b) The driver's own limit (pass-through workers, this bench only)",
         "",

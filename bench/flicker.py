@@ -31,8 +31,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import (SAMPLES, STYLE, at_size, chain_frames, lag_count, losses_per_frame, master_frames,
-                    private_cache, revealed_ratio)
+from common import (
+    SAMPLES,
+    STYLE,
+    at_size,
+    chain_frames,
+    lag_count,
+    losses_per_frame,
+    master_frames,
+    private_cache,
+    revealed_ratio,
+)
 from nstvid.pipeline import flow
 from nstvid.pipeline.frames import flow_source_size, video_size
 from nstvid.pipeline.plot import flicker_plot
@@ -108,7 +117,8 @@ def measure(name, settings, master, lag_strength, with_revealed, cut_pair=None):
            "pop": float(max(pops)) if pops else float("nan"), "pops": [float(p) for p in pops],
            "style": float(np.mean(style)), "content": float(np.mean(content)),
            "texture_first": texture(outs[0]), "texture_later": float(np.mean([texture(o) for o in outs[1:]])),
-           "sec_later": float(np.mean(secs[1:])), **pair_split(settings, outs, inputs, sources, size, skip=() if cut_pair is None else (cut_pair,))}
+           "sec_later": float(np.mean(secs[1:])),
+           **pair_split(settings, outs, inputs, sources, size, skip=() if cut_pair is None else (cut_pair,))}
     if with_revealed:
         row["revealed"], row["revealed_frames"] = revealed_ratio(settings, outs, inputs)
     if lag_strength:
@@ -136,7 +146,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="append each row as a JSON line here")
     parser.add_argument("--out", type=Path, help="write the markdown table here (a file)")
     parser.add_argument("--plot", type=Path, help="E_warp per frame pair of the cut clip, per variant (PNG)")
-    parser.add_argument("--strip", type=Path, help="frames 1, 2 and the last of realshort: input, then each variant (JPEG)")
+    parser.add_argument("--strip", type=Path,
+                        help="frames 1, 2 and the last of realshort: input, then each variant (JPEG)")
     parser.add_argument("--keep", type=Path, help="save each run's frames here (.npz per clip and variant)")
     args = parser.parse_args()
     private_cache()
@@ -177,7 +188,8 @@ def main() -> None:
                 f"{row['trusted']:.5f} | {row['distrusted']:.5f} ({100 * row['distrusted_share']:.0f}%) | "
                 f"{row['static']:.5f} | {row['moving']:.5f} ({100 * row['moving_share']:.0f}%) | "
                 f"{row['texture_first']:.0f} -> {row['texture_later']:.0f} | "
-                f"{100 * (row['style'] / ref['style'] - 1):+.1f}% | {100 * (row['content'] / ref['content'] - 1):+.1f}% | "
+                f"{100 * (row['style'] / ref['style'] - 1):+.1f}% | "
+                f"{100 * (row['content'] / ref['content'] - 1):+.1f}% | "
                 f"{row.get('revealed', float('nan')):.2f} | {'-' if lag is None else f'{lag[0]}/{lag[2]}'} | "
                 f"{row['sec_later']:.1f} |")
             print(lines[-1], flush=True)

@@ -19,7 +19,6 @@ from nstvid.pipeline.media.images import read_image
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import load
 
-
 PAIRS = [("content/chelsea.png", "styles/starry_night.jpg"), ("content/astronaut.png", "styles/wave.jpg"),
          ("content/rocket.jpg", "styles/starry_night.jpg"), ("content/coffee.png", "styles/wave.jpg")]
 

@@ -27,6 +27,7 @@ from nstvid.pipeline.gatys import optimise
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
 
+
 def matmul_rate(device: torch.device) -> float:
     """Measured dense bf16 matmul TFLOP/s (8192^3), the ceiling we compare against."""
     n = 8192 if device.type == "cuda" else 512

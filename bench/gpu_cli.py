@@ -22,7 +22,6 @@ from nstvid.pipeline.api import temporal_error
 from nstvid.pipeline.media.video import run_ffmpeg
 
 
-
 def run(source: Path, size: int, batch: int, device: str, timeout: float, extra: list[str]) -> str:
     out = Path(f"/tmp/nstvid_gpu_{size}_{batch}.mp4")
     cmd = [sys.executable, "-m", "nstvid", str(source), "--style", str(STYLE), "-o", str(out), "--size", str(size),

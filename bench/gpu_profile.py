@@ -28,12 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from common import ROOT, STYLE, conv_shapes, sample_batch, sync
-from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.cuda_graphs import CUDA_GRAPHS_ENV
-from nstvid.pipeline.losses import gram_cuda
+from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.gatys import optimise
+from nstvid.pipeline.losses import gram_cuda
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
+
 
 def timed(fn, device: torch.device, reps: int) -> float:
     """Seconds per call of fn, after two warm-up calls."""

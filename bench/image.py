@@ -26,8 +26,8 @@ import torch
 from common import ROOT, SAMPLES, STYLE, private_cache
 from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.frames import to_tensor
-from nstvid.pipeline.media.images import fit_long_side, read_image, resize_rgb, write_image, Picture
 from nstvid.pipeline.gatys import content_targets, objective, optimise
+from nstvid.pipeline.media.images import Picture, fit_long_side, read_image, resize_rgb, write_image
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
 

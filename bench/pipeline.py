@@ -32,7 +32,6 @@ from nstvid.pipeline.video.plan import plan_steps
 from nstvid.pipeline.video.workdir import WorkDir
 
 
-
 def plan_batch_1(settings: Settings, frames) -> list:
     """The steps the real job runs at batch 1: each frame planned against the one before it."""
     steps, anchor = [], None

@@ -34,7 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--frames", type=int, default=10)
-    parser.add_argument("--every", type=int, default=3, help="measure every n-th frame (each needs a full optimisation)")
+    parser.add_argument("--every", type=int, default=3,
+                        help="measure every n-th frame (each needs a full optimisation)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     private_cache()
@@ -50,7 +51,8 @@ def main() -> None:
           "never-revealed pixels), divided by the same ratio on a full optimisation of that frame. "
           "1.00: as painted, relative to the rest, as a fully optimised frame; the issue's target "
           "is 1.10 by age 2. Mean (count of frames).", "",
-          "| clip | start | age 0 | age 1 | age 2 | age 3 | age 4 | revealed share |", "|---|---|---|---|---|---|---|---|"]
+          "| clip | start | age 0 | age 1 | age 2 | age 3 | age 4 | revealed share |",
+          "|---|---|---|---|---|---|---|---|"]
     print("\n".join(md), flush=True)
     strip = []
     for name, frames in clips.items():

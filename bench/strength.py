@@ -21,10 +21,10 @@ import torch
 
 from common import ROOT, SHARED, private_cache
 from nstvid.pipeline.frames import to_tensor
+from nstvid.pipeline.gatys import content_targets, objective
 from nstvid.pipeline.image_job import stylise_pictures
 from nstvid.pipeline.losses import style_weight_at
 from nstvid.pipeline.media.images import read_image, resize_rgb
-from nstvid.pipeline.gatys import content_targets, objective
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import Settings
 

@@ -80,7 +80,8 @@ def part_quality(args, base, command, machine) -> list[str]:
     md = [f"## 1. Same iterations per frame ({args.iterations}), chained vs independent", "",
           f"{command} ({machine}); style starry_night.jpg, {args.size} px long side, first "
           f"{args.frames} frames of each clip. Plot: temporal.png.", "",
-          "| clip | mode | mean E_warp | ratio to independent | mean style loss | style vs independent | input's own E_warp |",
+          "| clip | mode | mean E_warp | ratio to independent | mean style loss | style vs independent "
+          "| input's own E_warp |",
           "|---|---|---|---|---|---|---|"]
     curves = {}
     for clip in CLIPS:
@@ -162,7 +163,8 @@ def part_drift(args, command, machine) -> list[str]:
     first, last = outs[0], outs[-1]
     _, (s_first, s_last) = image_losses(static, [first, last], [frame, frame])
     colour_change = np.abs(last.mean((0, 1)) - first.mean((0, 1))) / first.mean((0, 1))
-    md = [f"## 3. Drift on a static shot ({args.static_frames} frames of chelsea.png at {args.static_size} px, balanced preset)", "",
+    md = [f"## 3. Drift on a static shot ({args.static_frames} frames of chelsea.png at {args.static_size} px, "
+          "balanced preset)", "",
            f"{command} ({machine}).", "", "| | first frame | last frame | change |", "|---|---|---|---|",
            f"| mean RGB (0-255) | {np.round(first.mean((0, 1)), 1).tolist()} | "
            f"{np.round(last.mean((0, 1)), 1).tolist()} | max {100 * colour_change.max():.2f}% |",
@@ -176,7 +178,8 @@ def part_real(args, command, machine) -> list[str]:
     """Balanced preset on real footage, with the candidate causes of flicker as variants; the
     first frame is computed once and shared by the chained modes."""
     base = Settings(styles=(str(STYLE),), size=args.real_size)
-    candidates = {"temporal": ("temporal weight x4", dataclasses.replace(base, temporal_weight=4 * base.temporal_weight)),
+    candidates = {"temporal": ("temporal weight x4",
+                               dataclasses.replace(base, temporal_weight=4 * base.temporal_weight)),
                   "iterations": (f"{2 * base.frame_iterations // 3} frame iterations",
                                  dataclasses.replace(base, frame_iterations=2 * base.frame_iterations // 3)),
                   "noflow": ("no flow (unwarped warm start)", dataclasses.replace(base, flow=False))}

@@ -25,8 +25,8 @@ from .folder.lock import output_lock
 from .folder.run import FolderSummary, check_folders, run_folder
 from .image_job import ImageOutcome, stylise_file
 from .media.images import read_image
-from .media.video import encoder_problem
 from .media.sniff import classify
+from .media.video import encoder_problem
 from .outputs import check_output, default_output
 from .prepare import prepare
 from .preview import PreviewOutcome, run_preview, sheet_path

@@ -70,7 +70,8 @@ def full_seconds(settings: Settings, size: tuple[int, int], measured: Trial) -> 
 def first_frame_seconds(settings: Settings, size: tuple[int, int], measured: Trial) -> float:
     """A chain's full frame (its first, a scene cut): the full optimisation, then its settle
     iterations at full size (video/chain.py); an --independent frame has none."""
-    settle = 0 if settings.independent else min(settings.settle_iterations, settings.frame_iterations) * measured.iteration_at(size)
+    settle_iterations = min(settings.settle_iterations, settings.frame_iterations)
+    settle = 0 if settings.independent else settle_iterations * measured.iteration_at(size)
     return full_seconds(settings, size, measured) + settle
 
 

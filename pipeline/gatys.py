@@ -12,10 +12,18 @@ import torch.nn.functional as F
 from torch.profiler import record_function
 
 from .color import luminance, recombine
-from .engine import Engine
 from .cuda_graphs import Iterations
-from .losses import (content_loss, gram, style_loss, style_weight_at, target_scale, temporal_loss, temporal_weight_at,
-                     tv_loss)
+from .engine import Engine
+from .losses import (
+    content_loss,
+    gram,
+    style_loss,
+    style_weight_at,
+    target_scale,
+    temporal_loss,
+    temporal_weight_at,
+    tv_loss,
+)
 from .optimizers import BatchedAdam, BatchedLBFGS
 from .progress import Callback, Iteration, ignore
 from .settings import CONTENT_LAYER, STYLE_LAYERS
@@ -43,7 +51,9 @@ class Temporal:
 
     def prepared(self, device: torch.device) -> "Temporal":
         """On the device, in fp32, with the neighbour grid: what the iterations read unchanged."""
-        move = lambda t: None if t is None else t.to(device, torch.float32)  # noqa: E731
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, torch.float32)
+
         flow = move(self.neighbour_flow)
         return Temporal(move(self.warped_prev), move(self.mask), flow, move(self.neighbour_mask),
                         None if flow is None else flow_grid(flow))
@@ -105,7 +115,9 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
             # window's frames agree with each other but drag its first frame away from the finished
             # frame before the window: 1.4-1.6x batch 1's E_warp at window boundaries (docs/batching.md).
             previous = torch.cat([x[:1], x[:-1]]).detach()
-            grid = temporal.neighbour_grid if temporal.neighbour_grid is not None else flow_grid(temporal.neighbour_flow)
+            grid = temporal.neighbour_grid
+            if grid is None:
+                grid = flow_grid(temporal.neighbour_flow)
             total = total + weight * temporal_loss(x, sample(previous, grid), temporal.neighbour_mask)
     return total, c, st
 

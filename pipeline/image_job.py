@@ -10,8 +10,8 @@ import torch
 from .engine import Engine
 from .errors import UsageError
 from .frames import at_working_size, initial_images, to_rgb, to_tensor
-from .media.images import Picture, fit_long_side, read_image, write_image
 from .gatys import Result, coarse_to_fine
+from .media.images import Picture, fit_long_side, read_image, write_image
 from .progress import Callback, Message, ignore
 from .style_targets import StyleSet
 

@@ -118,6 +118,7 @@ def footer(settings: Settings, strengths: tuple[float, ...]) -> list[str]:
     styles = ", ".join(Path(s).name for s in settings.styles)
     return [f"style {styles}; size {settings.size}, scales {settings.scales}, iterations {settings.iterations}, "
             f"frame iterations {settings.frame_iterations}",
-            f"strength {', '.join(f'{s:g}' for s in strengths)} (style weight {settings.style_weight:g} at 0.5 and 512 px), "
+            f"strength {', '.join(f'{s:g}' for s in strengths)} "
+            f"(style weight {settings.style_weight:g} at 0.5 and 512 px), "
             f"content weight {settings.content_weight:g}, tv weight {settings.tv_weight:g}, "
             f"style scale {settings.style_scale:g}{', colours kept' if settings.preserve_colors else ''}"]

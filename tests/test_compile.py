@@ -18,8 +18,8 @@ import torch
 from conftest import CONTENT, STYLE, TINY
 from nstvid.pipeline.engine import COMPILE_BACKEND_ENV, Engine, cpu_has_fast_bf16
 from nstvid.pipeline.frames import to_tensor
-from nstvid.pipeline.media.images import read_image, resize_rgb
 from nstvid.pipeline.gatys import content_targets, objective, optimise
+from nstvid.pipeline.media.images import read_image, resize_rgb
 from nstvid.pipeline.progress import Message
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet

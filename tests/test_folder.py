@@ -363,7 +363,9 @@ def test_sigkill_never_leaves_partial_outputs_and_rerun_finishes(tmp_path, env):
     try:
         run = start(env, *args)
         try:
-            outputs = lambda: [p for p in out.rglob("*.png") if not p.name.startswith(".")]  # noqa: E731
+            def outputs() -> list[Path]:
+                return [p for p in out.rglob("*.png") if not p.name.startswith(".")]
+
             assert wait_for(lambda: len(outputs()) >= 2, 180, run), run.communicate()
         finally:
             run.kill()

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from conftest import CONTENT, STYLE
+from nstvid.pipeline.cuda_graphs import CUDA_GRAPHS_ENV, Iterations
 from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.frames import to_tensor
-from nstvid.pipeline.cuda_graphs import CUDA_GRAPHS_ENV, Iterations
+from nstvid.pipeline.gatys import Temporal, content_targets, objective, optimise
 from nstvid.pipeline.losses import gram, gram_cuda, gram_splits
 from nstvid.pipeline.media.images import read_image, resize_rgb
-from nstvid.pipeline.gatys import Temporal, content_targets, objective, optimise
 from nstvid.pipeline.optimizers import BatchedLBFGS
 from nstvid.pipeline.progress import Message
 from nstvid.pipeline.settings import Settings

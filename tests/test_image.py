@@ -15,8 +15,8 @@ import torch
 from conftest import CONTENT, STYLE, TINY
 from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.frames import to_tensor
-from nstvid.pipeline.media.images import read_image, resize_rgb
 from nstvid.pipeline.gatys import content_targets, objective
+from nstvid.pipeline.media.images import read_image, resize_rgb
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
 

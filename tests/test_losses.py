@@ -7,9 +7,9 @@ import torch
 from conftest import CONTENT, STYLE
 from nstvid.pipeline.engine import Engine
 from nstvid.pipeline.frames import to_tensor
+from nstvid.pipeline.gatys import Temporal, content_targets, objective, optimise, scale_sizes
 from nstvid.pipeline.losses import gram, style_loss, temporal_loss, tv_loss
 from nstvid.pipeline.media.images import read_image, resize_rgb
-from nstvid.pipeline.gatys import Temporal, content_targets, objective, optimise, scale_sizes
 from nstvid.pipeline.settings import Settings
 from nstvid.pipeline.style_targets import StyleSet
 

@@ -133,7 +133,8 @@ def test_bad_videos(tmp_path, run_nstvid):
 
 
 def _e_warp(source: Path, output: Path) -> dict:
-    r = subprocess.run([nstvid_exe("nstvid-eval"), "temporal", str(source), str(output), "--json"], capture_output=True, text=True)
+    r = subprocess.run([nstvid_exe("nstvid-eval"), "temporal", str(source), str(output), "--json"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -147,8 +148,8 @@ def test_a_disk_too_full_for_the_resume_frames_fails_at_the_first_frame(tmp_path
 
     import pytest
 
-    from nstvid.pipeline.prepare import prepare
     from nstvid.pipeline.errors import OutputError
+    from nstvid.pipeline.prepare import prepare
     from nstvid.pipeline.video.job import stylise_video
 
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))

@@ -134,7 +134,7 @@ def _take(got, work: WorkDir, joiner: Joiner, frames: int, progress: Callback) -
                          f"{call.retries} lost worker(s), on {identity['worker']}", level="warning"))
     if len(outputs) != len(feed.sent):
         raise ProcessingError(f"piece {feed.number + 1}: {len(outputs)} frames came back for {len(feed.sent)}")
-    for (index, frame), (output, loss, seconds, _how) in zip(feed.sent, outputs):
+    for (index, _frame), (output, loss, seconds, _how) in zip(feed.sent, outputs):
         work.save(index, output, lead=index < feed.piece.keep_from)
         joiner.take("event", feed.number, FrameDone(index, frames, seconds, loss))
     feed.anchor = (feed.sent[-1][1], outputs[-1][0])

@@ -95,7 +95,7 @@ class Worker:
         try:
             for chunk, outcome in in_batches(group, limit, run, device=self.engine.device, size=size,
                                              what="image"):
-                for (name, _, read), result in zip(chunk, outcome if isinstance(outcome, list)
+                for (name, _, _read), result in zip(chunk, outcome if isinstance(outcome, list)
                                                    else [("error", str(outcome), 0.0, 0.0)] * len(chunk)):
                     out[name] = result
         except Exception as e:  # noqa: BLE001 - the pass failed for its files; the job goes on

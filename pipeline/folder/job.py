@@ -30,6 +30,7 @@ from .manifest import Manifest
 from .origin import record
 from .plan import Task
 
+
 @dataclass
 class FolderSummary:
     output: Path

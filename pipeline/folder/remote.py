@@ -17,8 +17,8 @@ from ..cluster.video import stylise_video_on_cluster
 from ..errors import InputError, Interrupted, ProcessingError
 from ..media.images import atomic_write_bytes, fit_long_side, header_size, output_format, with_record
 from ..progress import Message
-from .plan import Task
 from .job import FolderJob
+from .plan import Task
 
 
 class ClusterRun:

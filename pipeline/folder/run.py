@@ -139,7 +139,7 @@ def check_folders(input_dir: Path, output_dir: Path, options: RunOptions) -> Non
         raise UsageError(f"{output_dir}: the output folder is the input folder; choose another -o")
 
 
-def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: RunOptions = RunOptions(),
+def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: RunOptions | None = None,
                progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
                cluster: Cluster | None = None) -> FolderSummary:
     """Stylise every image and video under input_dir into the mirrored tree under output_dir.
@@ -149,6 +149,7 @@ def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: R
     """
     started = time.monotonic()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    options = options or RunOptions()
     check_folders(input_dir, output_dir, options)
     if options.dry_run:
         return dry_run(input_dir, output_dir, settings, options, progress)

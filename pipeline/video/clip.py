@@ -11,7 +11,6 @@ from ..errors import InputError, UsageError
 from ..media.video import FrameReader, FrameSpan, TruncatedVideoError, VideoInfo, probe, read_frames
 from ..settings import RunOptions, parse_point
 
-
 THUMBNAIL = (128, 72)  # (w, h) of the counting / scene-cut pass (scene_cut_score works at this size)
 
 

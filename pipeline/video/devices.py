@@ -103,7 +103,8 @@ def _worker(settings: Settings, worker: int, device: str, clip: Clip, output_pat
 
     try:
         engine, styles = prepare(replace(settings, device=device, devices=()), progress)
-        end = render(engine, styles, clip, WorkDir(output_path, key), None, start=piece.start, keep_from=piece.keep_from, stop_at=piece.stop_at,
+        end = render(engine, styles, clip, WorkDir(output_path, key), None, start=piece.start,
+                     keep_from=piece.keep_from, stop_at=piece.stop_at,
                      progress=progress, stop=lambda: stop_event.is_set() or os.getppid() != parent_pid)
         events.put(("end", worker, end.frames_read))
     except NstvidError as e:

@@ -16,13 +16,12 @@ import numpy as np
 from ..batching import BatchLimit, window_batch
 from ..engine import Engine
 from ..errors import Interrupted
-from ..frames import to_u8
+from ..estimate import trial, video_estimate
+from ..frames import flow_source_size, to_u8, video_size
 from ..media.video import TruncatedVideoError, VideoWriter
 from ..progress import NEVER_STOP, Callback, Estimate, FrameDone, Message, StopRequest, ignore
 from ..settings import Settings
 from ..style_targets import StyleSet
-from ..estimate import trial, video_estimate
-from ..frames import flow_source_size, video_size
 from .chain import Chain, FrameResult
 from .clip import Clip, open_clip, scan
 from .plan import End, Replay, produce

@@ -61,11 +61,15 @@ def plan_steps(settings: Settings, anchor: np.ndarray | None, frames: list[np.nd
     size = size or frames[0].shape[:2]
     working = [_resize(f, size) for f in frames]
     sources = None if working[0] is frames[0] else frames
-    part = lambda i, j: dict(frames=working[i:j], sources=None if sources is None else frames[i:j])  # noqa: E731
+    def part(i: int, j: int) -> dict:
+        return dict(frames=working[i:j], sources=None if sources is None else frames[i:j])
+
     if settings.independent:
         return [Step("full", **part(0, len(frames)))]
     steps, i = [], 0
-    cut = lambda a, b: flow.is_scene_cut(a, b, threshold=settings.scene_cut_threshold)  # noqa: E731
+    def cut(a: np.ndarray, b: np.ndarray) -> bool:
+        return flow.is_scene_cut(a, b, threshold=settings.scene_cut_threshold)
+
     while i < len(frames):
         if anchor is None or cut(anchor, frames[i]):
             steps.append(Step("full" if anchor is None else "scene cut", **part(i, i + 1)))

@@ -5,8 +5,16 @@ reads what a file holds, `reader.py` decodes, `writer.py` encodes and muxes the 
 RGB ``uint8`` numpy arrays of shape ``(H, W, 3)`` in display orientation.
 """
 
-from .ffmpeg import (FFmpegError, MediaError, MediaNotFoundError, NoVideoStreamError, TruncatedVideoError,
-                     UnreadableMediaError, ffmpeg_exe, run_ffmpeg)
+from .ffmpeg import (
+                     FFmpegError,
+                     MediaError,
+                     MediaNotFoundError,
+                     NoVideoStreamError,
+                     TruncatedVideoError,
+                     UnreadableMediaError,
+                     ffmpeg_exe,
+                     run_ffmpeg,
+)
 from .probe import FrameSpan, VideoInfo, probe, read_comment
 from .reader import FrameReader, read_frames
 from .writer import VIDEO_OUTPUT_EXTENSIONS, VideoWriter, container_problem, encoder_problem

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .ffmpeg import (MediaError, MediaNotFoundError, NoVideoStreamError, UnreadableMediaError, _last_line,
-                     _tail, ffmpeg_exe)
+from .ffmpeg import (
+    MediaError,
+    MediaNotFoundError,
+    NoVideoStreamError,
+    UnreadableMediaError,
+    _last_line,
+    _tail,
+    ffmpeg_exe,
+)
+
 
 @dataclass(frozen=True)
 class VideoInfo:

@@ -12,6 +12,7 @@ import numpy as np
 from .ffmpeg import TruncatedVideoError, UnreadableMediaError, _last_line, _rate_arg, _StderrDrain, _tail, ffmpeg_exe
 from .probe import FrameSpan, VideoInfo, probe
 
+
 class FrameReader:
     """Iterator over a video's frames, decoded by an ffmpeg pipe; see ``read_frames``.
 
