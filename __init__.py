@@ -31,7 +31,7 @@ from .pipeline.settings import RunOptions, Settings
 
 # The API imports torch: loaded at first use, so that `nstvid --help` and `import nstvid` stay quick.
 _API = ("stylise", "load_job", "run", "Job", "input_kind", "temporal_error", "DryRun")
-_OUTCOMES = {"ImageOutcome": "image_job", "VideoOutcome": "video.job", "FolderSummary": "folder.run"}
+_OUTCOMES = {"ImageOutcome": "image_job", "VideoOutcome": "video.orchestrator", "FolderSummary": "folder.run"}
 
 
 def __getattr__(name: str):

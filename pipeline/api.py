@@ -33,8 +33,9 @@ from .preview import PreviewOutcome, run_preview, sheet_path
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
 from .settings import RunOptions, Settings, load
 from .video.clip import Clip, open_clip
-from .video.devices import stylise_video_on_devices
-from .video.job import VideoOutcome, estimate_video, stylise_video
+from .video.executors import local_executor
+from .video.job import estimate_video
+from .video.orchestrator import VideoOutcome, stylise_clip
 
 
 @dataclass(frozen=True)
@@ -211,12 +212,9 @@ def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
     if job.kind == "image":
         engine, styles = prepare(job.settings, progress)
         return stylise_file(engine, styles, job.input, job.output, progress=progress)
-    if job.settings.devices:
-        return stylise_video_on_devices(job.settings, job.clip, job.output, keep_frames=job.options.keep_frames,
-                                        progress=progress, stop=stop)
-    engine, styles = prepare(job.settings, progress)
-    return stylise_video(engine, styles, job.clip, job.output, keep_frames=job.options.keep_frames,
-                         progress=progress, stop=stop)
+    executor = local_executor(job.settings, stop, lambda: prepare(job.settings, progress))
+    return stylise_clip(executor, job.settings, job.clip, job.output, keep_frames=job.options.keep_frames,
+                        progress=progress, stop=stop)
 
 
 def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:

@@ -26,7 +26,7 @@ LONG_FUNCTIONS: dict[str, str] = {}
 LAYERS = {
     "__main__": 6, "cli": 5, "__init__": 5,
     "pipeline.api": 4,
-    "pipeline.folder": 3, "pipeline.cluster": 3, "pipeline.video.devices": 3, "pipeline.preview": 3,
+    "pipeline.folder": 3, "pipeline.cluster": 3, "pipeline.preview": 3,
     "pipeline.video": 2, "pipeline.image_job": 2,
     "pipeline.prepare": 1, "pipeline.batching": 1, "pipeline.outputs": 1, "pipeline.frames": 1,
     "pipeline.gatys": 1, "pipeline.optimizers": 1, "pipeline.cuda_graphs": 1, "pipeline.style_targets": 1,

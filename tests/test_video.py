@@ -150,7 +150,7 @@ def test_a_disk_too_full_for_the_resume_frames_fails_at_the_first_frame(tmp_path
 
     from nstvid.pipeline.errors import OutputError
     from nstvid.pipeline.prepare import prepare
-    from nstvid.pipeline.video.job import stylise_video
+    from nstvid.pipeline.video.orchestrator import stylise_video
 
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
     short = clip(tmp_path, PAN, 6, "short.mp4")
@@ -172,16 +172,46 @@ def test_a_disk_too_full_for_the_resume_frames_fails_at_the_first_frame(tmp_path
 
 
 def test_split_clip_prefers_scene_cuts_and_leads_in_elsewhere():
-    from nstvid.pipeline.video.devices import LEAD_IN, split_clip
+    from nstvid.pipeline.video.pieces import LEAD_IN, Piece, split_clip
 
     scores = [0.05] * 99
+    assert split_clip(100, 1, scores, 0.35) == [Piece(0, 0, 100)]  # one worker: one chain
     pieces = split_clip(100, 2, scores, 0.35)
     assert [(p.keep_from, p.stop_at) for p in pieces] == [(0, 50), (50, 100)]
     assert pieces[1].start == 50 - LEAD_IN  # no cut: the second chain starts early, cross-faded
-    scores[44] = 0.8  # a cut between frames 44 and 45, near the even boundary
+    scores[44] = 0.8  # a cut between frames 44 and 45: two shots of about a share each, no seam
     pieces = split_clip(100, 2, scores, 0.35)
     assert [(p.start, p.keep_from, p.stop_at) for p in pieces] == [(0, 0, 45), (45, 45, 100)]
+    scores[9] = 0.8  # and one between 9 and 10: every cut is a free piece start, the long shot waits
+    assert [(p.start, p.keep_from, p.stop_at) for p in split_clip(100, 2, scores, 0.35)] == [
+        (0, 0, 10), (10, 10, 45), (45, 45, 100)]
     assert len(split_clip(3, 4, [0.0, 0.0], 0.35)) == 3  # never an empty piece
+    # A shot far over a share is halved until it is not: 4 workers, one 100-frame shot.
+    assert [(p.keep_from, p.stop_at) for p in split_clip(100, 4, [0.0] * 99, 0.35)] == [
+        (0, 25), (25, 50), (50, 75), (75, 100)]
+
+
+def test_the_plan_covers_every_frame_once_in_order():
+    """Segments' encoded ranges and seams tile the clip; each segment after a piece's first starts
+    where the one before it stopped (its anchor), and raw frames are those a seam blends."""
+    from nstvid.pipeline.video.pieces import Seam, plan_clip
+
+    for frames, workers, cuts in ((10, 2, []), (100, 1, []), (130, 3, [40]), (300, 4, [7, 150]), (5, 8, [])):
+        scores = [0.8 if i + 1 in cuts else 0.0 for i in range(frames - 1)]
+        plan = plan_clip(frames, workers, scores, 0.35, segment_frames=24)
+        covered = []
+        for part in plan.parts():
+            covered += list(range(part.first, part.stop) if isinstance(part, Seam)
+                            else range(part.encode_from, part.encode_to))
+        assert covered == list(range(frames)), (frames, workers, cuts)
+        for piece, segments in zip(plan.pieces, plan.segments):
+            assert segments[0].first == piece.start and segments[-1].stop == piece.stop_at
+            assert all(a.stop == b.first for a, b in zip(segments, segments[1:]))
+            assert all(s.frames <= 24 for s in segments)
+        seam_frames = {i for seam in plan.seams for i in range(seam.first, seam.stop)}
+        raw = {i for segments in plan.segments for s in segments for i in s.raw_indices()
+               if i != s.stop - 1}
+        assert raw == seam_frames, (frames, workers, cuts)
 
 
 

@@ -24,8 +24,8 @@ from ..outputs import check_output
 from ..prepare import prepare
 from ..progress import Callback, Estimate, FileDone, Message, StopRequest
 from ..settings import RunOptions, Settings, file_sha256
-from ..video.devices import stylise_video_on_devices
-from ..video.job import stylise_video
+from ..video.executors import local_executor
+from ..video.orchestrator import stylise_clip
 from .manifest import Manifest
 from .origin import record
 from .plan import Task
@@ -247,11 +247,9 @@ class FolderJob:
                                comment=self.origin(task))
                 if on_cluster is not None:
                     on_cluster(task.item.path, task.out_path, **options)
-                elif self.settings.devices:  # the workers build their own engines; this process encodes
-                    stylise_video_on_devices(self.settings, task.item.path, task.out_path, **options)
                 else:
-                    engine, styles = self.prepared()
-                    stylise_video(engine, styles, task.item.path, task.out_path, **options)
+                    stylise_clip(local_executor(self.settings, self.stop, self.prepared), self.settings,
+                                 task.item.path, task.out_path, **options)
         except (KeyboardInterrupt, Interrupted) as e:
             self.interrupted([task], e)
             return
