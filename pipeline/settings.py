@@ -143,6 +143,12 @@ class Settings:
     # 0.35 leaves a factor ~6 over consecutive-frame motion, 2x over a whole second of motion, and
     # ~1.7x under the least different pair of unrelated shots.
     scene_cut_threshold: float = setting(0.35, "video_frames")
+    # Frames per segment (video/pieces.py): the unit that is dispatched, encoded, stored and resumed,
+    # and what a lost Ray worker costs at most. At the balanced schedule on an H200 (~2 frames/s at
+    # 512 px) 48 frames are about 25 s of work, so dispatch, storing and the join cost nothing next to
+    # it. A segment join ends a window (window batching), which can move a frame within batching's
+    # tolerances: hence a result of its own ("video_frames").
+    segment_frames: int = setting(48, "video_frames")
     crf: int = option(18, "Video: encoder quality (lower is better; x264/x265: 0-51).", VIDEO, changes="video")
     codec: str = option("libx264", "Video: ffmpeg encoder.", VIDEO, changes="video")
     batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE, changes=NOTHING)
@@ -165,6 +171,8 @@ class Settings:
             raise UsageError(f"revealed {self.revealed!r}: expected content, inpaint or warp")
         if self.warp_interpolation not in ("linear", "cubic", "lanczos"):
             raise UsageError(f"warp_interpolation {self.warp_interpolation!r}: expected linear, cubic or lanczos")
+        if self.segment_frames < 1:
+            raise UsageError(f"segment_frames {self.segment_frames}: must be at least 1")
         if self.flow_scale < 1 or self.flow_check < 0 or self.settle_iterations < 0:
             raise UsageError("flow_scale must be at least 1; flow_check and settle_iterations not negative")
         if self.pooling not in ("max", "avg"):

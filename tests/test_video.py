@@ -198,7 +198,7 @@ def test_the_plan_covers_every_frame_once_in_order():
 
     for frames, workers, cuts in ((10, 2, []), (100, 1, []), (130, 3, [40]), (300, 4, [7, 150]), (5, 8, [])):
         scores = [0.8 if i + 1 in cuts else 0.0 for i in range(frames - 1)]
-        plan = plan_clip(frames, workers, scores, 0.35, segment_frames=24)
+        plan = plan_clip(frames, workers, scores, 0.35, 24)
         covered = []
         for part in plan.parts():
             covered += list(range(part.first, part.stop) if isinstance(part, Seam)

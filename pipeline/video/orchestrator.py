@@ -72,6 +72,7 @@ class Clipwork:
     done: dict[str, dict] = field(default_factory=dict)
     pieces: list[PieceState] = field(default_factory=list)
     finished: set[int] = field(default_factory=set)
+    keep_frames: bool = False  # --keep-frames: a stored segment's frames stay in the folder too
 
     @property
     def encoding(self) -> str:
@@ -135,8 +136,9 @@ def _store(state: Clipwork, output: SegmentOutput) -> None:
         work.record_segment(segment.name, output.file, segment.encoded, state.encoding, state.done)
     else:
         state.done[segment.name] = {"frames": 0}
-    keep = set(segment.raw_indices())
-    work.forget(i for i in range(segment.encode_from, segment.encode_to) if i not in keep)
+    if not state.keep_frames:
+        keep = set(segment.raw_indices())
+        work.forget(i for i in range(segment.encode_from, segment.encode_to) if i not in keep)
     current = state.pieces[segment.piece]
     current.next, current.anchor, current.in_flight = segment.number + 1, output.raw[segment.stop - 1], False
     _join_seams(state)
@@ -165,54 +167,21 @@ def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path:
                  comment: str | None = None) -> VideoOutcome:
     """Stylise a video (or the part a Clip names) into output_path on `executor` (executors.py:
     InProcess, Devices; cluster/video.py: on Ray): same frames, frame rate and sound. The caller
-    has checked the output path. comment: the output's `comment` tag."""
+    has checked the output path. keep_frames: keep the work folder, every frame in it; comment: the
+    output's `comment` tag."""
     started = time.perf_counter()
     clip = source if isinstance(source, Clip) else open_clip(source)
     progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
     frames, scores, truncated = scan(clip)
-    plan = plan_clip(frames, executor.workers, scores, settings.scene_cut_threshold)
+    plan = plan_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
     work = open_work(clip, output_path, settings, progress)
-    state = Clipwork(plan, work, output_path.suffix, settings, clip.info.fps)
+    state = Clipwork(plan, work, output_path.suffix, settings, clip.info.fps, keep_frames=keep_frames)
     _resume(state)
     resumed = len(state.finished)
-    if resumed:
-        first_missing = next(i for i in range(frames + 1) if i not in state.finished)
-        progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised"))
-    estimate = executor.estimate(clip, scores, resumed)
-    if estimate is not None:
-        progress(estimate)
-    if len(plan.pieces) > 1:
-        progress(Message(f"{frames} frames in {len(plan.pieces)} pieces on {executor.describe()}: " + ", ".join(
-            f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "") for p in plan.pieces)))
-
-    def report(worker: str, event) -> None:
-        if isinstance(event, FrameDone):  # of a frame the piece owns (run_segment counts no lead-in)
-            if event.index in state.finished:
-                return
-            state.finished.add(event.index)
-            progress(FrameDone(len(state.finished) - 1, frames, event.seconds, event.loss))
-        elif isinstance(event, Message):
-            progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level))
-
+    _announce(state, executor, clip, scores, progress)
     parts = plan.parts()
     try:
-        executor.start(clip, work, output_path.suffix, report)
-        _join_seams(state)
-        while not all(p.name in state.done for p in parts):
-            if not stop:
-                _dispatch(state, executor)
-            else:
-                executor.stop()
-                if not executor.busy:
-                    break
-            if not executor.busy and not stop:
-                raise ProcessingError(f"{output_path}: no segment left to run, yet "
-                                      f"{sum(p.name not in state.done for p in parts)} parts are missing")
-            output = executor.next(0.2)
-            if output is not None:
-                _store(state, output)
-        if not all(p.name in state.done for p in parts):
-            raise Interrupted(stop.signum)  # every segment in hand is stored or its frames saved
+        _run(state, executor, clip, parts, progress, stop)
     except KeyboardInterrupt:  # a second Ctrl-C: abort now, without waiting for the frames in hand
         getattr(executor, "kill", lambda: None)()
         raise
@@ -226,6 +195,56 @@ def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path:
                                              f"decodable frames into {output_path}", frames_read=frames)
     return VideoOutcome(output_path, frames, resumed, time.perf_counter() - started,
                         **getattr(executor, "identities", lambda: {})())
+
+
+def _announce(state: Clipwork, executor, clip: Clip, scores: list[float], progress: Callback) -> None:
+    """What a rerun takes from the last one, the estimate, and how the clip is cut."""
+    plan, resumed = state.plan, len(state.finished)
+    if resumed:
+        first_missing = next(i for i in range(plan.frames + 1) if i not in state.finished)
+        progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised"))
+        segments = [s for piece in plan.segments for s in piece]
+        stored = sum(s.name in state.done for s in segments)
+        progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run"))
+    estimate = executor.estimate(clip, scores, resumed)
+    if estimate is not None:
+        progress(estimate)
+    if len(plan.pieces) > 1:
+        progress(Message(f"{plan.frames} frames in {len(plan.pieces)} pieces on {executor.describe()}: " + ", ".join(
+            f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "") for p in plan.pieces)))
+
+
+def _run(state: Clipwork, executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
+         stop: StopRequest) -> None:
+    """Dispatch and store until every part is in; Interrupted on a stop request, once every
+    segment in hand is stored or its frames saved (on Ray: given up)."""
+
+    def report(worker: str, event) -> None:
+        if isinstance(event, FrameDone):  # of a frame the piece owns (run_segment counts no lead-in)
+            if len(state.plan.pieces) == 1:  # one chain: frames finish in clip order, each says which it is
+                state.finished.add(event.index)
+                progress(FrameDone(event.index, state.plan.frames, event.seconds, event.loss))
+            elif event.index not in state.finished:  # pieces side by side: the count of frames done
+                state.finished.add(event.index)
+                progress(FrameDone(len(state.finished) - 1, state.plan.frames, event.seconds, event.loss))
+        elif isinstance(event, Message):
+            progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level))
+
+    executor.start(clip, state.work, state.suffix, report)
+    _join_seams(state)
+    while not all(p.name in state.done for p in parts):
+        if not stop:
+            _dispatch(state, executor)
+        else:
+            executor.stop()
+            if not executor.busy:
+                raise Interrupted(stop.signum)
+        if not executor.busy and not stop:
+            raise ProcessingError(f"{state.work.output}: no segment left to run, yet "
+                                  f"{sum(p.name not in state.done for p in parts)} parts are missing")
+        output = executor.next(0.2)
+        if output is not None:
+            _store(state, output)
 
 
 def _stitch(state: Clipwork, clip: Clip, output_path: Path, settings: Settings, comment: str | None,

@@ -25,11 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 LEAD_IN = 16  # frames a piece starts early when it starts inside a shot (the cross-fade's length)
-# Frames per segment: what a lost Ray worker costs at most, and how often a piece's chain changes
-# hands. At the balanced schedule on an H200 (~2 frames/s at 512 px, docs/devices.md) 48 frames are
-# about 25 s of work, so dispatch and the join cost nothing next to it. A segment join ends a
-# window (docs/batching.md's window batching), so shorter segments would also cost a little look.
-SEGMENT_FRAMES = 48
 # A piece longer than this many even shares (frames / workers) is halved: a shot a little over a
 # share is kept whole (a seam costs look; a scene cut costs nothing).
 SPLIT_OVER = 1.25
@@ -135,8 +130,8 @@ def split_clip(frames: int, workers: int, cut_scores: list[float], threshold: fl
             for j, (k, stop) in enumerate(owned)]
 
 
-def plan_clip(frames: int, workers: int, cut_scores: list[float], threshold: float, *,
-              segment_frames: int = SEGMENT_FRAMES, lead_in: int = LEAD_IN) -> ClipPlan:
+def plan_clip(frames: int, workers: int, cut_scores: list[float], threshold: float, segment_frames: int, *,
+              lead_in: int = LEAD_IN) -> ClipPlan:
     """Pieces (split_clip), each cut into segments of at most segment_frames, and the seams."""
     pieces = split_clip(frames, workers, cut_scores, threshold, lead_in)
     # A piece's tail that the next piece's lead-in blends with comes back raw.
