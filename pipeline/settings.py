@@ -144,11 +144,14 @@ class Settings:
     # ~1.7x under the least different pair of unrelated shots.
     scene_cut_threshold: float = setting(0.35, "video_frames")
     # Frames per segment (video/pieces.py): the unit that is dispatched, encoded, stored and resumed,
-    # and what a lost Ray worker costs at most. At the balanced schedule on an H200 (~2 frames/s at
-    # 512 px) 48 frames are about 25 s of work, so dispatch, storing and the join cost nothing next to
-    # it. A segment join ends a window (window batching), which can move a frame within batching's
-    # tolerances: hence a result of its own ("video_frames").
-    segment_frames: int = setting(48, "video_frames")
+    # and what a lost Ray worker costs at most. Each segment is an encode of its own, so a join is a
+    # keyframe: measured (docs/cluster.md), the pair across a join has about 2x the E_warp of its
+    # neighbours on realshort at 512 px, 4-6x on a stylised clip at 64 px. 240 frames keep those
+    # pulses as rare as x264's own keyframes (keyint 250) in one encode; at the balanced schedule on
+    # an H200 (~2 frames/s at 512 px) that is about 2 minutes of work, which dispatch, storing and
+    # the join do not notice. The anchor's rounding to uint8 at a join moves later frames by under
+    # a level (tests/test_segments.py): hence a result of its own ("video_frames").
+    segment_frames: int = setting(240, "video_frames")
     crf: int = option(18, "Video: encoder quality (lower is better; x264/x265: 0-51).", VIDEO, changes="video")
     codec: str = option("libx264", "Video: ffmpeg encoder.", VIDEO, changes="video")
     batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE, changes=NOTHING)
