@@ -20,6 +20,7 @@ from ..estimate import trial, video_estimate
 from ..frames import flow_source_size, to_u8, video_size
 from ..media.video import TruncatedVideoError, VideoWriter
 from ..progress import NEVER_STOP, Callback, Estimate, FrameDone, Message, StopRequest, ignore
+from ..report.summary import JobSummary
 from ..settings import Settings
 from ..style_targets import StyleSet
 from .chain import Chain, FrameResult
@@ -38,6 +39,7 @@ class VideoOutcome:
     workers: tuple[str, ...] = ()  # --engine ray: the workers (host:pid) that made its frames
     nodes: tuple[str, ...] = ()  # and their nodes
     retries: int = 0  # chunks run again after their worker was lost
+    summary: JobSummary | None = None  # with a report: the job's summary of one record (report/)
 
 
 @dataclass
