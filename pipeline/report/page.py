@@ -37,6 +37,7 @@ h1{font-size:20px;margin:4px 0}h2{font-size:17px;margin:12px 0 6px}h3{font-size:
 .error{color:#8b1a1a}table{border-collapse:collapse}td,th{padding:2px 6px;text-align:left;vertical-align:top}
 .facts th{color:#555;font-weight:500}.files tr:nth-child(even){background:#f6f6f6}
 .files td.n{text-align:right;font-variant-numeric:tabular-nums}.files img,.styles img{display:block}
+img{background:#eee}
 .s-failed .s{color:#c0392b;font-weight:600}.s-pending .s{color:#a15c00}.s-done .s{color:#2e7d32}
 .styles{display:flex;gap:8px}.styles figure,.video figure{margin:0}.video{border-top:1px solid #ddd}
 figcaption{font-size:12px;color:#555}code{font-size:13px;word-break:break-all}nav a{margin-right:6px}
@@ -53,13 +54,16 @@ class Asset:
     size: tuple[int, int]
 
 
-def img(asset: Asset | None, prefix: str, alt: str = "") -> str:
-    """An <img> of asset (its width and height given, so rows keep their layout while loading)."""
-    if asset is None:
+def img(asset: Asset | None, prefix: str, alt: str = "", box: int = 96) -> str:
+    """An <img> of asset shown with its long side `box` px, aspect kept (width and height given, so
+    that rows keep their layout while lazy thumbnails load; a 32 px output is shown enlarged)."""
+    if asset is None or not all(asset.size):
         return '<span class="missing">none</span>'
+    h, w = asset.size
+    scale = box / max(h, w)
     src = asset.src if asset.src.startswith("data:") else prefix + asset.src
     lazy = "" if asset.src.startswith("data:") else ' loading="lazy"'
-    return (f'<img src="{escape(src)}" width="{asset.size[1]}" height="{asset.size[0]}" '
+    return (f'<img src="{escape(src)}" width="{max(1, round(w * scale))}" height="{max(1, round(h * scale))}" '
             f'alt="{escape(alt)}"{lazy}>')
 
 
@@ -142,7 +146,7 @@ def job_section(summary: JobSummary, styles: list[tuple[str, Asset | None]], pre
              ("Totals", f"{summary.done} done, {summary.skipped} skipped, {summary.failed} failed, "
                         f"{summary.pending} pending, {summary.seconds:.1f} s")]
     rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
-    figures = "".join(f"<figure>{img(asset, prefix, Path(path).name)}<figcaption>{escape(Path(path).name)}"
+    figures = "".join(f"<figure>{img(asset, prefix, Path(path).name, 160)}<figcaption>{escape(Path(path).name)}"
                       "</figcaption></figure>" for path, asset in styles)
     return (f'<section id="job"><h2>Job</h2><table class="facts">{rows}</table>'
             f'<h3>Styles</h3><div class="styles">{figures}</div>'
@@ -193,9 +197,11 @@ def video_article(record: dict, sample: VideoSample, frames: list[tuple[Asset, A
     note = f' <span class="error">{escape(sample.error)}</span>' if sample.error else ""
     picks = sorted({0, sample.frame_count // 2, max(sample.frame_count - 1, 0)})
     heads = "".join(f"<th>frame {k + 1}</th>" for k in picks[:len(frames)])
-    ins = "".join(f"<td>{img(a, prefix, 'input')}</td>" for a, _ in frames)
-    outs = "".join(f"<td>{img(b, prefix, 'output')}</td>" for _, b in frames)
-    return (f'<article class="video"><h3>{escape(name)}</h3><p><span class="frames">{sample.frame_count} frames'
+    ins = "".join(f"<td>{img(a, prefix, 'input', 160)}</td>" for a, _ in frames)
+    outs = "".join(f"<td>{img(b, prefix, 'output', 160)}</td>" for _, b in frames)
+    data = (f'data-pairs="{",".join(map(str, sample.pairs))}" data-e-warp="{",".join(map(repr, sample.e_warp))}" '
+            f'data-input-e-warp="{",".join(map(repr, sample.input_e_warp))}"')  # full precision, for tools
+    return (f'<article class="video" {data}><h3>{escape(name)}</h3><p><span class="frames">{sample.frame_count} frames'
             f"</span> · {escape(measured)}{note}</p><table class=\"frames\"><tr><th></th>{heads}</tr>"
             f"<tr><th>input</th>{ins}</tr><tr><th>output</th>{outs}</tr></table>{plot(sample)}</article>")
 

@@ -124,7 +124,8 @@ class ReportPage:
         t0 = time.perf_counter()
         _make_folder(self.path)
         embed = len(summary.records) <= self.embed_limit
-        base = summary.job.input if summary.job and summary.job.kind == "folder" else None
+        job = summary.job
+        base = (job.input if job.kind == "folder" else job.input.parent) if job else None
         styles = [(s, self._asset(("style", s), s, embed, FRAME)) for s in
                   (summary.job.settings.styles if summary.job else ())]
         rows = [self._row(r, base, embed) for r in summary.records]
