@@ -170,6 +170,8 @@ def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: R
                 manifest.close()
             if page is not None:
                 page.write(summary)
+                progress(Message(f"report: {options.report} ({summary.report_seconds:.2f} s of the job's "
+                                 f"{summary.seconds:.1f} s went to writing it)"))
             elif options.report is not None:
                 write_json(Path(options.report), summary, input_dir)
         finally:
