@@ -104,6 +104,9 @@ class ReportPage:
                     self.update(summary)
                 except OutputError as e:
                     progress(Message(f"{e}; the report is written again later", level="warning"))
+                except Exception as e:  # noqa: BLE001 - a report page must never end the job it reports on
+                    progress(Message(f"report {self.path}: not updated ({type(e).__name__}: {e}); "
+                                     "written again later", level="warning"))
 
         return watched
 
