@@ -56,7 +56,7 @@ test-fp32: setup
 	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_faults"
 
 # The README's pictures: the report page of a sample job (docs/report_page.png, headless Chromium;
-# about a minute on 2 CPU cores), then docs/gallery.png (bench/gallery.py --size 256: much longer on a CPU).
+# about 2 minutes on 2 idle CPU cores), then docs/gallery.png (bench/gallery.py --size 256: much longer on a CPU).
 docs-pictures: setup
 	$(BIN)/python bench/docs_pictures.py
 
