@@ -1,13 +1,13 @@
 """Writing a job's report: JSON (one record per file, as ever) or the HTML page (page.py), chosen
 by the file's extension, always atomically (media.images.atomic_write_bytes).
 
-The page is rewritten as the job goes, every EVERY_FILES finished files or EVERY_SECONDS, and once
-more at the end; a job stopped by --max-runtime or a signal leaves a page that says so (a kill -9
-leaves the last one, saying "running" and when it was written). Thumbnails are made once per file
-and kept: as data: URIs while the job has at most EMBED_LIMIT files (one self-contained page),
-beyond that as JPEG files in PATH_files/ (named by the picture's path, size and mtime, so that a
-rerun reuses them), with the rows split into pages of ROWS_PER_PAGE: a 40,000-file job's page
-stays a few hundred kB.
+The page is rewritten as the job goes: once its plan is made, then every EVERY_FILES finished files
+or EVERY_SECONDS, and once more at the end; a job stopped by --max-runtime or a signal leaves a
+page that says so (a kill -9 leaves the last one, saying "running" and when it was written).
+Thumbnails are made once per file and kept: as data: URIs while the job has at most EMBED_LIMIT
+files (one self-contained page), beyond that as JPEG files in PATH_files/ (named by the picture's
+path, size and mtime, so that a rerun reuses them), with the rows split into pages of
+ROWS_PER_PAGE: a 40,000-file job's page stays a few hundred kB.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import NstvidError, OutputError, UsageError
 from ..media.images import atomic_write_bytes, header_size
 from ..media.video import FrameSpan, probe
-from ..progress import Callback, Event, FileDone, Message
+from ..progress import Callback, Event, FileDone, Message, Totals
 from .page import Asset, document, failures, header, job_section, pager, row, rows_table, video_article
 from .pictures import FRAME, THUMB, VideoSample, thumbnail, video_sample
 from .summary import JobSummary
@@ -94,12 +94,13 @@ class ReportPage:
     # -- when
 
     def watch(self, progress: Callback, summary: JobSummary) -> Callback:
-        """progress, with the page rewritten after a FileDone when due; a failed rewrite is a
-        warning (the job goes on, the final write tries again)."""
+        """progress, with the page rewritten when due after a FileDone, and first when the plan is
+        made (Totals: every file has its row, so a job whose first file is a long video has a page
+        from the start); a failed rewrite is a warning (the job goes on, the final write tries again)."""
 
         def watched(event: Event) -> None:
             progress(event)
-            if isinstance(event, FileDone):
+            if isinstance(event, (FileDone, Totals)):
                 try:
                     self.update(summary)
                 except OutputError as e:
