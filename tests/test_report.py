@@ -330,3 +330,23 @@ def test_forty_thousand_files_page_stays_small(tmp_path):
     last = Page((tmp_path / "big_files" / "rows-80.html").read_text())
     assert len(last.rows) == 500 and last.sections[0] == "failures"
     assert seconds < 30, seconds
+
+
+def test_each_state_says_what_happened_and_escapes_what_it_shows(tmp_path):
+    """Running, stopped by --max-runtime, interrupted, finished: the state line says which; paths
+    and errors are escaped wherever they appear."""
+    from nstvid.pipeline.report import JobSummary, write_report
+
+    record = {"path": str(tmp_path / "a<b>.png"), "status": "failed", "error": 'bad "quote" & <tag>',
+              "seconds": 0.0, "output": "", "kind": "image"}
+    cases = {"Running: last updated": {}, "Stopped at --max-runtime": dict(stopped_early=True),
+             "Interrupted (exit 130)": dict(interrupted=True, exit_code=130),
+             "Finished with failures": dict(ended_at=time.time())}
+    for expected, fields in cases.items():
+        summary = JobSummary(tmp_path / "out", failed=1, records=[dict(record)], **fields)
+        write_report(summary, tmp_path / "r.html")
+        text = (tmp_path / "r.html").read_text()
+        parsed = Page(text)
+        assert parsed.state.startswith(expected), (expected, parsed.state)
+        assert "<tag>" not in text and "a<b>" not in text and "&lt;tag&gt;" in text
+        assert parsed.failures == [f"{record['path']}: {record['error']}"]
