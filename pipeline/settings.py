@@ -250,7 +250,9 @@ class RunOptions:
     quiet: bool = option(False, "Print errors only.", JOB_CONTROL, "--quiet", "-q", sets=True)
     log_format: str = option("auto", "auto (bar on a terminal, lines otherwise) | plain | json.", JOB_CONTROL)
     image_format: str = option("png", "Folder: output image format (png | jpg | webp | tiff).", INPUT_OUTPUT)
-    report: str | None = option(None, "Folder: write one JSON record per file here.", INPUT_OUTPUT, kind=Path)
+    report: str | None = option(None, "Write a report of the job here: .json (one record per file) or .html "
+                                      "(a page with thumbnails, failures first, kept up to date as the job goes).",
+                                INPUT_OUTPUT, kind=Path)
     max_runtime: float | None = option(None, "Folder: stop cleanly after this long (e.g. 90m, 6h).",
                                        JOB_CONTROL, kind=str)
     dry_run: bool = option(False, "Say what would be done, do nothing.", JOB_CONTROL, sets=True)
@@ -265,6 +267,7 @@ class RunOptions:
     ray_address: str = option("auto", "auto (the cluster `ray start` set up) | local (a private one) | "
                                       "HOST:PORT.", CLUSTER)
     ray_workers: int = option(0, "Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs).", CLUSTER)
+    command: tuple[str, ...] = ()  # the command line the job came from (the CLI's argv), for its report
 
     def validate(self) -> "RunOptions":
         if self.log_format not in ("auto", "plain", "json"):
@@ -279,6 +282,8 @@ class RunOptions:
             raise UsageError(f"--engine {self.engine!r}: expected local or ray")
         if self.ray_workers < 0:
             raise UsageError(f"--ray-workers {self.ray_workers}: must be 0 (one per GPU) or positive")
+        if self.report is not None and Path(self.report).suffix.lower() not in (".json", ".html"):
+            raise UsageError(f"--report {self.report}: the extension picks the format: .json or .html")
         if self.preview < 0:
             raise UsageError(f"--preview {self.preview}: must be a positive number of pictures")
         for strength in self.preview_strengths:

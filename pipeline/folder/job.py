@@ -8,7 +8,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from ..media.video import probe
 from ..outputs import check_output
 from ..prepare import prepare
 from ..progress import Callback, Estimate, FileDone, Message, StopRequest
+from ..report.summary import JobSummary
 from ..settings import RunOptions, Settings, file_sha256
 from ..video.executors import local_executor
 from ..video.orchestrator import stylise_clip
@@ -31,19 +31,8 @@ from .origin import record
 from .plan import Task
 
 
-@dataclass
-class FolderSummary:
-    output: Path
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    records: list[dict] = field(default_factory=list)  # one per file: path, status, error, seconds, output, kind
-    exit_code: int = 0  # 0 all done, 1 some failed, 128 + signal when interrupted
-    pending: int = 0  # not started: --max-runtime reached, or interrupted
-    interrupted: bool = False
-    stopped_early: bool = False  # --max-runtime reached
-
+class FolderSummary(JobSummary):
+    """A folder job's summary (report/summary.py): what run_folder returns and the report shows."""
 
 
 def signal_number(exc: BaseException) -> int:

@@ -29,6 +29,7 @@ from ..engine import Engine
 from ..errors import Interrupted, ProcessingError
 from ..media.video import TruncatedVideoError, VideoWriter
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
+from ..report.summary import JobSummary
 from ..settings import Settings
 from ..style_targets import StyleSet
 from .clip import Clip, open_clip, scan
@@ -46,7 +47,8 @@ class VideoOutcome:
     seconds: float
     workers: tuple[str, ...] = ()  # --engine ray: the workers (host:pid) that made its frames
     nodes: tuple[str, ...] = ()  # and their nodes
-    retries: int = 0  # chunks run again after their worker was lost
+    retries: int = 0  # segments run again after their worker was lost
+    summary: JobSummary | None = None  # with a report: the job's summary of one record (report/)
 
 
 @dataclass
