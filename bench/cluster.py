@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import platform
 import resource
@@ -40,11 +41,10 @@ from nstvid.pipeline.folder.run import run_folder
 from nstvid.pipeline.media.video import VideoWriter, run_ffmpeg
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.progress import FileDone, FrameDone
-from nstvid.pipeline.settings import RunOptions, Settings, load
+from nstvid.pipeline.settings import RunOptions, load
 from nstvid.pipeline.video.segment import SegmentOutput
 
 DOC = ROOT / "docs" / "cluster.md"
-SEGMENT_FRAMES = Settings().segment_frames
 PHOTO = SAMPLES / "chelsea.png"  # one picture: its style targets are computed once, before the first unit
 
 
@@ -111,11 +111,11 @@ def overhead_images(size: int, iterations: int, units: int, tmp: Path) -> dict:
     return _summary([(t - t0, work) for (t0, _), (t, work) in zip(done, done[1:])])
 
 
-def overhead_video(frame_iterations: int, segments: int, tmp: Path) -> dict:
+def overhead_video(frame_iterations: int, segments: int, segment_frames: int, tmp: Path) -> dict:
     """segments + 1 segments of a 512x288 clip on one worker (one piece); the first, which holds the
     clip's cold first frame, only starts the clock."""
-    settings = _settings(512, 1, frame_iterations)
-    clip = _clip(tmp / "a_clip.mp4", (segments + 1) * SEGMENT_FRAMES, "512:288")
+    settings = dataclasses.replace(_settings(512, 1, frame_iterations), segment_frames=segment_frames)
+    clip = _clip(tmp / "a_clip.mp4", (segments + 1) * segment_frames, "512:288")
     cluster = Cluster(_options(1), settings)
     done: list[tuple[float, float]] = []  # per frame, in clip order: (when it came back, the worker's seconds)
     try:
@@ -125,7 +125,7 @@ def overhead_video(frame_iterations: int, segments: int, tmp: Path) -> dict:
                                  if isinstance(e, FrameDone) else None)
     finally:
         cluster.close()
-    per_segment = [done[k:k + SEGMENT_FRAMES] for k in range(0, len(done), SEGMENT_FRAMES)]
+    per_segment = [done[k:k + segment_frames] for k in range(0, len(done), segment_frames)]
     return _summary([(segment[-1][0] - before[-1][0], sum(s for _, s in segment))
                      for before, segment in zip(per_segment, per_segment[1:])])
 
@@ -161,6 +161,18 @@ def driver_limit(workers: int, files: int, frames: int, size: int, tmp: Path) ->
     return {"files_per_s": files_per_s, "frames_512": rates[512], "frames_720p": rates[1280]}
 
 
+def _overhead_table(args, images: dict, video: dict) -> list[str]:
+    return [
+        "| unit | units | worker time (s) | wall (s) | overhead (s) | overhead / worker time |",
+        "|---|---|---|---|---|---|",
+        f"| 256 px image, {args.iterations} iterations | {images['units']} | {images['work']:.3f} | "
+        f"{images['wall']:.3f} | {images['overhead']:.3f} | {images['share']:.1%} |",
+        f"| 512x288 segment of {args.segment_frames} warm frames, {args.frame_iterations} iterations each | "
+        f"{video['units']} | {video['work']:.3f} | {video['wall']:.3f} | {video['overhead']:.3f} | "
+        f"{video['share']:.1%} |",
+    ]
+
+
 def _cpu() -> tuple[float, float]:
     """CPU seconds (user + system) of this process, and of its finished children (the driver's
     ffmpeg runs: the thumbnail scan, the join and the audio mux); the Ray workers are not children."""
@@ -174,9 +186,12 @@ def main() -> None:
     parser.add_argument("--image-units", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=20, help="per 256 px image (part a)")
     parser.add_argument("--video-segments", type=int, default=2)
+    parser.add_argument("--segment-frames", type=int, default=24,
+                        help="part a only (the default, 240, would take 20 minutes a segment on a CPU)")
+    parser.add_argument("--driver-only", action="store_true", help="part (b) and (c) alone")
     parser.add_argument("--frame-iterations", type=int, default=2, help="per 512x288 frame (part a)")
     parser.add_argument("--files", type=int, default=200, help="part b")
-    parser.add_argument("--frames", type=int, default=240, help="part b")
+    parser.add_argument("--frames", type=int, default=960, help="part b")
     parser.add_argument("--h200-fps", type=float, default=1.0,
                         help="one H200 worker's frames/s at 720p (issue 13: about 1 today, 10 the goal)")
     parser.add_argument("--no-write", action="store_true", help=f"print the tables, leave {DOC.name} as it is")
@@ -185,8 +200,10 @@ def main() -> None:
     t0 = time.time()
     tmp = Path(tempfile.mkdtemp(prefix="nstvid-bench-"))
     try:
-        images = overhead_images(256, args.iterations, args.image_units, tmp)
-        video = overhead_video(args.frame_iterations, args.video_segments, tmp)
+        images = video = None
+        if not args.driver_only:
+            images = overhead_images(256, args.iterations, args.image_units, tmp)
+            video = overhead_video(args.frame_iterations, args.video_segments, args.segment_frames, tmp)
         limit = driver_limit(args.workers, args.files, args.frames, 256, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -200,18 +217,12 @@ def main() -> None:
         "### (a) Overhead per unit",
         "",
         "Overhead = the gap between a unit's result and the one before it on the one worker (the driver's "
-        "own work on the earlier result: for images the atomic write and the manifest, for video the "
-        "resume save and the encode; then dispatch, transfer both ways, scheduling) minus the worker's "
-        "time on the unit (decode, optimisation, encode; for video the optimisation passes; flow and "
-        "planning on the worker count as overhead here).",
+        "own work on the earlier result: for images the atomic write and the manifest, for video storing "
+        "the segment; then dispatch, transfer both ways, scheduling) minus the worker's time on the unit "
+        "(for images decode, optimisation, encode; for video the optimisation passes only: its decode, "
+        "flow, planning and encode on the worker count as overhead here).",
         "",
-        "| unit | units | worker time (s) | wall (s) | overhead (s) | overhead / worker time |",
-        "|---|---|---|---|---|---|",
-        f"| 256 px image, {args.iterations} iterations | {images['units']} | {images['work']:.3f} | "
-        f"{images['wall']:.3f} | {images['overhead']:.3f} | {images['share']:.1%} |",
-        f"| 512x288 segment of {SEGMENT_FRAMES} warm frames, {args.frame_iterations} iterations each | "
-        f"{video['units']} | {video['work']:.3f} | {video['wall']:.3f} | {video['overhead']:.3f} | "
-        f"{video['share']:.1%} |",
+        *(["Not run this time (`--driver-only`)."] if args.driver_only else _overhead_table(args, images, video)),
         "",
         "### (b) The driver's own limit (pass-through workers, this bench only)",
         "",

@@ -161,6 +161,37 @@ def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
     assert not list(out.rglob("*.part"))
 
 
+@pytest.mark.cluster_faults  # `make test-cluster`, with the test above
+def test_worker_killed_mid_segment_redoes_that_segment(cluster, tmp_path, cache_dir):
+    """A video on 2 Ray workers in segments of 3 frames: SIGKILL of a worker while it holds a
+    segment; the pool runs that segment again, the log says so, and the output has every frame."""
+    address, state_api, env = cluster
+    source = clip(tmp_path, REALSHORT, 12, "clip.mp4")
+    config = tmp_path / "segments.toml"
+    config.write_text("segment_frames = 3\n")
+    out = tmp_path / "out.mp4"
+    args = [source, "--style", STYLE, "--size", "64", "--scales", "1", "--iterations", "30",
+            "--frame-iterations", "20", "-o", out, "--config", config, "--engine", "ray", "--ray-address", address,
+            "--ray-workers", "2", "--log-format", "plain"]
+    full_env = {**env, "NSTVID_CACHE_DIR": str(cache_dir)}
+    proc = subprocess.Popen(command(*args), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:  # the pieces are planned and their first segments handed out
+        seen.append(line)
+        if "pieces on 2 Ray workers" in line:
+            break
+    assert proc.poll() is None, "".join(seen) + proc.stderr.read()
+    time.sleep(3)
+    pids = _worker_pids(state_api, env)
+    assert len(pids) == 2, pids
+    os.kill(pids[0], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=600)
+    stdout = "".join(seen) + stdout
+    assert proc.returncode == 0, stdout + stderr
+    assert "worker lost during segment" in stdout and "done after 1 lost worker(s)" in stdout, stdout
+    assert count_frames(out) == 12
+
+
 def test_unreachable_address_is_one_line_exit_2(tmp_path, cache_dir):
     """For a video and a single image alike (an image runs on a worker too), before any work."""
     port = ray_cluster.free_port()  # nothing listens there

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -51,18 +52,26 @@ def test_round_trip_keeps_frames_rate_duration_audio(tmp_path, run_nstvid):
     assert not probe(tmp_path / "orbit_starry_night.mp4").has_audio
 
 
-def _start_until_frames(tmp_path: Path, cache_dir: Path, frames: int):
+def _start_until_frames(tmp_path: Path, cache_dir: Path, frames: int, *, stored: int = 0, extra=()):
     """Start a video run on a 24-frame clip in the background; return (process, args, env, output,
-    work folder, clip) once `frames` frames are saved, checking all along that no partial file
-    stands at the output."""
+    work folder, clip) once `frames` frames are saved (in the segment in progress) and `stored`
+    segments recorded, checking all along that no partial file stands at the output."""
     source = clip(tmp_path, PAN, 24, "pan24.mp4")
     out = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.nstvid-work"
-    args = command(source, "--style", STYLE, "-o", out, *QUICK)
+    args = command(source, "--style", STYLE, "-o", out, *QUICK, *extra)
+
+    def records() -> dict:
+        try:
+            return json.loads((work / "segments.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(work.glob("frame_*.png"))) < frames:
+    while time.time() < deadline and (len(list(work.glob("frame_*.png"))) - stored < frames
+                                      or len(records()) < stored):
         assert not out.exists(), "a partial file stood at the output path"
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
@@ -70,15 +79,26 @@ def _start_until_frames(tmp_path: Path, cache_dir: Path, frames: int):
 
 
 def test_sigkill_then_rerun_resumes(tmp_path, cache_dir):
-    proc, args, env, out, work, source = _start_until_frames(tmp_path, cache_dir, 10)
+    """In segments of 8 (segment_frames from a config file): killed with one segment stored and
+    frames of the next saved, the rerun takes the stored segment (of its frames only the last, the
+    next one's anchor, is left on disk) and the saved frames, and stylises only the rest."""
+    config = tmp_path / "segments.toml"
+    config.write_text("segment_frames = 8\n")
+    proc, args, env, out, work, source = _start_until_frames(tmp_path, cache_dir, 2, stored=1,
+                                                             extra=["--config", config, "--log-format", "plain"])
     proc.kill()
     proc.wait()
     assert not out.exists()
-    saved = len(list(work.glob("frame_*.png")))
-    assert saved >= 10
+    stored = json.loads((work / "segments.json").read_text())
+    saved = {int(p.stem[6:]) for p in work.glob("frame_*.png")}
+    assert {i for i in saved if i < 8 * len(stored)} == {8 * k + 7 for k in range(len(stored))}, saved
+    done = {i for i in range(8 * len(stored))} | saved
+    first_missing = min(set(range(25)) - done)
     r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert f"resuming at frame {saved + 1}" in r.stdout or f"resuming at frame {saved + 2}" in r.stdout, r.stdout
+    assert f"resuming at frame {first_missing + 1}: {len(done)} frames already stylised" in r.stdout, r.stdout
+    assert f"{len(stored)} of 3 segments already stored" in r.stdout, r.stdout
+    assert len(re.findall(r"^nstvid: frame \d+/24 ", r.stdout, re.M)) == 24 - len(done), r.stdout
     assert count_frames(out) == count_frames(source) == 24
     assert not work.exists()  # removed on success (no --keep-frames)
 

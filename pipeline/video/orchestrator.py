@@ -2,9 +2,9 @@
 
 * Plan (pieces.py): the exact frame count and scene cuts from a fast thumbnail decode (never the
   container's count), then pieces (parallel chains) and their segments.
-* Dispatch: each free worker gets the next segment of the piece with the most frames left (longest
-  first, so no worker holds the tail alone); a piece has one segment in flight at a time, carrying
-  its anchor (the output of the frame before it).
+* Dispatch: each free worker gets the next segment of a piece already started, else of the piece
+  with the most frames left (longest first, so no worker holds the tail alone); a piece has one
+  segment in flight at a time, carrying its anchor (the output of the frame before it).
 * Store: each returned segment is recorded in the resume folder (segments.json: frames, bytes,
   sha256), with the raw frames a seam or the next segment's anchor needs; the frames a stored
   segment holds are dropped, so the folder stays flat in clip length. Seams (a piece led into from
@@ -103,7 +103,7 @@ def _resume(state: Clipwork) -> None:
             state.pieces[number].next += 1
             state.finished.update(range(max(segment.first, piece.keep_from), segment.stop))
         current = state.pieces[number]
-        if current.next:
+        if 0 < current.next < len(segments):  # a piece half done: its next segment's anchor
             last = segments[current.next - 1].stop - 1
             current.anchor = work.load(last, lead=last < piece.keep_from)
     for seam in plan.seams:
@@ -113,13 +113,15 @@ def _resume(state: Clipwork) -> None:
 
 
 def _dispatch(state: Clipwork, executor) -> None:
-    """Hand each free worker the next segment of the piece with the most frames left."""
+    """Hand each free worker the next segment of a piece: a piece already started first (so that
+    no more pieces are half done, each holding an anchor, than there are workers), then the piece
+    with the most frames left (so that the longest start early and none is left for the end)."""
     while executor.free > 0:
         ready = [n for n, p in enumerate(state.pieces)
                  if not p.in_flight and p.next < len(state.plan.segments[n])]
         if not ready:
             return
-        number = max(ready, key=state.remaining)
+        number = max(ready, key=lambda n: (state.pieces[n].next > 0, state.remaining(n)))
         current = state.pieces[number]
         current.in_flight = True
         executor.submit(SegmentTask(state.plan.segments[number][current.next], state.plan.pieces[number],
@@ -134,15 +136,14 @@ def _store(state: Clipwork, output: SegmentOutput) -> None:
         lead = index < piece.keep_from
         if not (work.lead_path(index) if lead else work.frame_path(index)).is_file():
             work.save(index, frame, lead=lead)
-    if output.file is not None:
-        work.record_segment(segment.name, output.file, segment.encoded, state.encoding, state.done)
-    else:
-        state.done[segment.name] = {"frames": 0}
+    work.record_segment(segment.name, output.file, segment.encoded, state.encoding, state.done)
     if not state.keep_frames:
         keep = set(segment.raw_indices())
         work.forget(i for i in range(segment.encode_from, segment.encode_to) if i not in keep)
     current = state.pieces[segment.piece]
-    current.next, current.anchor, current.in_flight = segment.number + 1, output.raw[segment.stop - 1], False
+    current.next, current.in_flight = segment.number + 1, False
+    finished = current.next == len(state.plan.segments[segment.piece])
+    current.anchor = None if finished else output.raw[segment.stop - 1]
     _join_seams(state)
 
 

@@ -124,16 +124,23 @@ class WorkDir:
             return {}
         done = {}
         for name, record in records.items() if isinstance(records, dict) else ():
-            path = self.path / record.get("file", "")
-            if (record.get("encoding") == encoding and path.is_file() and path.stat().st_size == record.get("bytes")
-                    and file_sha256(path) == record.get("sha256")):
+            if not isinstance(record, dict) or record.get("encoding") != encoding:
+                continue
+            if record.get("file") is None:  # raw frames only: the orchestrator checks those are saved
+                done[name] = record
+                continue
+            path = self.path / str(record["file"])
+            whole = path.is_file() and path.stat().st_size == record.get("bytes")
+            if whole and file_sha256(path) == record.get("sha256"):
                 done[name] = record
         return done
 
-    def record_segment(self, name: str, path: Path, frames: int, encoding: str, done: dict[str, dict]) -> None:
-        """Add a stored segment to `done` and to segments.json (atomically: one writer, the driver)."""
-        done[name] = {"file": path.name, "frames": frames, "bytes": path.stat().st_size, "sha256": file_sha256(path),
-                      "encoding": encoding}
+    def record_segment(self, name: str, path: Path | None, frames: int, encoding: str, done: dict[str, dict]) -> None:
+        """Add a stored segment to `done` and to segments.json (atomically: one writer, the driver);
+        path None: a segment whose frames all came back raw (a short piece's tail or lead-in)."""
+        done[name] = {"file": None, "frames": 0, "encoding": encoding} if path is None else {
+            "file": path.name, "frames": frames, "bytes": path.stat().st_size, "sha256": file_sha256(path),
+            "encoding": encoding}
         atomic_write_bytes(self.path / SEGMENTS, json.dumps(done, indent=1, sort_keys=True).encode())
 
     def forget(self, indices, *, lead: bool = False) -> None:
