@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch 2.14.1 + torchvision 0.29.1 install from this machine's local cache; elsewhere from PyPI.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fp32 test-cluster lint probe setup clean bench
+.PHONY: demo test test-fp32 test-cluster lint probe setup clean bench docs-pictures
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,11 @@ probe: setup
 # The whole suite with --precision fp32 forced on every run (what an AVX2-only CPU runs anyway).
 test-fp32: setup
 	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_faults"
+
+# The README's pictures: the report page of a sample job (docs/report_page.png, headless Chromium;
+# about 2 minutes on 2 idle CPU cores), then docs/gallery.png (bench/gallery.py --size 256: much longer on a CPU).
+docs-pictures: setup
+	$(BIN)/python bench/docs_pictures.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

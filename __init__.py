@@ -5,7 +5,8 @@
     outcome = nstvid.stylise("photo.jpg", style="starry.jpg", output="photo_starry.png", size=384)
 
 `stylise(input, style=..., output=..., **options)` takes images, videos and folders; options are the
-config-file keys (size, style_weight, frame_iterations, preset, overwrite, report, ...). Errors are
+config-file keys (size, style_weight, frame_iterations, preset, overwrite, report, ...);
+`write_report(summary, "report.html")` writes a job's report page (or .json) from its summary. Errors are
 `nstvid.NstvidError` subclasses; progress events (`Message`, `Iteration`, `FrameDone`, `FileDone`)
 go to `progress=callback`. The command line, `nstvid`, is a thin layer over this.
 
@@ -30,8 +31,9 @@ from .pipeline.progress import Event, FileDone, FrameDone, Iteration, Message, S
 from .pipeline.settings import RunOptions, Settings
 
 # The API imports torch: loaded at first use, so that `nstvid --help` and `import nstvid` stay quick.
-_API = ("stylise", "load_job", "run", "Job", "input_kind", "temporal_error", "DryRun")
-_OUTCOMES = {"ImageOutcome": "image_job", "VideoOutcome": "video.job", "FolderSummary": "folder.run"}
+_API = ("stylise", "load_job", "run", "Job", "input_kind", "temporal_error", "DryRun", "write_report")
+_OUTCOMES = {"ImageOutcome": "image_job", "VideoOutcome": "video.orchestrator", "FolderSummary": "folder.run",
+             "JobSummary": "report.summary"}
 
 
 def __getattr__(name: str):

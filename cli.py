@@ -200,7 +200,7 @@ def job_command(context: typer.Context, input: Path, preset: str, config: Option
     try:
         from .pipeline import api  # torch loads here, not for --help
 
-        values = given_values(context, flags)
+        values = {**given_values(context, flags), "command": ("nstvid", *sys.argv[1:])}  # for the report
         job = api.load_job(input, values.pop("styles", None), values.pop("output", None), config=config,
                            preset=preset if given(context, "preset") else None, **values)
         reporter = Reporter(quiet=job.options.quiet, log_format=job.options.log_format)

@@ -8,7 +8,7 @@
     early (the early frames are thrown away); the S current frames would form one batch on a GPU.
     Simulated here by running the S chains one after another: the outputs are the same, only the
     wall time differs, so this bench compares flicker only; GPU speed is in docs/gpu.md.
-(c) what --devices does with S pieces (pipeline/video/devices.py): (b) with a lead-in of LEAD_IN
+(c) what --devices does with S pieces (pipeline/video/pieces.py): (b) with a lead-in of LEAD_IN
     frames cross-faded into the previous piece's last frames (no scene cut in this clip).
 All against the plain chain (batch 1). E_warp per consecutive pair, the input's DIS flow.
 Every chain is the production one (video/job.py stylise_frames), in line, with --batch set.
@@ -24,7 +24,7 @@ import numpy as np
 from common import CLIP, ROOT, STYLE, chain_frames, load_frames, private_cache
 from nstvid.pipeline.flow import warping_error
 from nstvid.pipeline.settings import Settings
-from nstvid.pipeline.video.devices import LEAD_IN, cross_fade, split_clip
+from nstvid.pipeline.video.pieces import LEAD_IN, cross_fade, split_clip
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ input kind, output path and format, devices, weights); `run` does the work. `sty
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,13 @@ from .outputs import check_output, default_output
 from .prepare import prepare
 from .preview import PreviewOutcome, run_preview, sheet_path
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
+from .report import FileReport, JobSummary, job_info
+from .report import write_report as _write_report
 from .settings import RunOptions, Settings, load
 from .video.clip import Clip, open_clip
-from .video.devices import stylise_video_on_devices
-from .video.job import VideoOutcome, estimate_video, stylise_video
+from .video.executors import local_executor
+from .video.job import estimate_video
+from .video.orchestrator import VideoOutcome, stylise_clip
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,13 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     lock = output_lock(job.output)
     lock.acquire(progress)
     try:
-        return _run_file(job, progress, stop)
+        if job.options.report is None:
+            return _run_file(job, progress, stop)
+        info = job_info(job.input, job.output, job.kind, job.settings, job.options)
+        with FileReport(job.options.report, info, job.clip.span if job.clip else None) as report:
+            outcome = _run_file(job, progress, stop)
+            report.done(outcome)
+        return dataclasses.replace(outcome, summary=report.summary)  # what write_report takes
     finally:
         lock.release()
 
@@ -211,12 +221,9 @@ def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
     if job.kind == "image":
         engine, styles = prepare(job.settings, progress)
         return stylise_file(engine, styles, job.input, job.output, progress=progress)
-    if job.settings.devices:
-        return stylise_video_on_devices(job.settings, job.clip, job.output, keep_frames=job.options.keep_frames,
-                                        progress=progress, stop=stop)
-    engine, styles = prepare(job.settings, progress)
-    return stylise_video(engine, styles, job.clip, job.output, keep_frames=job.options.keep_frames,
-                         progress=progress, stop=stop)
+    executor = local_executor(job.settings, stop, lambda: prepare(job.settings, progress))
+    return stylise_clip(executor, job.settings, job.clip, job.output, keep_frames=job.options.keep_frames,
+                        progress=progress, stop=stop)
 
 
 def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
@@ -242,10 +249,24 @@ def stylise(input: str | Path, style: str | Path | Iterable[str | Path] | None =
     """Stylise an image, a video or a folder; see load_job for the options and run for the rest.
 
     Returns an ImageOutcome, VideoOutcome or FolderSummary (folders: per-file failures are in its
-    records and exit_code, not raised), or a DryRun with dry_run=True.
+    records and exit_code, not raised), or a DryRun with dry_run=True. With report=PATH (.json or
+    .html) the report is written as the job goes; a FolderSummary is the report's summary, and a
+    single file's outcome carries one in .summary: nstvid.write_report(summary, path) writes it again.
     """
     return run(load_job(input, style, output, preset=preset, config=config, **options),
                progress or ignore, stop or NEVER_STOP)
+
+
+def write_report(summary: JobSummary, path: str | Path) -> None:
+    """Write a job's report to path, .html (the page) or .json (its records) by the extension:
+    summary is what run or stylise returned for a folder, or a single file's outcome.summary (a job
+    run with report=... has its report written already; this writes another, anywhere).
+    Raises UsageError for another extension, OutputError when the file cannot be written."""
+    summary = getattr(summary, "summary", None) or summary  # an outcome stands for its summary
+    if not isinstance(summary, JobSummary):
+        raise UsageError("write_report: expected a job's summary (a FolderSummary, or outcome.summary of a job "
+                         "run with report=...)")
+    _write_report(summary, path)
 
 
 def temporal_error(input_video: str | Path, output_video: str | Path) -> dict:

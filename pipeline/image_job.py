@@ -13,6 +13,7 @@ from .frames import at_working_size, initial_images, to_rgb, to_tensor
 from .gatys import Result, coarse_to_fine
 from .media.images import Picture, fit_long_side, read_image, write_image
 from .progress import Callback, Message, ignore
+from .report.summary import JobSummary
 from .style_targets import StyleSet
 
 
@@ -23,6 +24,7 @@ class ImageOutcome:
     style_loss: float
     iterations: int  # at the finest scale
     seconds: float
+    summary: JobSummary | None = None  # with a report: the job's summary of one record (report/)
 
 
 def stylise_pictures(engine: Engine, styles: StyleSet, pictures: list[Picture],

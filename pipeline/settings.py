@@ -143,6 +143,15 @@ class Settings:
     # 0.35 leaves a factor ~6 over consecutive-frame motion, 2x over a whole second of motion, and
     # ~1.7x under the least different pair of unrelated shots.
     scene_cut_threshold: float = setting(0.35, "video_frames")
+    # Frames per segment (video/pieces.py): the unit that is dispatched, encoded, stored and resumed,
+    # and what a lost Ray worker costs at most. Each segment is an encode of its own, so a join is a
+    # keyframe: measured (docs/cluster.md), the pair across a join has about 2x the E_warp of its
+    # neighbours on realshort at 512 px, 4-6x on a stylised clip at 64 px. 240 frames keep those
+    # pulses as rare as x264's own keyframes (keyint 250) in one encode; at the balanced schedule on
+    # an H200 (~2 frames/s at 512 px) that is about 2 minutes of work, which dispatch, storing and
+    # the join do not notice. The anchor's rounding to uint8 at a join moves later frames by under
+    # a level (tests/test_segments.py): hence a result of its own ("video_frames").
+    segment_frames: int = setting(240, "video_frames")
     crf: int = option(18, "Video: encoder quality (lower is better; x264/x265: 0-51).", VIDEO, changes="video")
     codec: str = option("libx264", "Video: ffmpeg encoder.", VIDEO, changes="video")
     batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE, changes=NOTHING)
@@ -165,6 +174,8 @@ class Settings:
             raise UsageError(f"revealed {self.revealed!r}: expected content, inpaint or warp")
         if self.warp_interpolation not in ("linear", "cubic", "lanczos"):
             raise UsageError(f"warp_interpolation {self.warp_interpolation!r}: expected linear, cubic or lanczos")
+        if self.segment_frames < 1:
+            raise UsageError(f"segment_frames {self.segment_frames}: must be at least 1")
         if self.flow_scale < 1 or self.flow_check < 0 or self.settle_iterations < 0:
             raise UsageError("flow_scale must be at least 1; flow_check and settle_iterations not negative")
         if self.pooling not in ("max", "avg"):
@@ -239,7 +250,9 @@ class RunOptions:
     quiet: bool = option(False, "Print errors only.", JOB_CONTROL, "--quiet", "-q", sets=True)
     log_format: str = option("auto", "auto (bar on a terminal, lines otherwise) | plain | json.", JOB_CONTROL)
     image_format: str = option("png", "Folder: output image format (png | jpg | webp | tiff).", INPUT_OUTPUT)
-    report: str | None = option(None, "Folder: write one JSON record per file here.", INPUT_OUTPUT, kind=Path)
+    report: str | None = option(None, "Write a report of the job here: .json (one record per file) or .html "
+                                      "(a page with thumbnails, failures first, kept up to date as the job goes).",
+                                INPUT_OUTPUT, kind=Path)
     max_runtime: float | None = option(None, "Folder: stop cleanly after this long (e.g. 90m, 6h).",
                                        JOB_CONTROL, kind=str)
     dry_run: bool = option(False, "Say what would be done, do nothing.", JOB_CONTROL, sets=True)
@@ -254,6 +267,7 @@ class RunOptions:
     ray_address: str = option("auto", "auto (the cluster `ray start` set up) | local (a private one) | "
                                       "HOST:PORT.", CLUSTER)
     ray_workers: int = option(0, "Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs).", CLUSTER)
+    command: tuple[str, ...] = ()  # the command line the job came from (the CLI's argv), for its report
 
     def validate(self) -> "RunOptions":
         if self.log_format not in ("auto", "plain", "json"):
@@ -268,6 +282,8 @@ class RunOptions:
             raise UsageError(f"--engine {self.engine!r}: expected local or ray")
         if self.ray_workers < 0:
             raise UsageError(f"--ray-workers {self.ray_workers}: must be 0 (one per GPU) or positive")
+        if self.report is not None and Path(self.report).suffix.lower() not in (".json", ".html"):
+            raise UsageError(f"--report {self.report}: the extension picks the format: .json or .html")
         if self.preview < 0:
             raise UsageError(f"--preview {self.preview}: must be a positive number of pictures")
         for strength in self.preview_strengths:

@@ -122,7 +122,7 @@ def test_overlapped_pipeline_gives_the_frames_of_the_in_line_one(tmp_path, cache
     the saved frames equal those of the all-in-line run, in order, none dropped (measured: equal to
     the bit), and the encoded clips have the same frame count and audio."""
     from nstvid.pipeline.prepare import prepare
-    from nstvid.pipeline.video.job import stylise_video
+    from nstvid.pipeline.video.orchestrator import stylise_video
 
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
     short = clip(tmp_path, PAN, 8, "short.mp4")
@@ -157,7 +157,7 @@ def test_devices_split_join_interrupt_and_resume(tmp_path, cache_dir):
     proc.send_signal(signal.SIGTERM)
     stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err
-    assert "16 frames on 2 devices: cpu 1-8, cpu 9-16 (lead-in 8)" in stdout, stdout
+    assert "16 frames in 2 pieces on 2 devices (cpu, cpu): 1-8, 9-16 (lead-in 8)" in stdout, stdout
     assert "worker 2 (cpu): device cpu" in stdout, stdout
     assert not out.exists()
     saved = {int(p.stem[6:]) for p in work.glob("frame_*.png")}

@@ -26,8 +26,8 @@ LONG_FUNCTIONS: dict[str, str] = {}
 LAYERS = {
     "__main__": 6, "cli": 5, "__init__": 5,
     "pipeline.api": 4,
-    "pipeline.folder": 3, "pipeline.cluster": 3, "pipeline.video.devices": 3, "pipeline.preview": 3,
-    "pipeline.video": 2, "pipeline.image_job": 2,
+    "pipeline.folder": 3, "pipeline.cluster": 3, "pipeline.preview": 3,
+    "pipeline.video": 2, "pipeline.image_job": 2, "pipeline.report": 2,
     "pipeline.prepare": 1, "pipeline.batching": 1, "pipeline.outputs": 1, "pipeline.frames": 1,
     "pipeline.gatys": 1, "pipeline.optimizers": 1, "pipeline.cuda_graphs": 1, "pipeline.style_targets": 1,
     "pipeline.estimate": 1, "pipeline.sheet": 1, "pipeline.plot": 1, "pipeline.engine": 1, "pipeline.features": 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -51,18 +52,26 @@ def test_round_trip_keeps_frames_rate_duration_audio(tmp_path, run_nstvid):
     assert not probe(tmp_path / "orbit_starry_night.mp4").has_audio
 
 
-def _start_until_frames(tmp_path: Path, cache_dir: Path, frames: int):
+def _start_until_frames(tmp_path: Path, cache_dir: Path, frames: int, *, stored: int = 0, extra=()):
     """Start a video run on a 24-frame clip in the background; return (process, args, env, output,
-    work folder, clip) once `frames` frames are saved, checking all along that no partial file
-    stands at the output."""
+    work folder, clip) once `frames` frames are saved (in the segment in progress) and `stored`
+    segments recorded, checking all along that no partial file stands at the output."""
     source = clip(tmp_path, PAN, 24, "pan24.mp4")
     out = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.nstvid-work"
-    args = command(source, "--style", STYLE, "-o", out, *QUICK)
+    args = command(source, "--style", STYLE, "-o", out, *QUICK, *extra)
+
+    def records() -> dict:
+        try:
+            return json.loads((work / "segments.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(work.glob("frame_*.png"))) < frames:
+    while time.time() < deadline and (len(list(work.glob("frame_*.png"))) - stored < frames
+                                      or len(records()) < stored):
         assert not out.exists(), "a partial file stood at the output path"
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
@@ -70,15 +79,26 @@ def _start_until_frames(tmp_path: Path, cache_dir: Path, frames: int):
 
 
 def test_sigkill_then_rerun_resumes(tmp_path, cache_dir):
-    proc, args, env, out, work, source = _start_until_frames(tmp_path, cache_dir, 10)
+    """In segments of 8 (segment_frames from a config file): killed with one segment stored and
+    frames of the next saved, the rerun takes the stored segment (of its frames only the last, the
+    next one's anchor, is left on disk) and the saved frames, and stylises only the rest."""
+    config = tmp_path / "segments.toml"
+    config.write_text("segment_frames = 8\n")
+    proc, args, env, out, work, source = _start_until_frames(tmp_path, cache_dir, 2, stored=1,
+                                                             extra=["--config", config, "--log-format", "plain"])
     proc.kill()
     proc.wait()
     assert not out.exists()
-    saved = len(list(work.glob("frame_*.png")))
-    assert saved >= 10
+    stored = json.loads((work / "segments.json").read_text())
+    saved = {int(p.stem[6:]) for p in work.glob("frame_*.png")}
+    assert {i for i in saved if i < 8 * len(stored)} == {8 * k + 7 for k in range(len(stored))}, saved
+    done = {i for i in range(8 * len(stored))} | saved
+    first_missing = min(set(range(25)) - done)
     r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert f"resuming at frame {saved + 1}" in r.stdout or f"resuming at frame {saved + 2}" in r.stdout, r.stdout
+    assert f"resuming at frame {first_missing + 1}: {len(done)} frames already stylised" in r.stdout, r.stdout
+    assert f"{len(stored)} of 3 segments already stored" in r.stdout, r.stdout
+    assert len(re.findall(r"^nstvid: frame \d+/24 ", r.stdout, re.M)) == 24 - len(done), r.stdout
     assert count_frames(out) == count_frames(source) == 24
     assert not work.exists()  # removed on success (no --keep-frames)
 
@@ -150,7 +170,7 @@ def test_a_disk_too_full_for_the_resume_frames_fails_at_the_first_frame(tmp_path
 
     from nstvid.pipeline.errors import OutputError
     from nstvid.pipeline.prepare import prepare
-    from nstvid.pipeline.video.job import stylise_video
+    from nstvid.pipeline.video.orchestrator import stylise_video
 
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
     short = clip(tmp_path, PAN, 6, "short.mp4")
@@ -172,16 +192,46 @@ def test_a_disk_too_full_for_the_resume_frames_fails_at_the_first_frame(tmp_path
 
 
 def test_split_clip_prefers_scene_cuts_and_leads_in_elsewhere():
-    from nstvid.pipeline.video.devices import LEAD_IN, split_clip
+    from nstvid.pipeline.video.pieces import LEAD_IN, Piece, split_clip
 
     scores = [0.05] * 99
+    assert split_clip(100, 1, scores, 0.35) == [Piece(0, 0, 100)]  # one worker: one chain
     pieces = split_clip(100, 2, scores, 0.35)
     assert [(p.keep_from, p.stop_at) for p in pieces] == [(0, 50), (50, 100)]
     assert pieces[1].start == 50 - LEAD_IN  # no cut: the second chain starts early, cross-faded
-    scores[44] = 0.8  # a cut between frames 44 and 45, near the even boundary
+    scores[44] = 0.8  # a cut between frames 44 and 45: two shots of about a share each, no seam
     pieces = split_clip(100, 2, scores, 0.35)
     assert [(p.start, p.keep_from, p.stop_at) for p in pieces] == [(0, 0, 45), (45, 45, 100)]
+    scores[9] = 0.8  # and one between 9 and 10: every cut is a free piece start, the long shot waits
+    assert [(p.start, p.keep_from, p.stop_at) for p in split_clip(100, 2, scores, 0.35)] == [
+        (0, 0, 10), (10, 10, 45), (45, 45, 100)]
     assert len(split_clip(3, 4, [0.0, 0.0], 0.35)) == 3  # never an empty piece
+    # A shot far over a share is halved until it is not: 4 workers, one 100-frame shot.
+    assert [(p.keep_from, p.stop_at) for p in split_clip(100, 4, [0.0] * 99, 0.35)] == [
+        (0, 25), (25, 50), (50, 75), (75, 100)]
+
+
+def test_the_plan_covers_every_frame_once_in_order():
+    """Segments' encoded ranges and seams tile the clip; each segment after a piece's first starts
+    where the one before it stopped (its anchor), and raw frames are those a seam blends."""
+    from nstvid.pipeline.video.pieces import Seam, plan_clip
+
+    for frames, workers, cuts in ((10, 2, []), (100, 1, []), (130, 3, [40]), (300, 4, [7, 150]), (5, 8, [])):
+        scores = [0.8 if i + 1 in cuts else 0.0 for i in range(frames - 1)]
+        plan = plan_clip(frames, workers, scores, 0.35, 24)
+        covered = []
+        for part in plan.parts():
+            covered += list(range(part.first, part.stop) if isinstance(part, Seam)
+                            else range(part.encode_from, part.encode_to))
+        assert covered == list(range(frames)), (frames, workers, cuts)
+        for piece, segments in zip(plan.pieces, plan.segments):
+            assert segments[0].first == piece.start and segments[-1].stop == piece.stop_at
+            assert all(a.stop == b.first for a, b in zip(segments, segments[1:]))
+            assert all(s.frames <= 24 for s in segments)
+        seam_frames = {i for seam in plan.seams for i in range(seam.first, seam.stop)}
+        raw = {i for segments in plan.segments for s in segments for i in s.raw_indices()
+               if i != s.stop - 1}
+        assert raw == seam_frames, (frames, workers, cuts)
 
 
 

@@ -172,6 +172,20 @@ class Pool:
             raise ProcessingError(f"no Ray worker came back within {REVIVE_WAIT:.0f} s; "
                                   f"{len(self.waiting)} unit(s) left undone")
 
+    def reads_same_file(self, path, sha256: str) -> bool:
+        """Whether a worker finds this file at this path, with this content (a shared volume, or the
+        driver's own machine)."""
+        return self.ray.get(self.actors[0].file_sha256.remote(str(path))) == sha256
+
+    def abandon(self, tags) -> None:
+        """Forget the calls made for `tags` (a stopped job): their results are never asked for, and
+        their workers take new calls once they finish them."""
+        for ref, call in list(self.running.items()):
+            if any(call.tag is tag for tag in tags):
+                del self.running[ref]
+                self.idle.append(call.actor)
+        self.waiting = deque(call for call in self.waiting if not any(call.tag is tag for tag in tags))
+
     def identities(self) -> list[dict]:
         """Every worker's node, process and device; waits until all have started."""
         return self.ray.get([actor.ping.remote() for actor in self.actors])

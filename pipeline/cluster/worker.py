@@ -1,28 +1,32 @@
 """What runs inside a Ray actor: an engine and the job's styles, built once and kept for every unit.
 
-Inputs arrive as bytes (images) or decoded frames (video chunks) and results go back the same way,
-so a worker needs no access to the driver's files. The work itself is what a local run does:
-image_job.stylise_pictures for a unit of images, job.stylise_frames for a chunk of video frames.
+Images arrive as bytes and go back encoded. A video segment is decoded here from the input (read
+where it is, on a shared volume, or from a copy sent once per node through the object store) and
+goes back encoded, with the few raw frames a seam or the next segment needs: a worker needs no
+access to the driver's files. The work itself is what a local run does: image_job.stylise_pictures
+for a unit of images, video.segment.run_segment for a segment.
 This module never imports ray: it is importable, and testable, without the extra installed.
 """
 from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from dataclasses import replace
-
-import numpy as np
+from pathlib import Path
 
 from ..batching import BatchLimit, in_batches, window_batch
 from ..engine import Engine, describe_failure
 from ..errors import InputError
 from ..frames import at_working_size
 from ..image_job import stylise_pictures
-from ..media.images import Picture, decode_image, encode_image
-from ..settings import Settings
+from ..media.images import Picture, atomic_write_bytes, decode_image, encode_image
+from ..settings import Settings, file_sha256
 from ..style_targets import StyleSet, StyleTargets
-from ..video.job import Finished, stylise_frames
+from ..video.clip import Clip
+from ..video.segment import SegmentOutput, SegmentTask, run_segment
+from ..video.workdir import WorkDir
 
 Targets = dict[tuple[int, int], StyleTargets]
 # One file's outcome: ("done", encoded bytes, seconds, loss), ("input", problem, seconds, 0.0) for
@@ -60,6 +64,13 @@ class Worker:
 
     def ping(self) -> dict:
         return self.identity
+
+    def file_sha256(self, path: str) -> str | None:
+        """The sha256 of a file as this worker sees it, or None where it cannot read it."""
+        try:
+            return file_sha256(Path(path))
+        except OSError:
+            return None
 
     def images(self, sent: list, targets: Targets, files: list[tuple[str, bytes]], ext: str, batch: int
                ) -> tuple[dict, list[FileResult]]:
@@ -103,24 +114,38 @@ class Worker:
             out.update({name: ("error", reason, read, 0.0) for name, _, read in group if name not in out})
         return out
 
-    def frames(self, sent: list, targets: Targets, size: tuple[int, int], anchor: tuple[np.ndarray, np.ndarray] | None,
-               frames: list[np.ndarray]) -> tuple[dict, list[tuple[np.ndarray, float, float, str]]]:
-        """Continue a piece's chain over frames (H, W, 3) uint8 of working size (h, w).
-
-        anchor: (input, stylised output) of the frame before them, both uint8, replayed as a resume
-        replays a saved frame; None starts the chain afresh (a piece's first frame). Returns per
-        frame (output uint8, loss, seconds, how it started)."""
+    def segment(self, sent: list, targets: Targets, clip: Clip, source, task: SegmentTask, key: dict,
+                suffix: str) -> tuple[dict, bytes | None, SegmentOutput]:
+        """Decode, stylise and encode one segment of the clip (video.segment.run_segment), in a
+        temporary folder of this worker's own. source: None when the clip's path is readable here
+        (a shared volume), else [object ref] of the input's bytes, kept once per node. Returns the
+        segment's encoded bytes (None: it encodes no frame) and its output (raw frames, timings)."""
         self._styles(sent, targets)
-        if size not in self.window_batches:
-            self.window_batches[size] = window_batch(self.engine, self.styles, size)
-        stream = ([anchor[0]] if anchor is not None else []) + list(frames)
-        saved = {0: anchor[1]} if anchor is not None else {}
-        out = []
-        for item in stylise_frames(self.engine, self.styles, stream, size, saved=saved, overlap=False,
-                                   batch=self.window_batches[size]):
-            if isinstance(item, Finished) and item.result is not None:
-                out.append((item.frame, item.result.loss, item.seconds, item.result.how))
-        return self.identity, out
+        if source is not None:
+            clip = replace(clip, path=_node_copy(source, clip.path.suffix))
+        h, w = key["size"]
+        if (h, w) not in self.window_batches:
+            self.window_batches[(h, w)] = window_batch(self.engine, self.styles, (h, w))
+        with tempfile.TemporaryDirectory(prefix="nstvid-segment-") as folder:
+            work = WorkDir(Path(folder) / f"segment{suffix}", key)
+            work.path.mkdir()
+            output = run_segment(self.engine, self.styles, clip, task, work, suffix, save_frames=False,
+                                 batch=self.window_batches[(h, w)])
+            data = output.file.read_bytes() if output.file is not None else None
+        output.file = None
+        return self.identity, data, output
+
+
+def _node_copy(source: list, suffix: str) -> Path:
+    """The input sent through the object store, written once per node (every worker there shares
+    it; named by content, written to a temporary name and renamed, so a half copy is never read)."""
+    import ray
+
+    sha, ref = source
+    path = Path(tempfile.gettempdir()) / f"nstvid-input-{sha}{suffix}"
+    if not path.is_file():
+        atomic_write_bytes(path, ray.get(ref))
+    return path
 
 
 def _node_address() -> str:

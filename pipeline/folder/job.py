@@ -8,7 +8,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,27 +22,17 @@ from ..media.video import probe
 from ..outputs import check_output
 from ..prepare import prepare
 from ..progress import Callback, Estimate, FileDone, Message, StopRequest
+from ..report.summary import JobSummary
 from ..settings import RunOptions, Settings, file_sha256
-from ..video.devices import stylise_video_on_devices
-from ..video.job import stylise_video
+from ..video.executors import local_executor
+from ..video.orchestrator import stylise_clip
 from .manifest import Manifest
 from .origin import record
 from .plan import Task
 
 
-@dataclass
-class FolderSummary:
-    output: Path
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    records: list[dict] = field(default_factory=list)  # one per file: path, status, error, seconds, output, kind
-    exit_code: int = 0  # 0 all done, 1 some failed, 128 + signal when interrupted
-    pending: int = 0  # not started: --max-runtime reached, or interrupted
-    interrupted: bool = False
-    stopped_early: bool = False  # --max-runtime reached
-
+class FolderSummary(JobSummary):
+    """A folder job's summary (report/summary.py): what run_folder returns and the report shows."""
 
 
 def signal_number(exc: BaseException) -> int:
@@ -247,11 +236,9 @@ class FolderJob:
                                comment=self.origin(task))
                 if on_cluster is not None:
                     on_cluster(task.item.path, task.out_path, **options)
-                elif self.settings.devices:  # the workers build their own engines; this process encodes
-                    stylise_video_on_devices(self.settings, task.item.path, task.out_path, **options)
                 else:
-                    engine, styles = self.prepared()
-                    stylise_video(engine, styles, task.item.path, task.out_path, **options)
+                    stylise_clip(local_executor(self.settings, self.stop, self.prepared), self.settings,
+                                 task.item.path, task.out_path, **options)
         except (KeyboardInterrupt, Interrupted) as e:
             self.interrupted([task], e)
             return

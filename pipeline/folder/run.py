@@ -18,15 +18,14 @@
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from ..batching import image_batch
 from ..cluster.pool import Cluster
 from ..errors import InputError, Interrupted, OutputError, UsageError
-from ..media.images import atomic_write_bytes
 from ..progress import NEVER_STOP, Callback, FileDone, Message, StopRequest, Totals, ignore
+from ..report import ReportPage, job_info, write_json
 from ..settings import RunOptions, Settings
 from .job import FolderJob, FolderSummary, record_failure, signal_number
 from .lock import FolderLock
@@ -36,23 +35,14 @@ from .remote import ClusterRun
 from .walk import image_suffix
 
 __all__ = ["FolderSummary", "check_folders", "run_folder", "dry_run", "write_report"]
-REPORT_VERSION = 1
 
 
 def write_report(path: Path, summary: FolderSummary, input_dir: Path) -> None:
-    """The JSON report: the summary's counts and one record per file, written atomically."""
-    data = {"version": REPORT_VERSION, "input": str(input_dir), "output": str(summary.output),
-            "done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
-            "pending": summary.pending, "interrupted": summary.interrupted,
-            "stopped_early": summary.stopped_early, "seconds": round(summary.seconds, 3),
-            "exit_code": summary.exit_code, "files": summary.records}
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(path, f"cannot create the report's folder ({e.strerror or e})") from None
-    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
-
+    """The report at path: JSON records or the HTML page, by the extension (report/writer.py)."""
+    if Path(path).suffix.lower() == ".html":
+        ReportPage(path).write(summary)
+    else:
+        write_json(Path(path), summary, input_dir)
 
 
 def _tasks(plans: list[Plan], output_dir: Path, digests: dict, manifest: Manifest, summary: FolderSummary,
@@ -159,23 +149,31 @@ def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: R
         raise OutputError(output_dir, f"cannot create the output folder ({e.strerror or e})") from None
     lock = FolderLock(output_dir)
     lock.acquire(progress)
-    summary = FolderSummary(output_dir)
+    summary = FolderSummary(output_dir, job=job_info(input_dir, output_dir, "folder", settings, options))
+    # The page is rewritten as files finish (a job killed outright leaves a page saying "running").
+    page = ReportPage(options.report) if str(options.report or "").lower().endswith(".html") else None
     manifest = None
     try:
         manifest = Manifest(output_dir / MANIFEST_NAME, progress)
-        _run(input_dir, settings, options, manifest, summary, progress, started, stop, cluster)
+        _run(input_dir, settings, options, manifest, summary, page.watch(progress, summary) if page else progress,
+             started, stop, cluster)
     except (KeyboardInterrupt, Interrupted) as e:  # between files, or during the walk
         summary.interrupted = True
         summary.exit_code = 128 + signal_number(e)
     finally:
         summary.seconds = time.monotonic() - started
+        summary.ended_at = time.time()
         try:
             if manifest is not None:
                 if manifest.dirty:
                     manifest.save()
                 manifest.close()
-            if options.report is not None:
-                write_report(Path(options.report), summary, input_dir)
+            if page is not None:
+                page.write(summary)
+                progress(Message(f"report: {options.report} ({summary.report_seconds:.2f} s of the job's "
+                                 f"{summary.seconds:.1f} s went to writing it)"))
+            elif options.report is not None:
+                write_json(Path(options.report), summary, input_dir)
         finally:
             lock.release()
     return summary

@@ -229,3 +229,52 @@ def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     h, w = size
     scale = long_side / max(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def read_thumbnail(path: str | Path, long_side: int) -> np.ndarray:
+    """A small RGB uint8 (h, w, 3) copy of an image file, its long side at most long_side, EXIF
+    orientation applied; alpha and 16 bits are dropped (a report's thumbnail needs neither).
+
+    JPEGs are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (IMREAD_REDUCED_*), so a report on
+    a folder of 24-megapixel photos costs a few milliseconds a file, not a full decode. Raises
+    InputError as read_image does."""
+    path = Path(path)
+    try:
+        data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror or e})") from None
+    if data.size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    known = header_size(path)
+    factor = max(1, min(8, max(known) // max(long_side, 1))) if known else 1
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}[max(f for f in (1, 2, 4, 8) if f <= factor)]
+    if png.is_png(data[:8].tobytes()) and not png.whole_file(path):
+        raise InputError(path, "not an image OpenCV can decode (corrupt: PNG truncated)")
+    bgr = cv2.imdecode(data, flags)
+    if bgr is None or bgr.size == 0:
+        raise InputError(path, "not an image OpenCV can decode (corrupt or unsupported format)")
+    return shrink_u8(np.ascontiguousarray(bgr[..., ::-1]), long_side)
+
+
+def shrink_u8(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """(H, W, 3) uint8 scaled down (area filter) so the long side is at most long_side."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= long_side:
+        return rgb
+    return resize_u8(rgb, fit_long_side((h, w), long_side))
+
+
+def resize_u8(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 at size (h, w), area filtered: how flow.warping_error brings frames to one size."""
+    if rgb.shape[:2] == tuple(size):
+        return rgb
+    return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 75) -> bytes:
+    """(H, W, 3) RGB uint8 -> the bytes of a baseline JPEG file (a thumbnail's, quality 0-100)."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise OutputError(".jpg", "OpenCV could not encode the thumbnail")
+    return buf.tobytes()

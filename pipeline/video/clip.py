@@ -35,6 +35,12 @@ class Clip:
         """The clip's frames as RGB uint8 at size (w, h); index 0 is the clip's first."""
         return read_frames(self.path, size=size, info=self.info, span=self.span)
 
+    def part(self, first: int, stop: int) -> Clip:
+        """Frames first..stop-1 of this clip as a clip of their own (decoded from a seek, not
+        from the file's start: what a segment reads)."""
+        base = self.span.first if self.span is not None else 0
+        return Clip(self.path, self.info, FrameSpan(base + first, base + stop, self.info.fps))
+
     def key(self) -> list[int] | None:
         """What the resume folder records of the part: [first, stop) frame indices."""
         return None if self.span is None else [self.span.first, self.span.stop]

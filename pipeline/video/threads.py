@@ -86,23 +86,23 @@ class FrameSink:
             self.thread = threading.Thread(target=self._drain, name="nstvid-encode", daemon=True)
             self.thread.start()
 
-    def put(self, index: int, frame: np.ndarray, *, save: bool, lead: bool = False) -> None:
+    def put(self, index: int, frame: np.ndarray, *, save: bool, lead: bool = False, encode: bool = True) -> None:
         """Queue frame `index` (H, W, 3) uint8, in clip order; save=False for replayed frames;
-        lead=True for a --devices lead-in frame (saved apart, never encoded here)."""
+        lead=True for a lead-in frame (saved apart); encode=False for a frame that comes back raw."""
         if self.error is not None:
             raise self.error
         if self.threaded:
-            self.queue.put((index, frame, save, lead))
+            self.queue.put((index, frame, save, lead, encode))
         else:
-            self._handle(index, frame, save, lead)
+            self._handle(index, frame, save, lead, encode)
 
-    def _handle(self, index: int, frame: np.ndarray, save: bool, lead: bool) -> None:
+    def _handle(self, index: int, frame: np.ndarray, save: bool, lead: bool, encode: bool) -> None:
         if save:
             path = self.work.save(index, frame, lead=lead)
             if self.frames_left:
                 self.work.check_room(path, self.frames_left)
                 self.frames_left = 0
-        if self.writer is not None and not lead:
+        if self.writer is not None and encode:
             self.writer.write(frame)
 
     def _drain(self) -> None:

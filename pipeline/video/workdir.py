@@ -1,5 +1,7 @@
-"""The resume store: every finished frame of a clip, kept as a PNG in `.NAME.nstvid-work/` beside
-the output, so a rerun after Ctrl-C, SIGTERM or kill -9 goes on from the last finished frame."""
+"""The resume store of a clip, `.NAME.nstvid-work/` beside the output: the encoded segments done
+(segments.json records frames, bytes and sha256 of each), the raw frames a seam or the next
+segment's anchor needs, and, for a segment in progress on this machine, every finished frame as a
+PNG, so a rerun after Ctrl-C, SIGTERM or kill -9 goes on from the last finished frame."""
 from __future__ import annotations
 
 import json
@@ -16,7 +18,8 @@ from ..progress import Callback, Message
 from ..settings import Settings, file_sha256, style_file_hashes
 from .clip import Clip
 
-WORK_VERSION = 2  # 2: the settings digest from Settings.digest; older folders start fresh
+SEGMENTS = "segments.json"
+WORK_VERSION = 3  # 3: encoded segments (pieces.py); 2: the settings digest. Older folders start fresh
 
 
 class WorkDir:
@@ -28,6 +31,7 @@ class WorkDir:
     """
 
     def __init__(self, output: Path, key: dict):
+        self.output = output
         self.path = output.with_name(f".{output.name}.nstvid-work")
         self.key = key
 
@@ -106,6 +110,44 @@ class WorkDir:
                                          f"({frames} frames) and {_bytes(free)} is free; free some space "
                                          f"or use a smaller --size, then run again to resume")
 
+    def segment_path(self, name: str, suffix: str) -> Path:
+        """A segment's encoded frames, in the output's container (suffix: ".mp4", ...)."""
+        return self.path / f"{name}{suffix}"
+
+    def segments_done(self, encoding: str) -> dict[str, dict]:
+        """{segment name: its record} for every recorded segment encoded as `encoding` (codec and
+        crf: the frames stay valid when only those change, the segments do not) whose file is there
+        with its recorded size and sha256; any other segment is done again."""
+        try:
+            records = json.loads((self.path / SEGMENTS).read_text())
+        except (OSError, ValueError):
+            return {}
+        done = {}
+        for name, record in records.items() if isinstance(records, dict) else ():
+            if not isinstance(record, dict) or record.get("encoding") != encoding:
+                continue
+            if record.get("file") is None:  # raw frames only: the orchestrator checks those are saved
+                done[name] = record
+                continue
+            path = self.path / str(record["file"])
+            whole = path.is_file() and path.stat().st_size == record.get("bytes")
+            if whole and file_sha256(path) == record.get("sha256"):
+                done[name] = record
+        return done
+
+    def record_segment(self, name: str, path: Path | None, frames: int, encoding: str, done: dict[str, dict]) -> None:
+        """Add a stored segment to `done` and to segments.json (atomically: one writer, the driver);
+        path None: a segment whose frames all came back raw (a short piece's tail or lead-in)."""
+        done[name] = {"file": None, "frames": 0, "encoding": encoding} if path is None else {
+            "file": path.name, "frames": frames, "bytes": path.stat().st_size, "sha256": file_sha256(path),
+            "encoding": encoding}
+        atomic_write_bytes(self.path / SEGMENTS, json.dumps(done, indent=1, sort_keys=True).encode())
+
+    def forget(self, indices, *, lead: bool = False) -> None:
+        """Drop saved frames that a stored segment now holds (disk stays flat in clip length)."""
+        for index in indices:
+            (self.lead_path(index) if lead else self.frame_path(index)).unlink(missing_ok=True)
+
     def load(self, index: int, *, lead: bool = False) -> np.ndarray:
         return to_u8(read_image(self.lead_path(index) if lead else self.frame_path(index)).rgb)
 
@@ -121,9 +163,9 @@ def _bytes(n: float) -> str:
     return f"{n / 1e3:.0f} KB"
 
 
-def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callback) -> tuple[WorkDir, int]:
+def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callback) -> WorkDir:
     """The work folder of this (input, part of it, settings, styles, size), resumed when it
-    matches; and how many frames it already holds."""
+    matches (the orchestrator says how much of it is done)."""
     info = clip.info
     h, w = video_size(info.width, info.height, settings.size)
     key = {"version": WORK_VERSION, "input": file_sha256(clip.path),
@@ -138,12 +180,8 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
         shown = ", ".join(str(i + 1) for i in damaged[:5]) + (", ..." if len(damaged) > 5 else "")
         progress(Message(f"{work.path}: {len(damaged)} saved frame(s) damaged (frame {shown}); each is "
                          "stylised again from the last good frame before it", level="warning"))
-    saved = work.saved_indices()
-    if saved:
-        first_missing = next(i for i in range(len(saved) + 1) if i not in saved)
-        progress(Message(f"resuming at frame {first_missing + 1}: {len(saved)} frames already stylised"))
     if info.variable_frame_rate:
         progress(Message(f"variable frame rate: resampling to a constant {float(info.fps):.3f} fps "
                          "so duration and audio sync are kept"))
     progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {w}x{h}, {clip.describe()}"))
-    return work, len(saved)
+    return work

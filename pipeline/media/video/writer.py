@@ -7,6 +7,7 @@ import itertools
 import math
 import os
 import subprocess
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +27,21 @@ _AUDIO_FALLBACK = {".webm": ["libopus", "-b:a", "128k"], ".ogv": ["libvorbis", "
 _DEFAULT_AUDIO_FALLBACK = ["aac", "-b:a", "192k"]
 _FASTSTART_EXTS = {".mp4", ".m4v", ".mov"}
 _temp_counter = itertools.count()
+
+
+class _Joined:
+    """In place of the encoder process, for a writer whose video was joined from segments."""
+
+    returncode = 0
+
+
+def _concat_entry(path: str | os.PathLike) -> str:
+    """One line of a concat demuxer list; a quote inside the name is closed, escaped and reopened
+    (the demuxer's own quoting)."""
+    quoted = str(Path(path).resolve()).replace("'", "'\\''")
+    return f"file '{quoted}'\n"
+
+
 # Containers an output may be written in (ffmpeg picks the muxer from the extension), and the
 # encoders WebM takes: checked before any work starts (container_problem).
 VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
@@ -226,6 +242,27 @@ class VideoWriter:
             self._closed = True
             self._remove_temps()
 
+    def join(self, parts: Sequence[str | os.PathLike], frames: int) -> None:
+        """Instead of open() and write(): the video is `parts`, files of this writer's container and
+        codec settings each starting with a keyframe (segments), joined in order by a stream copy
+        (ffmpeg's concat demuxer: timestamps run on across the joins). frames: how many they hold,
+        which close() cuts the audio to. Then close() muxes the audio and moves it into place."""
+        if self._proc is not None or self._closed:
+            raise RuntimeError("VideoWriter.join replaces open() and write()")
+        listing = self._video_tmp.with_name(self._video_tmp.name + ".txt")
+        listing.write_text("".join(_concat_entry(p) for p in parts))
+        try:
+            run_ffmpeg(["-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0:v:0",
+                        "-c", "copy", *self._comment_args(), *self._faststart_args(), str(self._video_tmp)],
+                       self.out_path)
+        except BaseException:
+            self._remove_temps()
+            raise
+        finally:
+            listing.unlink(missing_ok=True)
+        self._proc = _Joined()
+        self.frames_written = frames
+
     def abort(self) -> None:
         """Kill the encoder and delete temp files; ``out_path`` is not touched."""
         if self._proc is not None and self._proc.returncode is None:
@@ -259,9 +296,13 @@ class VideoWriter:
             if self.codec == "libvpx-vp9":
                 cmd += ["-b:v", "0"]
         cmd += ["-pix_fmt", self.pix_fmt, *color_tags, "-an", *self._comment_args()]
+        return [*cmd, *self._faststart_args(), str(self._video_tmp)]
+
+    def _faststart_args(self) -> list[str]:
+        # Index first, so players can start streaming; done by the audio pass when there is one.
         if self.out_path.suffix.lower() in _FASTSTART_EXTS and self.audio_from is None:
-            cmd += ["-movflags", "+faststart"]  # index first, so players can start streaming
-        return [*cmd, str(self._video_tmp)]
+            return ["-movflags", "+faststart"]
+        return []
 
     def _comment_args(self) -> list[str]:
         return ["-metadata", f"comment={self.comment}"] if self.comment is not None else []
@@ -305,6 +346,8 @@ class VideoWriter:
     def _stop_encoder(self, kill: bool) -> str:
         """Close the pipe (or kill ffmpeg) and wait; returns ffmpeg's stderr."""
         proc = self._proc
+        if isinstance(proc, _Joined):
+            return ""
         if kill:
             proc.kill()
         try:

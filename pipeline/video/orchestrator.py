@@ -1,0 +1,273 @@
+"""One clip, on any executor: plan, dispatch, store, stitch. The one orchestrator of a video.
+
+* Plan (pieces.py): the exact frame count and scene cuts from a fast thumbnail decode (never the
+  container's count), then pieces (parallel chains) and their segments.
+* Dispatch: each free worker gets the next segment of a piece already started, else of the piece
+  with the most frames left (longest first, so no worker holds the tail alone); a piece has one
+  segment in flight at a time, carrying its anchor (the output of the frame before it).
+* Store: each returned segment is recorded in the resume folder (segments.json: frames, bytes,
+  sha256), with the raw frames a seam or the next segment's anchor needs; the frames a stored
+  segment holds are dropped, so the folder stays flat in clip length. Seams (a piece led into from
+  inside a shot) are cross-faded and encoded as short segments of their own as soon as both sides
+  are in.
+* Stitch: the parts are joined in clip order by a stream copy, and the input's sound is muxed once,
+  cut to the clip's range. Per frame, this process does nothing but count.
+
+A rerun resumes: stored segments are never redone, and a segment that a local worker left in
+progress goes on from its last saved frame (run_segment).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import Engine
+from ..errors import Interrupted, ProcessingError
+from ..media.video import TruncatedVideoError, VideoWriter
+from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
+from ..report.summary import JobSummary
+from ..settings import Settings
+from ..style_targets import StyleSet
+from .clip import Clip, open_clip, scan
+from .executors import InProcess
+from .pieces import ClipPlan, Seam, Segment, cross_fade, plan_clip
+from .segment import SegmentOutput, SegmentTask
+from .workdir import WorkDir, open_work
+
+
+@dataclass
+class VideoOutcome:
+    output: Path
+    frames: int
+    resumed_from: int  # frames taken from an earlier, interrupted run
+    seconds: float
+    workers: tuple[str, ...] = ()  # --engine ray: the workers (host:pid) that made its frames
+    nodes: tuple[str, ...] = ()  # and their nodes
+    retries: int = 0  # segments run again after their worker was lost
+    summary: JobSummary | None = None  # with a report: the job's summary of one record (report/)
+
+
+@dataclass
+class PieceState:
+    """Where one piece stands: its next segment to run (an index into its segments), that
+    segment's anchor, and whether it is in flight."""
+
+    next: int = 0
+    anchor: np.ndarray | None = None
+    in_flight: bool = False
+
+
+@dataclass
+class Clipwork:
+    """The orchestrator's state of one clip: the plan, the stored parts, each piece's progress,
+    and the count of owned frames finished (lead-ins are extra work, not counted)."""
+
+    plan: ClipPlan
+    work: WorkDir
+    suffix: str
+    settings: Settings
+    fps: Fraction
+    done: dict[str, dict] = field(default_factory=dict)
+    pieces: list[PieceState] = field(default_factory=list)
+    finished: set[int] = field(default_factory=set)
+    keep_frames: bool = False  # --keep-frames: a stored segment's frames stay in the folder too
+
+    @property
+    def encoding(self) -> str:
+        """What a stored segment's encoding must match to be taken."""
+        return f"{self.settings.codec} crf {self.settings.crf}"
+
+    def remaining(self, number: int) -> int:
+        segments = self.plan.segments[number]
+        state = self.pieces[number]
+        return sum(s.frames for s in segments[state.next:])
+
+
+def _resume(state: Clipwork) -> None:
+    """Take the parts an earlier run stored: per piece the segments done in order whose raw frames
+    are all still saved (a gap, or a missing raw frame, redoes from there)."""
+    plan, work = state.plan, state.work
+    done = work.segments_done(state.encoding)
+    state.pieces = [PieceState() for _ in plan.pieces]
+    for number, segments in enumerate(plan.segments):
+        piece = plan.pieces[number]
+        for segment in segments:
+            raws = [(work.lead_path(i) if i < piece.keep_from else work.frame_path(i)) for i in segment.raw_indices()]
+            if segment.name not in done or not all(p.is_file() for p in raws):
+                break
+            state.done[segment.name] = done[segment.name]
+            state.pieces[number].next += 1
+            state.finished.update(range(max(segment.first, piece.keep_from), segment.stop))
+        current = state.pieces[number]
+        if 0 < current.next < len(segments):  # a piece half done: its next segment's anchor
+            last = segments[current.next - 1].stop - 1
+            current.anchor = work.load(last, lead=last < piece.keep_from)
+    for seam in plan.seams:
+        if seam.name in done:
+            state.done[seam.name] = done[seam.name]
+    state.finished.update(work.saved_indices())  # frames a local worker saved within a segment in progress
+
+
+def _dispatch(state: Clipwork, executor) -> None:
+    """Hand each free worker the next segment of a piece: a piece already started first (so that
+    no more pieces are half done, each holding an anchor, than there are workers), then the piece
+    with the most frames left (so that the longest start early and none is left for the end)."""
+    while executor.free > 0:
+        ready = [n for n, p in enumerate(state.pieces)
+                 if not p.in_flight and p.next < len(state.plan.segments[n])]
+        if not ready:
+            return
+        number = max(ready, key=lambda n: (state.pieces[n].next > 0, state.remaining(n)))
+        current = state.pieces[number]
+        current.in_flight = True
+        executor.submit(SegmentTask(state.plan.segments[number][current.next], state.plan.pieces[number],
+                                    current.anchor))
+
+
+def _store(state: Clipwork, output: SegmentOutput) -> None:
+    """Record a finished segment, keep its raw frames, and drop the saved frames it now holds."""
+    segment, work = output.segment, state.work
+    piece = state.plan.pieces[segment.piece]
+    for index, frame in output.raw.items():
+        lead = index < piece.keep_from
+        if not (work.lead_path(index) if lead else work.frame_path(index)).is_file():
+            work.save(index, frame, lead=lead)
+    work.record_segment(segment.name, output.file, segment.encoded, state.encoding, state.done)
+    if not state.keep_frames:
+        keep = set(segment.raw_indices())
+        work.forget(i for i in range(segment.encode_from, segment.encode_to) if i not in keep)
+    current = state.pieces[segment.piece]
+    current.next, current.in_flight = segment.number + 1, False
+    finished = current.next == len(state.plan.segments[segment.piece])
+    current.anchor = None if finished else output.raw[segment.stop - 1]
+    _join_seams(state)
+
+
+def _join_seams(state: Clipwork) -> None:
+    """Encode every seam whose two sides are both in: the previous piece's frames, cross-faded
+    into the lead-in of the piece after it."""
+    work = state.work
+    for seam in state.plan.seams:
+        indices = range(seam.first, seam.stop)
+        if seam.name in state.done or not all(work.frame_path(i).is_file() and work.lead_path(i).is_file()
+                                              for i in indices):
+            continue
+        piece = state.plan.pieces[seam.piece]
+        path = work.segment_path(seam.name, state.suffix)
+        h, w = work.size
+        with VideoWriter(path, w, h, state.fps, crf=state.settings.crf, codec=state.settings.codec) as writer:
+            for i in indices:
+                writer.write(cross_fade(work.load(i), work.load(i, lead=True), piece, i))
+        work.record_segment(seam.name, path, len(indices), state.encoding, state.done)
+
+
+def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path: Path, *,
+                 keep_frames: bool = False, progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
+                 comment: str | None = None) -> VideoOutcome:
+    """Stylise a video (or the part a Clip names) into output_path on `executor` (executors.py:
+    InProcess, Devices; cluster/video.py: on Ray): same frames, frame rate and sound. The caller
+    has checked the output path. keep_frames: keep the work folder, every frame in it; comment: the
+    output's `comment` tag."""
+    started = time.perf_counter()
+    clip = source if isinstance(source, Clip) else open_clip(source)
+    progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
+    frames, scores, truncated = scan(clip)
+    plan = plan_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
+    work = open_work(clip, output_path, settings, progress)
+    state = Clipwork(plan, work, output_path.suffix, settings, clip.info.fps, keep_frames=keep_frames)
+    _resume(state)
+    resumed = len(state.finished)
+    _announce(state, executor, clip, scores, progress)
+    parts = plan.parts()
+    try:
+        _run(state, executor, clip, parts, progress, stop)
+    except KeyboardInterrupt:  # a second Ctrl-C: abort now, without waiting for the frames in hand
+        getattr(executor, "kill", lambda: None)()
+        raise
+    finally:
+        executor.close()
+    _stitch(state, clip, output_path, settings, comment, parts)
+    if not keep_frames:
+        work.remove()
+    if truncated is not None:
+        raise TruncatedVideoError(clip.path, f"input is truncated or damaged: stylised the {frames} "
+                                             f"decodable frames into {output_path}", frames_read=frames)
+    return VideoOutcome(output_path, frames, resumed, time.perf_counter() - started,
+                        **getattr(executor, "identities", lambda: {})())
+
+
+def _announce(state: Clipwork, executor, clip: Clip, scores: list[float], progress: Callback) -> None:
+    """What a rerun takes from the last one, the estimate, and how the clip is cut."""
+    plan, resumed = state.plan, len(state.finished)
+    if resumed:
+        first_missing = next(i for i in range(plan.frames + 1) if i not in state.finished)
+        progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised"))
+        segments = [s for piece in plan.segments for s in piece]
+        stored = sum(s.name in state.done for s in segments)
+        progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run"))
+    estimate = executor.estimate(clip, scores, resumed)
+    if estimate is not None:
+        progress(estimate)
+    if len(plan.pieces) > 1:
+        progress(Message(f"{plan.frames} frames in {len(plan.pieces)} pieces on {executor.describe()}: " + ", ".join(
+            f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "") for p in plan.pieces)))
+
+
+def _run(state: Clipwork, executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
+         stop: StopRequest) -> None:
+    """Dispatch and store until every part is in; Interrupted on a stop request, once every
+    segment in hand is stored or its frames saved (on Ray: given up)."""
+
+    def report(worker: str, event) -> None:
+        if isinstance(event, FrameDone):  # of a frame the piece owns (run_segment counts no lead-in)
+            if len(state.plan.pieces) == 1:  # one chain: frames finish in clip order, each says which it is
+                state.finished.add(event.index)
+                progress(FrameDone(event.index, state.plan.frames, event.seconds, event.loss))
+            elif event.index not in state.finished:  # pieces side by side: the count of frames done
+                state.finished.add(event.index)
+                progress(FrameDone(len(state.finished) - 1, state.plan.frames, event.seconds, event.loss))
+        elif isinstance(event, Message):
+            progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level))
+
+    executor.start(clip, state.work, state.suffix, report)
+    _join_seams(state)
+    while not all(p.name in state.done for p in parts):
+        if not stop:
+            _dispatch(state, executor)
+        else:
+            executor.stop()
+            if not executor.busy:
+                raise Interrupted(stop.signum)
+        if not executor.busy and not stop:
+            raise ProcessingError(f"{state.work.output}: no segment left to run, yet "
+                                  f"{sum(p.name not in state.done for p in parts)} parts are missing")
+        output = executor.next(0.2)
+        if output is not None:
+            _store(state, output)
+
+
+def _stitch(state: Clipwork, clip: Clip, output_path: Path, settings: Settings, comment: str | None,
+            parts: list[Segment | Seam]) -> None:
+    """Join the stored parts in clip order into the output, with the clip's sound."""
+    h, w = state.work.size
+    writer = VideoWriter(output_path, w, h, clip.info.fps, audio_from=clip.path if clip.info.has_audio else None,
+                         audio_start=clip.audio_start, crf=settings.crf, codec=settings.codec, comment=comment)
+    try:
+        writer.join([state.work.path / state.done[p.name]["file"] for p in parts], state.plan.frames)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def stylise_video(engine: Engine, styles: StyleSet, source: Clip | Path, output_path: Path, *,
+                  keep_frames: bool = False, progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
+                  overlap: bool = True, comment: str | None = None) -> VideoOutcome:
+    """stylise_clip in this process, on engine's device. overlap=False runs decoding, flow, saving
+    and encoding in line with the optimisation (the baseline of bench/pipeline.py)."""
+    return stylise_clip(InProcess(engine, styles, stop, overlap=overlap), engine.settings, source, output_path,
+                        keep_frames=keep_frames, progress=progress, stop=stop, comment=comment)
