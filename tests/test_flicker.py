@@ -128,15 +128,17 @@ def test_overlapped_pipeline_gives_the_frames_of_the_in_line_one(tmp_path, cache
     short = clip(tmp_path, PAN, 8, "short.mp4")
     engine, styles = prepare(settings(styles=(str(STYLE),), size=64, scales=1, iterations=3,
                                       frame_iterations=3, batch=2))
-    frames = {}
+    frames, messages = {}, {}
     for overlap in (False, True):
         out = tmp_path / f"out_{overlap}.mp4"
-        outcome = stylise_video(engine, styles, short, out, keep_frames=True, overlap=overlap)
+        messages[overlap] = []
+        outcome = stylise_video(engine, styles, short, out, keep_frames=True, overlap=overlap,
+                                progress=lambda e, m=messages[overlap]: m.append(getattr(e, "text", None)))
         assert outcome.frames == 8 and count_frames(out) == 8 and probe(out).has_audio
         work = tmp_path / f".{out.name}.nstvid-work"
         frames[overlap] = [cv2.imread(str(work / f"frame_{i:06d}.png")) for i in range(8)]
-    for in_line, overlapped in zip(frames[False], frames[True]):
-        assert np.array_equal(in_line, overlapped)
+    for i, (in_line, overlapped) in enumerate(zip(frames[False], frames[True])):
+        assert np.array_equal(in_line, overlapped), (i, messages)  # the messages say how each run went
 
 
 def test_devices_split_join_interrupt_and_resume(tmp_path, cache_dir):
