@@ -120,6 +120,24 @@ def _worker_pids(state_api: str, env: dict) -> list[int]:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _start_then_kill_a_worker(args, marker: str, state_api: str, env: dict, cache_dir):
+    """Start the command; once a log line holds `marker` (the first units handed out), wait 3 s,
+    well inside the first unit, and SIGKILL one of the two workers. Returns (process, lines read)."""
+    full_env = {**env, "NSTVID_CACHE_DIR": str(cache_dir)}
+    proc = subprocess.Popen(command(*args), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            break
+    assert proc.poll() is None, "".join(seen) + proc.stderr.read()
+    time.sleep(3)
+    pids = _worker_pids(state_api, env)
+    assert len(pids) == 2, pids
+    os.kill(pids[0], signal.SIGKILL)
+    return proc, seen
+
+
 @pytest.mark.cluster_faults  # about 35 s alone on 2 cores: `make test-cluster` (docs/cluster.md)
 def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
     """SIGKILL of a worker (found through Ray's state API) while it holds a unit: the unit runs
@@ -134,18 +152,7 @@ def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
     args = [photos, "--style", STYLE, "--size", "96", "--scales", "1", "--iterations", "40", "-o", out,
             "--report", report, "--engine", "ray", "--ray-address", address, "--ray-workers", "2",
             "--log-format", "plain"]
-    full_env = {**env, "NSTVID_CACHE_DIR": str(cache_dir)}
-    proc = subprocess.Popen(command(*args), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
-    for line in proc.stdout:  # the workers are up and the first units handed out
-        seen.append(line)
-        if "Ray workers, " in line:
-            break
-    assert proc.poll() is None, "".join(seen) + proc.stderr.read()
-    time.sleep(3)  # well inside the first unit (40 iterations at 96 px on one thread)
-    pids = _worker_pids(state_api, env)
-    assert len(pids) == 2, pids
-    os.kill(pids[0], signal.SIGKILL)
+    proc, _ = _start_then_kill_a_worker(args, "Ray workers, ", state_api, env, cache_dir)
     second = run(args, env, cache_dir)
     assert second.returncode == 3, second.stderr
     assert len(second.stderr.strip().splitlines()) == 1 and str(out) in second.stderr
@@ -173,18 +180,7 @@ def test_worker_killed_mid_segment_redoes_that_segment(cluster, tmp_path, cache_
     args = [source, "--style", STYLE, "--size", "64", "--scales", "1", "--iterations", "30",
             "--frame-iterations", "20", "-o", out, "--config", config, "--engine", "ray", "--ray-address", address,
             "--ray-workers", "2", "--log-format", "plain"]
-    full_env = {**env, "NSTVID_CACHE_DIR": str(cache_dir)}
-    proc = subprocess.Popen(command(*args), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
-    for line in proc.stdout:  # the pieces are planned and their first segments handed out
-        seen.append(line)
-        if "pieces on 2 Ray workers" in line:
-            break
-    assert proc.poll() is None, "".join(seen) + proc.stderr.read()
-    time.sleep(3)
-    pids = _worker_pids(state_api, env)
-    assert len(pids) == 2, pids
-    os.kill(pids[0], signal.SIGKILL)
+    proc, seen = _start_then_kill_a_worker(args, "pieces on 2 Ray workers", state_api, env, cache_dir)
     stdout, stderr = proc.communicate(timeout=600)
     stdout = "".join(seen) + stdout
     assert proc.returncode == 0, stdout + stderr

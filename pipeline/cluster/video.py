@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import ProcessingError
 from ..media.images import atomic_write_bytes
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
-from ..settings import Settings, file_sha256
+from ..settings import Settings
 from ..style_targets import StyleSet
 from ..video.clip import Clip
 from ..video.orchestrator import VideoOutcome, stylise_clip
@@ -48,12 +48,12 @@ class RayExecutor:
     def start(self, clip: Clip, work: WorkDir, suffix: str, report) -> None:
         self.clip, self.work, self.suffix, self.report = clip, work, suffix, report
         self.targets = self.pool.targets_ref(self.styles, work.size)
-        self.source = self._source(clip.path)
+        self.source = self._source(clip.path, work.key["input"])
 
-    def _source(self, path: Path):
-        """None when the workers read the input where it is (checked on one of them: same size and
-        sha256), else [sha256, object ref] of its bytes, put into the object store once."""
-        sha = file_sha256(path)
+    def _source(self, path: Path, sha: str):
+        """None when the workers read the input where it is (checked on one of them: the same
+        sha256, which the work folder's key already holds), else [sha256, object ref] of its bytes,
+        put into the object store once."""
         if self.pool.reads_same_file(path, sha):
             return None
         self.report("", Message(f"{path}: not readable on the Ray workers; sending it once through the "
@@ -99,6 +99,9 @@ class RayExecutor:
     def stop(self) -> None:
         """A stop request: the segments in hand are given up at close() (a stop costs at most those)."""
         self.stopping = True
+
+    def kill(self) -> None:
+        pass  # the pool's actors are the cluster's: Cluster.close() stops them
 
     def identities(self) -> dict:
         return dict(workers=tuple(sorted(self.workers_seen)), nodes=tuple(sorted(self.nodes)), retries=self.retries)

@@ -79,6 +79,12 @@ class InProcess:
     def stop(self) -> None:
         pass  # run_segment looks at the stop request itself
 
+    def kill(self) -> None:
+        pass  # nothing runs apart from this process
+
+    def identities(self) -> dict:
+        return {}  # VideoOutcome's Ray fields stay empty
+
     def close(self) -> None:
         pass
 
@@ -193,6 +199,9 @@ class Devices:
     def stop(self) -> None:
         """Ask every worker to save its frame in hand and stop."""
         self.stop_event.set()
+
+    def identities(self) -> dict:
+        return {}
 
     def kill(self) -> None:
         for process in self.processes:

@@ -186,7 +186,7 @@ def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path:
     try:
         _run(state, executor, clip, parts, progress, stop)
     except KeyboardInterrupt:  # a second Ctrl-C: abort now, without waiting for the frames in hand
-        getattr(executor, "kill", lambda: None)()
+        executor.kill()
         raise
     finally:
         executor.close()
@@ -197,7 +197,7 @@ def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path:
         raise TruncatedVideoError(clip.path, f"input is truncated or damaged: stylised the {frames} "
                                              f"decodable frames into {output_path}", frames_read=frames)
     return VideoOutcome(output_path, frames, resumed, time.perf_counter() - started,
-                        **getattr(executor, "identities", lambda: {})())
+                        **executor.identities())
 
 
 def _announce(state: Clipwork, executor, clip: Clip, scores: list[float], progress: Callback) -> None:
