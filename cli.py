@@ -272,7 +272,8 @@ app.command()(job_command)
 
 def report_outcome(outcome, reporter: Reporter) -> int:
     """The last word of a job; returns the exit code."""
-    from .pipeline.api import DryRun, FolderSummary
+    from .pipeline.api import DryRun
+    from .pipeline.folder.job import FolderSummary
 
     if isinstance(outcome, FolderSummary):
         show_summary(outcome, reporter)

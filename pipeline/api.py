@@ -13,33 +13,28 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .cluster.connect import check_address, check_installed
-from .cluster.image import stylise_image_on_cluster
-from .cluster.pool import Cluster
-from .cluster.video import stylise_video_on_cluster
-from .engine import pick_device, pick_dtype
 from .errors import InputError, UsageError
-from .features import resolve_weights
 from .folder.lock import output_lock
-from .folder.run import FolderSummary, check_folders, run_folder
-from .image_job import ImageOutcome, stylise_file
 from .media.images import read_image
 from .media.sniff import classify
 from .media.video import encoder_problem
 from .outputs import check_output, default_output
-from .prepare import prepare
-from .preview import PreviewOutcome, run_preview, sheet_path
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
-from .report import FileReport, JobSummary, job_info
-from .report import write_report as _write_report
 from .settings import RunOptions, Settings, load
 from .video.clip import Clip, open_clip
-from .video.executors import local_executor
-from .video.job import estimate_video
-from .video.orchestrator import VideoOutcome, stylise_clip
 
+# Everything that imports torch (about 2.5 s) is imported where it is used: a job that load_job
+# refuses (a typo in a path, an output that exists, a bad range) is refused in under a second,
+# which is what a cron job or a script that checks many jobs waits for.
+if TYPE_CHECKING:
+    from .folder.run import FolderSummary
+    from .image_job import ImageOutcome
+    from .preview import PreviewOutcome
+    from .report import JobSummary
+    from .video.orchestrator import VideoOutcome
 
 @dataclass(frozen=True)
 class DryRun:
@@ -49,7 +44,7 @@ class DryRun:
     seconds: float = 0.0
 
 
-Outcome = Union[ImageOutcome, VideoOutcome, FolderSummary, PreviewOutcome, DryRun]
+Outcome = Union["ImageOutcome", "VideoOutcome", "FolderSummary", "PreviewOutcome", DryRun]
 
 
 @dataclass(frozen=True)
@@ -100,7 +95,10 @@ def _strengths(strength: Any, preview: Any) -> dict[str, Any]:
 
 
 def _check_model(settings: Settings) -> None:
-    """Devices, precision and weights: refused now, not after a style has been read."""
+    """Devices, precision and weights (the checks that need torch, so the last of load_job's)."""
+    from .engine import pick_device, pick_dtype
+    from .features import resolve_weights
+
     device = pick_device(settings.device)
     for spec in settings.devices:
         pick_device(spec)
@@ -143,7 +141,6 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
         read_image(path)  # decodes: a missing or broken style fails here, named
     if settings.init not in ("content", "noise"):
         read_image(settings.init)
-    _check_model(settings)
     if run_options.engine == "ray":
         _check_cluster_job(settings, run_options)
     source = Path(input)
@@ -156,7 +153,9 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     if ranged and kind != "video":
         raise UsageError(f"{source}: --start, --duration and --end choose part of a single video")
     clip = open_clip(source, run_options) if kind == "video" else None
-    return Job(source, kind, _checked_output(source, kind, settings, run_options), settings, run_options, clip)
+    target = _checked_output(source, kind, settings, run_options)
+    _check_model(settings)
+    return Job(source, kind, target, settings, run_options, clip)
 
 
 def _checked_output(source: Path, kind: str, settings: Settings, options: RunOptions) -> Path:
@@ -164,11 +163,15 @@ def _checked_output(source: Path, kind: str, settings: Settings, options: RunOpt
     --preview the sheet (beside the output the job would write; a folder's beside the input folder
     without -o). Previews replace each other."""
     if options.preview:
+        from .preview import sheet_path
+
         base = Path(options.output) if options.output else (
             source if kind == "folder" else default_output(source, settings.styles, kind))
         target = sheet_path(base)
         check_output(source, target, kind="image", overwrite=True, probe_folder=not options.dry_run)
     elif kind == "folder":
+        from .folder.run import check_folders
+
         if options.output is None:
             raise UsageError(f"{source}: a folder input needs -o OUTPUT_FOLDER")
         target = Path(options.output)
@@ -184,6 +187,12 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     """Do a checked job. progress gets the job's events (progress.py); stop, once set (e.g. from a
     signal handler), makes a video or folder job finish the frame or file in hand and raise
     Interrupted (a folder returns its summary with exit code 128 + signal)."""
+    from .folder.run import run_folder
+    from .prepare import prepare
+    from .preview import run_preview
+    from .report import FileReport, job_info
+    from .video.job import estimate_video
+
     preview = job.options.preview
     if job.options.dry_run and not (job.kind == "folder" and not preview):  # a folder's is the plan
         if job.kind == "video" and not preview:  # the plan and how long it will take
@@ -216,6 +225,11 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
 
 def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
     """A single image or video, its output locked."""
+    from .image_job import stylise_file
+    from .prepare import prepare
+    from .video.executors import local_executor
+    from .video.orchestrator import stylise_clip
+
     if job.options.engine == "ray":
         return _run_on_cluster(job, progress, stop)
     if job.kind == "image":
@@ -229,6 +243,12 @@ def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
 def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
     """A folder, a video or an image on the Ray workers (cluster/); the cluster is joined first,
     so a bad address fails before any work, and left at the end."""
+    from .cluster.image import stylise_image_on_cluster
+    from .cluster.pool import Cluster
+    from .cluster.video import stylise_video_on_cluster
+    from .folder.run import run_folder
+    from .prepare import prepare
+
     cluster = Cluster(job.options, job.settings, progress)
     try:
         if job.kind == "folder":
@@ -262,11 +282,14 @@ def write_report(summary: JobSummary, path: str | Path) -> None:
     summary is what run or stylise returned for a folder, or a single file's outcome.summary (a job
     run with report=... has its report written already; this writes another, anywhere).
     Raises UsageError for another extension, OutputError when the file cannot be written."""
+    from .report import JobSummary
+    from .report import write_report as write_page
+
     summary = getattr(summary, "summary", None) or summary  # an outcome stands for its summary
     if not isinstance(summary, JobSummary):
         raise UsageError("write_report: expected a job's summary (a FolderSummary, or outcome.summary of a job "
                          "run with report=...)")
-    _write_report(summary, path)
+    write_page(summary, path)
 
 
 def temporal_error(input_video: str | Path, output_video: str | Path) -> dict:

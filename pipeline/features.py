@@ -113,9 +113,10 @@ VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 5
 
 
 def vgg19_body(last: int, pooling: str = "max") -> nn.Sequential:
-    """torchvision's vgg19().features[: last + 1], same indices, without its random initialisation
-    (every weight is loaded next) and without importing torchvision: both cost seconds at every
-    start. pooling "avg": Gatys et al. found average pooling gives smoother results; an option,
+    """torchvision's vgg19().features[: last + 1], same indices, on the meta device (no storage, no
+    random initialisation: VGGFeatures assigns the loaded weights) and without importing torchvision:
+    both cost seconds at every start. (Not nn.utils.skip_init: its to_empty() imports sympy, 0.5-0.9 s
+    of every start.) pooling "avg": Gatys et al. found average pooling gives smoother results; an option,
     not the default, because the embedded weights were trained with max pooling."""
     modules: list[nn.Module] = []
     channels = 3
@@ -123,7 +124,7 @@ def vgg19_body(last: int, pooling: str = "max") -> nn.Sequential:
         if item == "M":
             modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
         else:
-            modules += [torch.nn.utils.skip_init(nn.Conv2d, channels, item, 3, padding=1), nn.ReLU(inplace=True)]
+            modules += [nn.Conv2d(channels, item, 3, padding=1, device="meta"), nn.ReLU(inplace=True)]
             channels = item
     return nn.Sequential(*modules[: last + 1])
 
@@ -146,7 +147,7 @@ class VGGFeatures(nn.Module):
         state = _load_state_dict(source)
         wanted = {k: v for k, v in state.items() if int(k.split(".")[0]) <= last}
         try:
-            body.load_state_dict(wanted, strict=True)
+            body.load_state_dict(wanted, strict=True, assign=True)  # the meta tensors replaced
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0][:120]
             raise WeightsError(source.path, f"weights do not fit VGG19 ({first})") from None
