@@ -31,10 +31,11 @@ demo: setup
 
 # One pytest worker per core (tests/conftest.py: one thread each), tests handed out one at a time;
 # tests that share a module's state carry an xdist_group mark and stay on one worker, in order.
-# The Ray fault test (a worker killed with SIGKILL, a second run at once) is left to test-cluster:
-# with it the suite passes 10 minutes on 2 cores.
+# The slow Ray tests (marked cluster_slow: a worker or the driver killed with SIGKILL, a second run
+# at once, the scan split over workers) are left to test-cluster: with them the suite passes 10
+# minutes on 2 cores.
 test: lint
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_faults"
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_slow"
 
 # ruff (pyproject.toml [tool.ruff]: pyflakes, pycodestyle at 120 columns, import order, bugbear);
 # make test runs it first, so a lint error fails CI.
@@ -53,7 +54,7 @@ probe: setup
 
 # The whole suite with --precision fp32 forced on every run (what an AVX2-only CPU runs anyway).
 test-fp32: setup
-	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_faults"
+	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_slow"
 
 # The README's pictures: the report page of a sample job (docs/report_page.png, headless Chromium;
 # about 2 minutes on 2 idle CPU cores), then docs/gallery.png (bench/gallery.py --size 256: much longer on a CPU).

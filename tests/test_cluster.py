@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 
 import ray_cluster
 from conftest import CONTENT, REALSHORT, SAMPLES, STYLE, command
-from nstvid.pipeline.media.video import probe, read_frames
+from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 from test_video import _e_warp, clip, count_frames
 
 pytest.importorskip("ray", reason="the Ray tests need the extra: pip install 'nstvid[ray]'")
@@ -138,7 +139,7 @@ def _start_then_kill_a_worker(args, marker: str, state_api: str, env: dict, cach
     return proc, seen
 
 
-@pytest.mark.cluster_faults  # about 35 s alone on 2 cores: `make test-cluster` (docs/cluster.md)
+@pytest.mark.cluster_slow  # about 35 s alone on 2 cores: `make test-cluster` (docs/cluster.md)
 def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
     """SIGKILL of a worker (found through Ray's state API) while it holds a unit: the unit runs
     again, the job exits 0 with every output complete, and the report shows the retry. The same
@@ -168,7 +169,7 @@ def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
     assert not list(out.rglob("*.part"))
 
 
-@pytest.mark.cluster_faults  # `make test-cluster`, with the test above
+@pytest.mark.cluster_slow  # `make test-cluster`, with the test above
 def test_worker_killed_mid_segment_redoes_that_segment(cluster, tmp_path, cache_dir):
     """A video on 2 Ray workers in segments of 3 frames: SIGKILL of a worker while it holds a
     segment; the pool runs that segment again, the log says so, and the output has every frame."""
@@ -186,6 +187,100 @@ def test_worker_killed_mid_segment_redoes_that_segment(cluster, tmp_path, cache_
     assert proc.returncode == 0, stdout + stderr
     assert "worker lost during segment" in stdout and "done after 1 lost worker(s)" in stdout, stdout
     assert count_frames(out) == 12
+
+
+@pytest.mark.cluster_slow  # `make test-cluster`, with the tests above
+def test_driver_killed_then_run_again_redoes_only_the_segments_not_stored(cluster, tmp_path, cache_dir):
+    """The driver SIGKILLed once it has stored a segment (segments of 3 frames, 2 Ray workers): the
+    same command again takes the stored segments (the log says how many) and runs only the rest;
+    the output has every frame, once, with its sound."""
+    address, _, env = cluster
+    source = clip(tmp_path, REALSHORT, 12, "clip.mp4")
+    config = tmp_path / "segments.toml"
+    config.write_text("segment_frames = 3\n")
+    out = tmp_path / "out.mp4"
+    records = tmp_path / ".out.mp4.nstvid-work" / "segments.json"
+    args = [source, "--style", STYLE, "--size", "64", "--scales", "1", "--iterations", "20",
+            "--frame-iterations", "10", "-o", out, "--config", config, "--engine", "ray", "--ray-address", address,
+            "--ray-workers", "2", "--log-format", "plain"]
+    proc = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**env, "NSTVID_CACHE_DIR": str(cache_dir)})
+    deadline = time.time() + 300
+    while time.time() < deadline and not (records.is_file() and any(
+            r.get("file") for r in json.loads(records.read_text() or "{}").values())):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.kill()
+    proc.communicate(timeout=60)
+    stored = sum(1 for name in json.loads(records.read_text()) if name.startswith("p"))  # not the seam
+    assert not out.exists() and stored >= 1
+    r = run(args, env, cache_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    found = re.search(r"(\d+) of (\d+) segments already stored; (\d+) to run", r.stdout)
+    assert found and int(found[1]) == stored and int(found[3]) == int(found[2]) - stored, r.stdout
+    assert int(found[3]) >= 1, r.stdout  # the kill came before the end
+    assert count_frames(out) == 12 and probe(out).has_audio
+
+
+_SCAN_SPLIT = """
+import json, sys, time
+from pathlib import Path
+from nstvid.pipeline.cluster.pool import Cluster
+from nstvid.pipeline.cluster.video import RayExecutor
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.settings import RunOptions, Settings
+from nstvid.pipeline.video.clip import open_clip, scan
+from nstvid.pipeline.video.workdir import open_work
+
+source, address, style, output = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
+settings = Settings(styles=(style,), size=32, scales=1, iterations=1)
+_, styles = prepare(settings)
+cluster = Cluster(RunOptions(engine="ray", ray_address=address, ray_workers=2), settings)
+try:
+    executor = RayExecutor(cluster.pool(styles), styles)
+    clip = open_clip(source)
+    work = open_work(clip, output, settings, lambda event: None)
+    serial = scan(clip)
+    runs = {}
+    for transport in ("in place", "object store"):
+        if transport == "object store":  # as on workers that cannot read the driver's path
+            executor.pool.reads_same_file = lambda path, sha: False
+            executor.sources.clear()
+        messages = []
+        frames, scores, truncated = executor.scan(clip, work, lambda event: messages.append(event.text))
+        runs[transport] = {"frames": frames, "same_scores": scores == serial[1], "messages": messages,
+                           "truncated": truncated is not None}
+    print(json.dumps({"serial": serial[0], "serial_scores": len(serial[1]), "runs": runs,
+                      "sha": work.key["input"]}))
+finally:
+    cluster.close()
+"""
+
+
+@pytest.mark.cluster_slow  # about 25 s on 2 cores: `make test-cluster`
+def test_the_scan_is_split_over_the_workers_and_gives_the_serial_count(cluster, tmp_path, cache_dir):
+    """A 4,200-frame clip of many shots (cut.mp4 looped, 64x36): the count and the scene-cut scores
+    from two ranges decoded by the two Ray workers, each from a seek, equal the one decode's in the
+    driver, to the bit; with the input read where it is, and sent through the object store (as to
+    workers that cannot read the driver's path), written once on the node."""
+    address, _, env = cluster
+    source = tmp_path / "long.mp4"
+    run_ffmpeg(["-y", "-stream_loop", "-1", "-i", str(SAMPLES / "cut.mp4"), "-vf", "scale=64:36", "-frames:v",
+                "4200", "-an", "-c:v", "libx264", "-crf", "30", str(source)], path=source)
+    r = subprocess.run([sys.executable, "-c", _SCAN_SPLIT, str(source), address, str(STYLE), str(tmp_path / "o.mp4")],
+                       capture_output=True, text=True, timeout=600, env={**env, "NSTVID_CACHE_DIR": str(cache_dir)})
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    copy = Path(tempfile.gettempdir()) / f"nstvid-input-{result['sha']}.mp4"
+    try:
+        assert result["serial"] == 4200 and result["serial_scores"] == 4199
+        for transport, found in result["runs"].items():
+            assert found["frames"] == 4200 and found["same_scores"] and not found["truncated"], (transport, found)
+            assert "counted 4200 frames in 2 ranges on the Ray workers" in found["messages"], found
+        assert any("sending it once through the object store" in m for m in result["runs"]["object store"]["messages"])
+        assert copy.is_file() and copy.read_bytes() == source.read_bytes()
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def test_unreachable_address_is_one_line_exit_2(tmp_path, cache_dir):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -101,3 +102,31 @@ def test_segments_in_this_process(ntsc_clip, in_process):
     assert sorted(records) == [f"p00000s{k:04d}" for k in range(3)]
     assert sum(r["frames"] for r in records.values()) == FRAMES
     assert len(list(work.glob("frame_*.png"))) == FRAMES  # --keep-frames: every frame as well
+
+
+
+def test_a_rerun_on_other_workers_takes_no_segment_of_another_plan(ntsc_clip, segment_config, in_process, cache_dir,
+                                                                   tmp_path):
+    """On two device workers the clip is two pieces (frames 1-6; 7-12 with a lead-in from frame 1),
+    whose segments have the names of the one-worker plan's but other frames (1-3 and 4-6, encoding
+    nothing: they come back raw for the seam). That work folder, kept and rerun on one worker: a
+    stored segment is taken only for the frames it was made of, so the one worker's segments are
+    encoded again from the kept frames (nothing is stylised) and every frame is in the output once,
+    as the one-worker run made it."""
+    devices = tmp_path / "devices.mp4"
+    r = _run([ntsc_clip, "--style", STYLE, "-o", devices, "--config", segment_config, *LOOK, "--devices", "cpu,cpu",
+              "--keep-frames", "--log-format", "plain"], cache_dir)
+    assert r.returncode == 0, r.stderr
+    assert f"{FRAMES} frames in 2 pieces on 2 devices (cpu, cpu): 1-6, 7-12 (lead-in 6)" in r.stdout, r.stdout
+    _check_exact(ntsc_clip, devices)
+    out = tmp_path / "again.mp4"
+    shutil.copytree(devices.with_name(f".{devices.name}.nstvid-work"), out.with_name(f".{out.name}.nstvid-work"))
+    r = _run([ntsc_clip, "--style", STYLE, "-o", out, "--config", segment_config, *LOOK, "--log-format", "plain"],
+             cache_dir)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming at frame {FRAMES + 1}: {FRAMES} frames already stylised" in r.stdout, r.stdout
+    assert "0 of 3 segments already stored; 3 to run" in r.stdout, r.stdout
+    assert not re.search(r"^nstvid: frame \d+/", r.stdout, re.M), r.stdout  # replayed, none stylised
+    _check_exact(ntsc_clip, out)
+    a, b = (np.stack(list(read_frames(path))).astype(np.float64) for path in (in_process, out))
+    assert np.abs(a - b).mean() < 2.0, np.abs(a - b).mean()  # the one-worker run's frames

@@ -20,7 +20,7 @@ from ..media.images import atomic_write_bytes
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
 from ..settings import Settings
 from ..style_targets import StyleSet
-from ..video.clip import Clip
+from ..video.clip import Clip, merge_scans, scan, scan_ranges
 from ..video.orchestrator import VideoOutcome, stylise_clip
 from ..video.segment import SegmentOutput, SegmentTask
 from ..video.workdir import WorkDir
@@ -38,6 +38,7 @@ class RayExecutor:
         self.workers_seen: set[str] = set()
         self.nodes: set[str] = set()
         self.retries = 0
+        self.sources: dict[str, list | None] = {}  # input sha256 -> how the workers read it (_source)
 
     def describe(self) -> str:
         return f"{self.workers} Ray workers"
@@ -45,20 +46,58 @@ class RayExecutor:
     def estimate(self, clip: Clip, scores: list[float], done: int):
         return None  # the driver has no engine of the workers' kind to time a trial on
 
+    def scan(self, clip: Clip, work: WorkDir, progress: Callback) -> tuple:
+        """The scan (video.clip.scan) split over the workers, a range of the clip each, decoded on
+        their own nodes, so that a film's count and scene cuts take the time of one range, not of
+        the whole; serially here for a short clip, or when the ranges do not fit together."""
+        ranges = scan_ranges(clip, self.workers)
+        if len(ranges) == 1:
+            return scan(clip)
+        source = self._source(clip.path, work.key["input"], progress)
+        tags = [("scan", number) for number in range(len(ranges))]  # the pool tells calls apart by identity
+        for tag, (first, stop) in zip(tags, ranges):
+            self.pool.submit("scan", clip, source, first, stop, tag=tag)
+        parts, failed = {}, None
+        while len(parts) < len(ranges) and failed is None:
+            got = self.pool.next_result(1.0)
+            if got is None:
+                continue
+            call, value = got
+            if isinstance(value, BaseException):
+                failed = value
+            else:
+                parts[call.tag[1]] = value[1]
+        merged = None if failed is not None else merge_scans(clip, [parts[k] for k in range(len(ranges))])
+        if merged is None:
+            self.pool.abandon(tags)
+            why = f"a range failed ({failed})" if failed is not None else "the ranges did not fit together"
+            progress(Message(f"{clip.path}: the scan split over the workers: {why}; scanning here instead",
+                             level="warning"))
+            return scan(clip)
+        progress(Message(f"counted {merged[0]} frames in {len(ranges)} ranges on the Ray workers"))
+        return merged
+
     def start(self, clip: Clip, work: WorkDir, suffix: str, report) -> None:
         self.clip, self.work, self.suffix, self.report = clip, work, suffix, report
         self.targets = self.pool.targets_ref(self.styles, work.size)
-        self.source = self._source(clip.path, work.key["input"])
 
-    def _source(self, path: Path, sha: str):
+        def progress(event) -> None:
+            report("", event)
+
+        self.source = self._source(clip.path, work.key["input"], progress)
+
+    def _source(self, path: Path, sha: str, progress: Callback):
         """None when the workers read the input where it is (checked on one of them: the same
         sha256, which the work folder's key already holds), else [sha256, object ref] of its bytes,
-        put into the object store once."""
+        put into the object store once (the scan's and the segments' calls share it)."""
+        if self.sources.get(sha, False) is not False:
+            return self.sources[sha]
         if self.pool.reads_same_file(path, sha):
-            return None
-        self.report("", Message(f"{path}: not readable on the Ray workers; sending it once through the "
-                                "object store"))
-        return [sha, self.pool.put(path.read_bytes())]
+            self.sources[sha] = None
+        else:
+            progress(Message(f"{path}: not readable on the Ray workers; sending it once through the object store"))
+            self.sources[sha] = [sha, self.pool.put(path.read_bytes())]
+        return self.sources[sha]
 
     @property
     def free(self) -> int:

@@ -24,7 +24,7 @@ from ..image_job import stylise_pictures
 from ..media.images import Picture, atomic_write_bytes, decode_image, encode_image
 from ..settings import Settings, file_sha256
 from ..style_targets import StyleSet, StyleTargets
-from ..video.clip import Clip
+from ..video.clip import Clip, ScanPart, scan_part
 from ..video.segment import SegmentOutput, SegmentTask, run_segment
 from ..video.workdir import WorkDir
 
@@ -134,6 +134,13 @@ class Worker:
             data = output.file.read_bytes() if output.file is not None else None
         output.file = None
         return self.identity, data, output
+
+    def scan(self, sent: list, clip: Clip, source, first: int, stop: int) -> tuple[dict, ScanPart]:
+        """Count frames first..stop-1 of the clip and score its scene cuts (video.clip.scan_part):
+        one range of a scan split over the workers. source: as for segment()."""
+        if source is not None:
+            clip = replace(clip, path=_node_copy(source, clip.path.suffix))
+        return self.identity, scan_part(clip, first, stop)
 
 
 def _node_copy(source: list, suffix: str) -> Path:

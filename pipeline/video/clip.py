@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import flow
 from ..errors import InputError, UsageError
-from ..media.video import FrameReader, FrameSpan, TruncatedVideoError, VideoInfo, probe, read_frames
+from ..media.video import (
+    FrameReader,
+    FrameSpan,
+    TruncatedVideoError,
+    UnreadableMediaError,
+    VideoInfo,
+    probe,
+    read_frames,
+)
 from ..settings import RunOptions, parse_point
 
 THUMBNAIL = (128, 72)  # (w, h) of the counting / scene-cut pass (scene_cut_score works at this size)
+# A scan split across workers gives each a range of at least this many frames (by the container's
+# count): below that the seek and the decoder's start cost more than the range saves.
+SCAN_RANGE = 2000
+TO_THE_END = 2**62  # a range's stop that no video reaches: the last range reads to the real end
 
 
 @dataclass(frozen=True)
@@ -101,3 +113,67 @@ def scan(clip: Clip) -> tuple[int, list[float], TruncatedVideoError | None]:
     finally:
         reader.close()
     return reader.frames_read, scores, None
+
+
+@dataclass
+class ScanPart:
+    """What a thumbnail decode of frames first..stop-1 of a clip found: how many of them decode,
+    the scene-cut score into each of them (from frame first - 1; none into frame 0), and the
+    problem, when the input ends early or is damaged inside the range."""
+
+    first: int
+    frames: int = 0
+    scores: list[float] = field(default_factory=list)
+    problem: str | None = None
+
+
+def scan_ranges(clip: Clip, workers: int) -> list[tuple[int, int]]:
+    """The clip cut into ranges for a scan split over `workers`, by the container's frame count
+    (an estimate: the last range reads to the real end). One range when the clip is short, and for
+    variable-frame-rate input (resampled to a constant rate from the start: a seek would resample
+    from another point) or input the probe found damaged (every range would end in its problem)."""
+    splits = not (clip.info.variable_frame_rate or clip.info.truncated)
+    count = max(1, min(workers, clip.frame_count // SCAN_RANGE)) if splits else 1
+    bounds = [round(k * clip.frame_count / count) for k in range(count)] + [TO_THE_END]
+    return list(zip(bounds, bounds[1:]))
+
+
+def scan_part(clip: Clip, first: int, stop: int) -> ScanPart:
+    """Decode frames first - 1 .. stop - 1 of the clip at thumbnail size from a seek (what a
+    worker of a split scan runs): the frames of [first, stop) that decode, and their scores."""
+    origin = max(first - 1, 0)
+    span_stop = TO_THE_END if stop >= TO_THE_END else stop
+    if clip.span is not None and stop >= TO_THE_END:
+        span_stop = clip.span.frames  # a part of a file ends where the part does
+    part = ScanPart(first)
+    previous = None
+    reader = clip.part(origin, span_stop).frames(THUMBNAIL)
+    try:
+        for frame in reader:
+            if previous is not None:
+                part.scores.append(flow.scene_cut_score(previous, frame))
+            previous = frame
+    except TruncatedVideoError as e:
+        part.problem = e.message
+    except UnreadableMediaError:
+        pass  # no frame at all: the range starts past the real end (the container's count was high)
+    finally:
+        reader.close()
+    part.frames = max(reader.frames_read - (first - origin), 0)
+    return part
+
+
+def merge_scans(clip: Clip, parts: list[ScanPart]) -> tuple[int, list[float], TruncatedVideoError | None] | None:
+    """The split scan's parts, in clip order, as one scan (what `scan` gives); None when they do
+    not fit together (frames after a range that ended early, or none at all): scan serially."""
+    frames, scores = 0, []
+    for k, part in enumerate(parts):
+        if part.frames and part.first != frames:
+            return None  # a gap: an earlier range ended early, yet this one decoded frames
+        frames += part.frames
+        scores += part.scores
+        if part.problem is not None:
+            if any(p.frames for p in parts[k + 1:]):
+                return None
+            return frames, scores, TruncatedVideoError(clip.path, part.problem, frames_read=frames)
+    return (frames, scores, None) if frames else None

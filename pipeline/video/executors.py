@@ -25,7 +25,7 @@ from ..prepare import prepare
 from ..progress import Estimate, FrameDone, Message, StopRequest
 from ..settings import Settings
 from ..style_targets import StyleSet
-from .clip import Clip
+from .clip import Clip, scan
 from .job import estimate_video
 from .segment import SegmentOutput, SegmentTask, run_segment
 from .workdir import WorkDir
@@ -33,10 +33,17 @@ from .workdir import WorkDir
 Report = Callable[[str, object], None]  # (worker name, "" in this process; a Message or FrameDone)
 
 
+def scan_here(clip: Clip, work: WorkDir, progress) -> tuple:
+    """The scan of a clip on this machine: one decode in this process (ffmpeg's decoder threads
+    already use the machine's cores; the Ray executor splits it over nodes)."""
+    return scan(clip)
+
+
 class InProcess:
     """Segments one after another on this process's engine: the ordinary single-device job."""
 
     workers = 1
+    scan = staticmethod(scan_here)
 
     def __init__(self, engine: Engine, styles: StyleSet, stop: StopRequest, *, overlap: bool = True):
         self.engine, self.styles, self.stop_request, self.overlap = engine, styles, stop, overlap
@@ -127,6 +134,8 @@ def _device_worker(settings: Settings, worker: int, device: str, clip: Clip, out
 class Devices:
     """One spawned worker process per device in settings.devices, each with its own engine,
     taking segments from one queue; the frames are saved in the shared work folder."""
+
+    scan = staticmethod(scan_here)
 
     def __init__(self, settings: Settings, stop: StopRequest):
         self.settings, self.stop_request = settings, stop

@@ -1,7 +1,8 @@
 """One clip, on any executor: plan, dispatch, store, stitch. The one orchestrator of a video.
 
 * Plan (pieces.py): the exact frame count and scene cuts from a fast thumbnail decode (never the
-  container's count), then pieces (parallel chains) and their segments.
+  container's count; the executor's scan: here in one decode, on Ray split over the workers),
+  then pieces (parallel chains) and their segments.
 * Dispatch: each free worker gets the next segment of a piece already started, else of the piece
   with the most frames left (longest first, so no worker holds the tail alone); a piece has one
   segment in flight at a time, carrying its anchor (the output of the frame before it).
@@ -32,7 +33,7 @@ from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ig
 from ..report.summary import JobSummary
 from ..settings import Settings
 from ..style_targets import StyleSet
-from .clip import Clip, open_clip, scan
+from .clip import Clip, open_clip
 from .executors import InProcess
 from .pieces import ClipPlan, Seam, Segment, cross_fade, plan_clip
 from .segment import SegmentOutput, SegmentTask
@@ -97,7 +98,9 @@ def _resume(state: Clipwork) -> None:
         piece = plan.pieces[number]
         for segment in segments:
             raws = [(work.lead_path(i) if i < piece.keep_from else work.frame_path(i)) for i in segment.raw_indices()]
-            if segment.name not in done or not all(p.is_file() for p in raws):
+            record = done.get(segment.name)
+            if record is None or record.get("span") != [segment.first, segment.stop] or not all(
+                    p.is_file() for p in raws):
                 break
             state.done[segment.name] = done[segment.name]
             state.pieces[number].next += 1
@@ -107,7 +110,7 @@ def _resume(state: Clipwork) -> None:
             last = segments[current.next - 1].stop - 1
             current.anchor = work.load(last, lead=last < piece.keep_from)
     for seam in plan.seams:
-        if seam.name in done:
+        if seam.name in done and done[seam.name].get("span") == [seam.first, seam.stop]:
             state.done[seam.name] = done[seam.name]
     state.finished.update(work.saved_indices())  # frames a local worker saved within a segment in progress
 
@@ -136,7 +139,8 @@ def _store(state: Clipwork, output: SegmentOutput) -> None:
         lead = index < piece.keep_from
         if not (work.lead_path(index) if lead else work.frame_path(index)).is_file():
             work.save(index, frame, lead=lead)
-    work.record_segment(segment.name, output.file, segment.encoded, state.encoding, state.done)
+    work.record_segment(segment.name, (segment.first, segment.stop), output.file, segment.encoded, state.encoding,
+                        state.done)
     if not state.keep_frames:
         keep = set(segment.raw_indices())
         work.forget(i for i in range(segment.encode_from, segment.encode_to) if i not in keep)
@@ -162,7 +166,7 @@ def _join_seams(state: Clipwork) -> None:
         with VideoWriter(path, w, h, state.fps, crf=state.settings.crf, codec=state.settings.codec) as writer:
             for i in indices:
                 writer.write(cross_fade(work.load(i), work.load(i, lead=True), piece, i))
-        work.record_segment(seam.name, path, len(indices), state.encoding, state.done)
+        work.record_segment(seam.name, (seam.first, seam.stop), path, len(indices), state.encoding, state.done)
 
 
 def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path: Path, *,
@@ -174,10 +178,10 @@ def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path:
     output's `comment` tag."""
     started = time.perf_counter()
     clip = source if isinstance(source, Clip) else open_clip(source)
-    progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
-    frames, scores, truncated = scan(clip)
-    plan = plan_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
     work = open_work(clip, output_path, settings, progress)
+    progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
+    frames, scores, truncated = executor.scan(clip, work, progress)
+    plan = plan_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
     state = Clipwork(plan, work, output_path.suffix, settings, clip.info.fps, keep_frames=keep_frames)
     _resume(state)
     resumed = len(state.finished)

@@ -117,7 +117,9 @@ class WorkDir:
     def segments_done(self, encoding: str) -> dict[str, dict]:
         """{segment name: its record} for every recorded segment encoded as `encoding` (codec and
         crf: the frames stay valid when only those change, the segments do not) whose file is there
-        with its recorded size and sha256; any other segment is done again."""
+        with its recorded size and sha256; any other segment is done again. The caller checks each
+        record's span against its plan: a rerun on another number of workers cuts the clip into
+        other pieces, whose segments can have the same names."""
         try:
             records = json.loads((self.path / SEGMENTS).read_text())
         except (OSError, ValueError):
@@ -135,12 +137,15 @@ class WorkDir:
                 done[name] = record
         return done
 
-    def record_segment(self, name: str, path: Path | None, frames: int, encoding: str, done: dict[str, dict]) -> None:
+    def record_segment(self, name: str, span: tuple[int, int], path: Path | None, frames: int, encoding: str,
+                       done: dict[str, dict]) -> None:
         """Add a stored segment to `done` and to segments.json (atomically: one writer, the driver);
-        path None: a segment whose frames all came back raw (a short piece's tail or lead-in)."""
+        span: the clip's frames [first, stop) it was made of; path None: a segment whose frames all
+        came back raw (a short piece's tail or lead-in)."""
         done[name] = {"file": None, "frames": 0, "encoding": encoding} if path is None else {
             "file": path.name, "frames": frames, "bytes": path.stat().st_size, "sha256": file_sha256(path),
             "encoding": encoding}
+        done[name]["span"] = list(span)
         atomic_write_bytes(self.path / SEGMENTS, json.dumps(done, indent=1, sort_keys=True).encode())
 
     def forget(self, indices, *, lead: bool = False) -> None:
