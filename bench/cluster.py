@@ -250,9 +250,9 @@ def main() -> None:
         lines.append(f"- At {fps:g} frame/s per H200 worker, one driver keeps about {driver_fps / fps:.0f} workers "
                      f"busy ({driver_fps:.0f} frames/s / {fps:g}).")
     lines += ["- The driver's per-frame work is only bookkeeping; what it does per segment (store the file, hash "
-              "it, record it) and once per clip (the scan, the join) is what is left. The scan is one decode of "
-              "the whole clip at thumbnail size in the driver before any segment starts (issue 23's item 6 is "
-              f"still open). A folder of images costs the driver a write per file: {limit['files_per_s']:.0f} "
+              "it, record it) and once per clip (the scan, the join) is what is left. The scan is split over the "
+              "workers for a film (docs/scan.md); a clip under 4,000 frames is scanned in one decode in the "
+              f"driver. A folder of images costs the driver a write per file: {limit['files_per_s']:.0f} "
               "files/s.", ""]
     text = "\n".join(lines)
     print(text)
