@@ -236,6 +236,33 @@ def test_the_plan_covers_every_frame_once_in_order():
 
 
 
+def test_a_scan_in_ranges_from_seeks_merges_into_the_one_decodes(tmp_path):
+    """What each Ray worker of a split scan runs (clip.scan_part), here in this process: cut.mp4
+    looped to 30 frames (scene cuts, B-frames, a keyframe every 8) in three ranges, each decoded
+    from a seek with the frame before it, merges into the one decode's count and scores, to the
+    bit; also for a --start part. A range past the real end (the container's count too high)
+    decodes nothing and changes nothing; a range that ended early, followed by one with frames, is
+    refused (the caller scans serially)."""
+    from nstvid.pipeline.settings import RunOptions
+    from nstvid.pipeline.video.clip import TO_THE_END, ScanPart, merge_scans, open_clip, scan, scan_part
+
+    source = tmp_path / "cut.mp4"
+    run_ffmpeg(["-y", "-stream_loop", "1", "-i", str(SAMPLES / "cut.mp4"), "-frames:v", "30", "-c:v", "libx264",
+                "-bf", "3", "-g", "8",
+                "-an", str(source)], path=source)
+    for clip in (open_clip(source), open_clip(source, RunOptions(start="5f", duration="20f"))):
+        frames, scores, truncated = scan(clip)
+        assert frames == clip.span.frames if clip.span else frames == 30
+        bounds = [0, 7, 13, frames + 5, TO_THE_END]  # the third range reaches past the end: the fourth has none
+        parts = [scan_part(clip, a, b) for a, b in zip(bounds, bounds[1:])]
+        assert [p.frames for p in parts] == [7, 6, frames - 13, 0]
+        assert merge_scans(clip, parts) == (frames, scores, None) and truncated is None
+        assert max(scores) > 0.35  # the cut is in the scores compared
+    short = [ScanPart(0, 5, [0.1] * 4), ScanPart(7, 3, [0.1] * 3)]  # frames 5-6 missing
+    assert merge_scans(clip, short) is None
+    assert merge_scans(clip, [ScanPart(0), ScanPart(10)]) is None  # nothing decoded: the serial scan says why
+
+
 def test_revealed_start_reaches_the_chain_through_the_command(tmp_path, run_nstvid):
     """`revealed` from a config file decides what newly revealed pixels start from, through the
     real command. With no iterations on later frames, a frame is its start: runs with `content`

@@ -101,18 +101,23 @@ def scan(clip: Clip) -> tuple[int, list[float], TruncatedVideoError | None]:
     """Decode the whole clip at thumbnail size (fast): (its exact frame count, the scene-cut
     score between each pair of neighbours, the truncation error if the input ends early)."""
     scores: list[float] = []
-    previous = None
     reader = clip.frames(THUMBNAIL)
     try:
-        for frame in reader:
-            if previous is not None:
-                scores.append(flow.scene_cut_score(previous, frame))
-            previous = frame
+        _score(reader, scores)
     except TruncatedVideoError as e:
         return reader.frames_read, scores, e
     finally:
         reader.close()
     return reader.frames_read, scores, None
+
+
+def _score(frames, scores: list[float]) -> None:
+    """Append to scores the scene-cut score of each frame against the one before it."""
+    previous = None
+    for frame in frames:
+        if previous is not None:
+            scores.append(flow.scene_cut_score(previous, frame))
+        previous = frame
 
 
 @dataclass
@@ -142,17 +147,14 @@ def scan_part(clip: Clip, first: int, stop: int) -> ScanPart:
     """Decode frames first - 1 .. stop - 1 of the clip at thumbnail size from a seek (what a
     worker of a split scan runs): the frames of [first, stop) that decode, and their scores."""
     origin = max(first - 1, 0)
-    span_stop = TO_THE_END if stop >= TO_THE_END else stop
-    if clip.span is not None and stop >= TO_THE_END:
-        span_stop = clip.span.frames  # a part of a file ends where the part does
+    if clip.span is not None:
+        stop = min(stop, clip.span.frames)  # a part of a file ends where the part does
     part = ScanPart(first)
-    previous = None
-    reader = clip.part(origin, span_stop).frames(THUMBNAIL)
+    if first >= stop:
+        return part  # the range starts at or past the part's end: nothing of it to decode
+    reader = clip.part(origin, stop).frames(THUMBNAIL)
     try:
-        for frame in reader:
-            if previous is not None:
-                part.scores.append(flow.scene_cut_score(previous, frame))
-            previous = frame
+        _score(reader, part.scores)
     except TruncatedVideoError as e:
         part.problem = e.message
     except UnreadableMediaError:
