@@ -76,12 +76,13 @@ def test_static_shot_does_not_drift(tmp_path, run_nstvid):
     """A still shot: the last frame keeps the first frame's mean colour and style loss (within 5%).
 
     The first frame must be converged for this to mean anything: an under-converged first frame
-    keeps improving over later frames, which is convergence, not drift."""
+    keeps improving over later frames, which is convergence, not drift. Measured on an AMD EPYC at
+    64 px: mean colour 0.95%, style loss 1.6% apart (at 96 px, as this test ran before: 0.77%, 1.8%)."""
     still = tmp_path / "still.mp4"
     run_ffmpeg(["-y", "-loop", "1", "-i", str(CONTENT), "-frames:v", "16", "-r", "25", "-vf",
                 "scale=128:-2,format=yuv420p", "-c:v", "libx264", "-crf", "12", str(still)], path=still)
     out = tmp_path / "still_out.mp4"
-    r = run_nstvid(still, "--style", STYLE, "-o", out, "--size", "96", "--scales", "1",
+    r = run_nstvid(still, "--style", STYLE, "-o", out, "--size", "64", "--scales", "1",
                    "--iterations", "100", "--frame-iterations", "8")
     assert r.returncode == 0, r.stderr
     frames = list(read_frames(out))
@@ -91,7 +92,7 @@ def test_static_shot_does_not_drift(tmp_path, run_nstvid):
     for name, frame in (("first.png", frames[0]), ("last.png", frames[-1])):
         paths.append(tmp_path / name)
         cv2.imwrite(str(paths[-1]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    (_, style_first), (_, style_last) = (losses_of(p, CONTENT, 96) for p in paths)
+    (_, style_first), (_, style_last) = (losses_of(p, CONTENT, 64) for p in paths)
     assert abs(style_last - style_first) < 0.05 * style_first, (style_first, style_last)
 
 

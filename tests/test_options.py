@@ -109,12 +109,12 @@ def test_pooling_and_style_scale_change_the_style_targets(tmp_path, run_nstvid):
 def test_no_flow_leaves_the_texture_behind_the_motion(tmp_path, run_nstvid):
     """--no-flow starts each frame from the previous output where it was on screen: on a pan that
     texture lags the motion, so its warping error (measured with the input's flow) is higher than
-    the flow-warped chain's."""
+    the flow-warped chain's. Measured on an AMD EPYC at 64 px: 8.4x (0.0204 against 0.0024)."""
     fast = clip(tmp_path, 6, every=4)
     errors = {}
     for name, args in {"flow": [], "no-flow": ["--no-flow"]}.items():
         out = tmp_path / f"{name}.mp4"
-        r = run_nstvid(fast, "--style", STYLE, "-o", out, "--size", "96", "--scales", "1", "--iterations", "20",
+        r = run_nstvid(fast, "--style", STYLE, "-o", out, "--size", "64", "--scales", "1", "--iterations", "20",
                        "--frame-iterations", "6", *args)
         assert r.returncode == 0, r.stderr
         from nstvid.pipeline.api import temporal_error
