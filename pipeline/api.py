@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .report import JobSummary
     from .video.orchestrator import VideoOutcome
 
+
 @dataclass(frozen=True)
 class DryRun:
     """What a dry run on one file would write; nothing was."""
