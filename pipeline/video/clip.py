@@ -40,8 +40,10 @@ class Clip:
 
     @property
     def audio_start(self) -> float:
-        """Where the clip's sound starts in the file, seconds."""
-        return self.span.seconds if self.span is not None else 0.0
+        """Where the clip's sound starts in the file, seconds: the time of its first frame, which
+        counts from the video's start (info.start: not 0 when the file's sound, or an edit list,
+        starts before the video), not from the file's."""
+        return self.info.start + (self.span.seconds if self.span is not None else 0.0)
 
     def frames(self, size: tuple[int, int]) -> FrameReader:
         """The clip's frames as RGB uint8 at size (w, h); index 0 is the clip's first."""

@@ -176,6 +176,12 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     key = {"version": WORK_VERSION, "input": file_sha256(clip.path),
            "settings": settings.digest("video_frames", style_file_hashes(settings)),
            "size": [h, w], "frames": clip.key()}
+    if info.variable_frame_rate or info.start:
+        # Since issue 23 these inputs decode otherwise from a seek (VFR resampled on the file's own
+        # timestamps, a delayed video's seeks timed from its first frame): a folder saved before this
+        # key existed holds frames decoded the old way and starts fresh. Other inputs' folders,
+        # whose frames did not change, still resume (WORK_VERSION is not raised for them).
+        key["decode"] = 2
     work = WorkDir(output_path, key)
     reason = work.open()
     if reason:

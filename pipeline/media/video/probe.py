@@ -7,11 +7,14 @@ No ffprobe is shipped with imageio-ffmpeg, so ``probe`` gets its facts from two 
      decoding, cheap) that lists every packet's timestamps in the stream's exact time base.  The
      frame rate is derived from those integers, so 30000/1001 stays exactly 30000/1001 (the banner
      prints a rounded "29.97 fps"); the same list reveals variable frame rate, counts packets and
-     shows when the file ends before its declared duration (truncation).
+     shows when the file ends before its declared duration (truncation), and when the video
+     starts after the file does (VideoInfo.start). Packets flagged discard (cut off by an edit
+     list) are no frames and are left out.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -58,6 +61,12 @@ class VideoInfo:
             yields what decodes, then raises ``TruncatedVideoError``.
         problem: a short description of why ``truncated`` is set, else "".
         stream_index: ffmpeg's index of the video stream used (``-map 0:<index>``).
+        start: seconds from the file's start (the time ffmpeg's ``-ss`` and the audio's timestamps
+            count from) to frame 0 of the stream ``read_frames`` yields: the first frame's own time
+            for constant-frame-rate input, for variable-frame-rate input the time of the first frame
+            of the constant-rate grid (multiples of 1 / fps from the file's start) it is resampled
+            to. Not 0 when the video starts after the file does (an mp4 edit list that delays the
+            video track, a stream that starts later than the sound); frame k is at start + k / fps.
     """
 
     path: str
@@ -75,6 +84,7 @@ class VideoInfo:
     truncated: bool
     problem: str
     stream_index: int
+    start: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,7 @@ class FrameSpan:
 
     @property
     def seconds(self) -> float:
-        """The start time of frame `first`."""
+        """The time of frame `first` after frame 0 (the video's start in its file: VideoInfo.start)."""
         return float(self.first / self.fps)
 
 
@@ -111,6 +121,9 @@ _DURATION_RE = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", re.MUL
 _FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)")
 
 _NOPTS = -(2**63)  # AV_NOPTS_VALUE as framecrc prints it
+# AV_PKT_FLAG_DISCARD: a packet decoded only to be dropped (what an mp4 edit list that starts inside a
+# GOP cuts off, e.g. a stream copy made from a non-keyframe); framecrc prints "F=0x5" for a keyframe.
+_DISCARD = 0x4
 # Warnings/errors of the demux pass that mean the data ends early or is damaged.
 _DAMAGE_MARKERS = (
     "partial file",
@@ -219,8 +232,9 @@ def _demux_packets(path: Path, video_index: int, with_audio: bool) -> _Packets:
         elif line and not line.startswith("#"):
             fields = line.split(",")
             stream, value = int(fields[0]), int(fields[2])
-            if value == _NOPTS:
-                continue
+            flags = next((int(f.strip()[2:], 16) for f in fields[6:] if f.strip().startswith("F=")), 1)
+            if value == _NOPTS or flags & _DISCARD:
+                continue  # not a frame shown: neither counted nor timed
             pts[stream].append(value)
             durations[stream].append(int(fields[3]))
     low = stderr.lower()
@@ -349,9 +363,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if variable:
         duration = extent
         frame_count = max(1, round(extent * fps))
+        # The slot of the 1/fps grid the reader's fps filter puts the first frame in (rounding to
+        # the nearest, halves away from zero, as av_rescale_q_rnd does): frame 0 of its stream.
+        start = float(_nearest(pts[0] * packets.video_tb * fps) / fps)
     else:
         frame_count = len(pts)
         duration = float(frame_count / fps)
+        start = float(pts[0] * packets.video_tb)
 
     truncated, problem = _truncation(packets, extent, container_duration, fps)
 
@@ -363,7 +381,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                      audio_codec=_codec_name(audios[0]) if audios else None, rotation=rotation,
                      variable_frame_rate=variable, video_codec=_codec_name(video),
                      container_duration=container_duration, truncated=truncated, problem=problem,
-                     stream_index=video.index)
+                     stream_index=video.index, start=start)
+
+
+def _nearest(value: Fraction) -> int:
+    """value rounded to the nearest integer, halves away from zero (AV_ROUND_NEAR_INF)."""
+    half_up = math.floor(abs(value) + Fraction(1, 2))
+    return half_up if value >= 0 else -half_up
 
 
 def _truncation(

@@ -59,11 +59,33 @@ class FrameReader:
 
     def _command(self) -> list[str]:
         width, height = self.size
+        fps = self.info.fps
+        first = self.span.first if self.span is not None else 0
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error"]
-        if self.span is not None and self.span.first:
-            # Input seeking decodes from the keyframe before and drops every frame timed before
-            # this point (ffmpeg's accurate seek): half a frame early, so frame `first` is the first.
-            cmd += ["-ss", f"{(self.span.first - 0.5) / self.info.fps:.6f}"]
+        filters = []
+        if not self.info.variable_frame_rate:
+            if first:
+                # Input seeking decodes from the keyframe before and drops every frame timed before
+                # this point (ffmpeg's accurate seek): half a frame early, so frame `first` is the
+                # first. -ss counts from the file's start, where the video may not start (an edit
+                # list that delays it, sound that starts first): from the video's first frame.
+                cmd += ["-ss", f"{self.info.start + (first - 0.5) / fps:.6f}"]
+        else:
+            # Resampled by the fps filter: frame k of the grid of 1/fps from the file's start holds
+            # the last input frame timed at or before it (to the nearest grid frame), frame 0 being
+            # the grid frame of the first input frame (VideoInfo.start). What a grid frame holds
+            # then depends on the timestamps alone, so a read from a seek yields what a read from
+            # the start does, provided: the timestamps stay the file's own, counted from its start
+            # as the probe's demux pass counts them, not from the seek point (-copyts
+            # -start_at_zero); every frame from the keyframe on is decoded (-noaccurate_seek: frame
+            # `first` may hold a frame from before any seek point, a pause); the seek goes a frame
+            # early; trim drops the grid frames before frame `first`.
+            cmd += ["-copyts", "-start_at_zero"]
+            seek = self.info.start + (first - 1) / fps
+            if first and seek > 0:
+                cmd += ["-noaccurate_seek", "-ss", f"{seek:.6f}"]
+            slot = round(self.info.start * fps)  # the grid frame that is frame 0 (VideoInfo.start)
+            filters += [f"fps={_rate_arg(fps)}", f"trim=start_pts={slot + first}"]
         # Autorotation is ffmpeg's default: frames come out in display orientation.
         cmd += ["-i", str(self.path), "-map", f"0:{self.info.stream_index}"]
         if self.span is not None:
@@ -71,12 +93,11 @@ class FrameReader:
         if (width, height) != (self.info.width, self.info.height):
             shrinking = width <= self.info.width and height <= self.info.height
             flags = "area" if shrinking else "bicubic"
-            cmd += ["-vf", f"scale={width}:{height}:flags={flags}"]
-        if self.info.variable_frame_rate:
-            cmd += ["-fps_mode", "cfr", "-r", _rate_arg(self.info.fps)]
-        else:
-            # One output frame per decoded frame; no duplication/dropping by ffmpeg.
-            cmd += ["-fps_mode", "passthrough"]
+            filters.append(f"scale={width}:{height}:flags={flags}")
+        if filters:
+            cmd += ["-vf", ",".join(filters)]
+        # One output frame per frame out of the filters; no duplication/dropping by ffmpeg.
+        cmd += ["-fps_mode", "passthrough"]
         cmd += ["-an", "-sn", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         return cmd
 
