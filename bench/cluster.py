@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import os
 import platform
-import resource
 import shutil
 import statistics
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, SAMPLES, STYLE
+from common import ROOT, SAMPLES, STYLE, measured
 from nstvid.pipeline.cluster.pool import Cluster
 from nstvid.pipeline.cluster.video import stylise_video_on_cluster
 from nstvid.pipeline.cluster.worker import Worker
@@ -151,9 +150,8 @@ def driver_limit(workers: int, files: int, frames: int, size: int, tmp: Path) ->
         _, styles = prepare(settings)
         pool = cluster.pool(styles)
         for long_side in (512, 1280):
-            before, t0 = _cpu(), time.perf_counter()
-            stylise_video_on_cluster(pool, styles, _settings(long_side, 1, 1), clip, tmp / f"b_out{long_side}.mp4")
-            wall, (own, children) = time.perf_counter() - t0, (a - b for a, b in zip(_cpu(), before))
+            _, wall, own, children = measured(lambda: stylise_video_on_cluster(
+                pool, styles, _settings(long_side, 1, 1), clip, tmp / f"b_out{long_side}.mp4"))
             rates[long_side] = {"fps": frames / wall, "own_ms": 1000 * own / frames,
                                 "ffmpeg_ms": 1000 * children / frames}
     finally:
@@ -171,13 +169,6 @@ def _overhead_table(args, images: dict, video: dict) -> list[str]:
         f"{video['units']} | {video['work']:.3f} | {video['wall']:.3f} | {video['overhead']:.3f} | "
         f"{video['share']:.1%} |",
     ]
-
-
-def _cpu() -> tuple[float, float]:
-    """CPU seconds (user + system) of this process, and of its finished children (the driver's
-    ffmpeg runs: the thumbnail scan, the join and the audio mux); the Ray workers are not children."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def main() -> None:

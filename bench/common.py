@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -152,6 +153,21 @@ def conv_flops(h: int, w: int) -> float:
     image. An iteration costs about twice this: the forward pass, then the backward pass to the
     image (the weights are frozen: no weight gradients)."""
     return float(sum(2 * cin * cout * 9 * ch * cw for _, cin, cout, ch, cw in conv_shapes(h, w)))
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process, and of its finished children (a driver's ffmpeg
+    runs: the scan, the join, the audio mux); Ray workers are not children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def measured(run):
+    """(run()'s result, wall s, this process's CPU s, its children's CPU s)."""
+    before, t0 = cpu_seconds(), time.perf_counter()
+    result = run()
+    wall, (own, children) = time.perf_counter() - t0, (a - b for a, b in zip(cpu_seconds(), before))
+    return result, wall, own, children
 
 
 def sync(device: torch.device) -> None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import tempfile
-import time
 from pathlib import Path
 
-from common import ROOT, SAMPLES, STYLE
+from common import ROOT, SAMPLES, STYLE, measured
 from nstvid.pipeline.cluster.pool import Cluster
 from nstvid.pipeline.cluster.video import RayExecutor
 from nstvid.pipeline.media.video import run_ffmpeg
@@ -26,19 +24,6 @@ from nstvid.pipeline.video.clip import open_clip, scan
 from nstvid.pipeline.video.workdir import open_work
 
 DOC = ROOT / "docs" / "scan.md"
-
-
-def _cpu() -> tuple[float, float]:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
-
-
-def measured(run) -> tuple[object, float, float, float]:
-    """(result, wall s, own CPU s, children's CPU s) of run()."""
-    before, t0 = _cpu(), time.perf_counter()
-    result = run()
-    wall, (own, children) = time.perf_counter() - t0, (a - b for a, b in zip(_cpu(), before))
-    return result, wall, own, children
 
 
 def main() -> None:

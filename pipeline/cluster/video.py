@@ -90,13 +90,12 @@ class RayExecutor:
         """None when the workers read the input where it is (checked on one of them: the same
         sha256, which the work folder's key already holds), else [sha256, object ref] of its bytes,
         put into the object store once (the scan's and the segments' calls share it)."""
-        if self.sources.get(sha, False) is not False:
-            return self.sources[sha]
-        if self.pool.reads_same_file(path, sha):
-            self.sources[sha] = None
-        else:
-            progress(Message(f"{path}: not readable on the Ray workers; sending it once through the object store"))
-            self.sources[sha] = [sha, self.pool.put(path.read_bytes())]
+        if sha not in self.sources:
+            if self.pool.reads_same_file(path, sha):
+                self.sources[sha] = None
+            else:
+                progress(Message(f"{path}: not readable on the Ray workers; sending it once through the object store"))
+                self.sources[sha] = [sha, self.pool.put(path.read_bytes())]
         return self.sources[sha]
 
     @property

@@ -121,8 +121,7 @@ class Worker:
         (a shared volume), else [object ref] of the input's bytes, kept once per node. Returns the
         segment's encoded bytes (None: it encodes no frame) and its output (raw frames, timings)."""
         self._styles(sent, targets)
-        if source is not None:
-            clip = replace(clip, path=_node_copy(source, clip.path.suffix))
+        clip = _readable_here(clip, source)
         h, w = key["size"]
         if (h, w) not in self.window_batches:
             self.window_batches[(h, w)] = window_batch(self.engine, self.styles, (h, w))
@@ -138,9 +137,12 @@ class Worker:
     def scan(self, sent: list, clip: Clip, source, first: int, stop: int) -> tuple[dict, ScanPart]:
         """Count frames first..stop-1 of the clip and score its scene cuts (video.clip.scan_part):
         one range of a scan split over the workers. source: as for segment()."""
-        if source is not None:
-            clip = replace(clip, path=_node_copy(source, clip.path.suffix))
-        return self.identity, scan_part(clip, first, stop)
+        return self.identity, scan_part(_readable_here(clip, source), first, stop)
+
+
+def _readable_here(clip: Clip, source: list | None) -> Clip:
+    """The clip as this worker reads it: where it is (source None), else from the node's copy."""
+    return clip if source is None else replace(clip, path=_node_copy(source, clip.path.suffix))
 
 
 def _node_copy(source: list, suffix: str) -> Path:
