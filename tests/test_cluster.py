@@ -100,6 +100,15 @@ def test_folder_on_ray_matches_local(tree, cluster, tmp_path, cache_dir):
     tallies = [(x["files_done"], x["files_total"]) for x in lines if "files_done" in x]
     assert tallies == [(k, 4) for k in range(1, 5)], tallies
     assert any("10 frames in 2 pieces on 2 Ray workers: 1-5, 6-10 (lead-in 5)" in x["message"] for x in lines)
+    # Progress as a local run's: the estimate from a trial on a worker, then every frame once, as
+    # the workers finish them (not a burst per segment: each piece here is one segment).
+    estimates = [x for x in lines if "estimate_seconds" in x and x.get("units") == 10]
+    assert len(estimates) == 1 and estimates[0]["estimate_seconds"] > 0, estimates
+    frames = [x for x in lines if "frame" in x]
+    assert [x["frame"] for x in frames] == list(range(1, 11)) and all(x["total"] == 10 for x in frames), frames
+    times = [x["time"] for x in frames]
+    bursts = 1 + sum(b - a > 0.1 for a, b in zip(times, times[1:]))
+    assert bursts >= 3, times
     video = {e: probe(o / "clip.mp4") for e, o in (("ray", ray_out), ("local", local_out))}
     assert count_frames(ray_out / "clip.mp4") == count_frames(local_out / "clip.mp4") == 10
     assert video["ray"].fps == video["local"].fps and video["ray"].has_audio and video["local"].has_audio

@@ -46,6 +46,23 @@ class Call:
         return len(self.lost)
 
 
+class FrameEvents:
+    """A Ray actor that holds the frames the workers finish until the driver takes them: progress
+    per frame while a segment runs, not per segment when it returns. Workers put without waiting
+    for an answer; the driver takes everything at once, every half second at most, so its cost
+    does not grow with the frame rate."""
+
+    def __init__(self):
+        self.held: list = []
+
+    def put(self, event) -> None:
+        self.held.append(event)
+
+    def take(self) -> list:
+        held, self.held = self.held, []
+        return held
+
+
 class Pool:
     """Ray actors of the Worker class (or of worker, a class with its methods: bench/cluster.py's
     pass-through), one call in hand each."""
@@ -59,6 +76,7 @@ class Pool:
         # call carries [ref] (Ray resolves a bare ref argument on every call, not one in a list).
         self.sent = [ray.put(sent)]
         self.actors = [remote.remote(settings, shape.threads) for _ in range(shape.workers)]
+        self.events = ray.remote(FrameEvents).options(num_cpus=0, max_restarts=-1).remote()
         self.idle = deque(self.actors)
         self.waiting: deque[Call] = deque()  # calls without an actor yet (retries first)
         self.running: dict[Any, Call] = {}  # object ref -> call
@@ -186,13 +204,21 @@ class Pool:
                 self.idle.append(call.actor)
         self.waiting = deque(call for call in self.waiting if not any(call.tag is tag for tag in tags))
 
+    def take_events(self) -> list:
+        """What the workers put into `events` since the last take ([] when the actor does not
+        answer within 5 s: progress is not worth holding the job for)."""
+        try:
+            return self.ray.get(self.events.take.remote(), timeout=5)
+        except Exception:  # noqa: BLE001 - restarting, or the node that held it is gone
+            return []
+
     def identities(self) -> list[dict]:
         """Every worker's node, process and device; waits until all have started."""
         return self.ray.get([actor.ping.remote() for actor in self.actors])
 
     def close(self) -> None:
         """Stop every worker now (the driver alone writes, so nothing of theirs is lost)."""
-        for actor in self.actors:
+        for actor in [*self.actors, self.events]:
             try:
                 self.ray.kill(actor)
             except Exception:  # noqa: BLE001 - already gone

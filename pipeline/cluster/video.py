@@ -13,6 +13,8 @@ written once per node.
 """
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 
 from ..errors import ProcessingError
@@ -39,12 +41,29 @@ class RayExecutor:
         self.nodes: set[str] = set()
         self.retries = 0
         self.sources: dict[str, list | None] = {}  # input sha256 -> how the workers read it (_source)
+        self.reported: dict[str, set[int]] = {}  # segment in hand -> its frames reported while it ran
+        self.token = uuid.uuid4().hex  # this clip's frame events (the pool's box serves a folder's clips)
+        self.events_taken = 0.0  # when the workers' frame events were last taken (time.monotonic)
 
     def describe(self) -> str:
         return f"{self.workers} Ray workers"
 
-    def estimate(self, clip: Clip, scores: list[float], done: int):
-        return None  # the driver has no engine of the workers' kind to time a trial on
+    def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress: Callback):
+        """The estimate from a timed trial on one worker (the driver has no device of the workers'
+        kind), the work shared by all of them; None, with a warning, when the trial fails."""
+        self._call("estimate", self.pool.targets_ref(self.styles, work.size), clip,
+                   self._source(clip.path, work.key["input"], progress), scores, done, self.workers)
+        got = None
+        while got is None:
+            got = self.pool.next_result(1.0)
+        _, value = got
+        if isinstance(value, BaseException):
+            progress(Message(f"{clip.path}: no estimate (the trial on a worker failed: {value})", level="warning"))
+            return None
+        return value
+
+    def _call(self, method: str, *args) -> None:
+        self.pool.submit(method, *args, tag=(method,))  # the pool tells calls apart by identity
 
     def scan(self, clip: Clip, work: WorkDir, progress: Callback) -> tuple:
         """The scan (video.clip.scan) split over the workers, a range of the clip each, decoded on
@@ -108,15 +127,31 @@ class RayExecutor:
 
     def submit(self, task: SegmentTask) -> None:
         self.in_flight.append(task)
-        self.pool.submit("segment", self.targets, self.clip, self.source, task, self.work.key, self.suffix, tag=task)
+        self.reported[task.segment.name] = set()
+        self.pool.submit("segment", self.targets, self.clip, self.source, task, self.work.key, self.suffix,
+                         (self.pool.events, self.token), tag=task)
+
+    def _report_frames(self) -> None:
+        """Relay the frames the workers finished since the last look (every half second at most)."""
+        if time.monotonic() - self.events_taken < 0.5:
+            return
+        self.events_taken = time.monotonic()
+        for token, name, index, seconds, loss in self.pool.take_events():
+            reported = self.reported.get(name) if token == self.token else None
+            if reported is not None and index not in reported:  # a retried segment's frames count once
+                reported.add(index)
+                self.report("", FrameDone(index, None, seconds, loss))
 
     def next(self, timeout: float) -> SegmentOutput | None:
+        self._report_frames()
         got = self.pool.next_result(timeout)
         if got is None:
             return None
         call, value = got
         task: SegmentTask = call.tag
         self.in_flight.remove(task)
+        self._report_frames()
+        reported = self.reported.pop(task.segment.name, set())
         where = f"segment {task.segment.first + 1}-{task.segment.stop}"
         if isinstance(value, BaseException):
             raise ProcessingError(f"{where} failed: {value}")
@@ -130,8 +165,9 @@ class RayExecutor:
         if data is not None:
             output.file = self.work.segment_path(task.segment.name, self.suffix)
             atomic_write_bytes(output.file, data)
-        for index, seconds, loss in output.stylised:
-            self.report("", FrameDone(index, None, seconds, loss))
+        for index, seconds, loss in output.stylised:  # those whose events were late or lost
+            if index not in reported:
+                self.report("", FrameDone(index, None, seconds, loss))
         return output
 
     def stop(self) -> None:
@@ -149,6 +185,7 @@ class RayExecutor:
         stay for the job's next file."""
         self.pool.abandon(self.in_flight)
         self.in_flight = []
+        self.reported.clear()
 
 
 def stylise_video_on_cluster(pool: Pool, styles: StyleSet, settings: Settings, source: Clip | Path,

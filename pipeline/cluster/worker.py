@@ -22,9 +22,11 @@ from ..errors import InputError
 from ..frames import at_working_size
 from ..image_job import stylise_pictures
 from ..media.images import Picture, atomic_write_bytes, decode_image, encode_image
+from ..progress import Estimate, FrameDone
 from ..settings import Settings, file_sha256
 from ..style_targets import StyleSet, StyleTargets
 from ..video.clip import Clip, ScanPart, scan_part
+from ..video.job import estimate_video
 from ..video.segment import SegmentOutput, SegmentTask, run_segment
 from ..video.workdir import WorkDir
 
@@ -115,12 +117,21 @@ class Worker:
         return out
 
     def segment(self, sent: list, targets: Targets, clip: Clip, source, task: SegmentTask, key: dict,
-                suffix: str) -> tuple[dict, bytes | None, SegmentOutput]:
+                suffix: str, events) -> tuple[dict, bytes | None, SegmentOutput]:
         """Decode, stylise and encode one segment of the clip (video.segment.run_segment), in a
         temporary folder of this worker's own. source: None when the clip's path is readable here
-        (a shared volume), else [object ref] of the input's bytes, kept once per node. Returns the
-        segment's encoded bytes (None: it encodes no frame) and its output (raw frames, timings)."""
+        (a shared volume), else [object ref] of the input's bytes, kept once per node; events:
+        (the pool's FrameEvents actor, the clip's token), given (token, segment name, index,
+        seconds, loss) per frame as it is done. Returns the segment's encoded bytes (None: it
+        encodes no frame) and its output (raw frames, timings)."""
         self._styles(sent, targets)
+        box, token = events
+        name = task.segment.name
+
+        def progress(event) -> None:
+            if isinstance(event, FrameDone):
+                box.put.remote((token, name, event.index, event.seconds, event.loss))  # no wait for the answer
+
         clip = _readable_here(clip, source)
         h, w = key["size"]
         if (h, w) not in self.window_batches:
@@ -129,10 +140,17 @@ class Worker:
             work = WorkDir(Path(folder) / f"segment{suffix}", key)
             work.path.mkdir()
             output = run_segment(self.engine, self.styles, clip, task, work, suffix, save_frames=False,
-                                 batch=self.window_batches[(h, w)])
+                                 batch=self.window_batches[(h, w)], progress=progress)
             data = output.file.read_bytes() if output.file is not None else None
         output.file = None
         return self.identity, data, output
+
+    def estimate(self, sent: list, targets: Targets, clip: Clip, source, scores: list[float], done: int,
+                 workers: int) -> Estimate:
+        """The clip's estimate (video.job.estimate_video) from a timed trial on this worker's device,
+        the work shared by `workers` of its kind."""
+        return estimate_video(self.engine, self._styles(sent, targets), _readable_here(clip, source), done=done,
+                              scores=scores, devices=workers)
 
     def scan(self, sent: list, clip: Clip, source, first: int, stop: int) -> tuple[dict, ScanPart]:
         """Count frames first..stop-1 of the clip and score its scene cuts (video.clip.scan_part):

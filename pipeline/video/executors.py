@@ -52,7 +52,7 @@ class InProcess:
     def describe(self) -> str:
         return str(self.engine.device)
 
-    def estimate(self, clip: Clip, scores: list[float], done: int) -> Estimate:
+    def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress) -> Estimate:
         return estimate_video(self.engine, self.styles, clip, done=done, scores=scores)
 
     def start(self, clip: Clip, work: WorkDir, suffix: str, report: Report) -> None:
@@ -148,7 +148,7 @@ class Devices:
     def describe(self) -> str:
         return f"{self.workers} devices ({', '.join(self.devices)})"
 
-    def estimate(self, clip: Clip, scores: list[float], done: int) -> Estimate:
+    def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress) -> Estimate:
         engine, styles = prepare(self.settings)  # on the first device, for the estimate's timed trial only
         try:
             return estimate_video(engine, styles, clip, done=done, scores=scores, devices=self.workers)

@@ -89,30 +89,65 @@ class Clipwork:
 
 
 def _resume(state: Clipwork) -> None:
-    """Take the parts an earlier run stored: per piece the segments done in order whose raw frames
-    are all still saved (a gap, or a missing raw frame, redoes from there)."""
+    """Take the parts an earlier run stored: per piece the segments done in order (a gap redoes
+    from there), as far as the saved frames they leave for later are there: a seam's sides until
+    the seam is encoded, and the anchor of a half-done piece (a missing one redoes from there)."""
     plan, work = state.plan, state.work
     done = work.segments_done(state.encoding)
-    state.pieces = [PieceState() for _ in plan.pieces]
-    for number, segments in enumerate(plan.segments):
-        piece = plan.pieces[number]
-        for segment in segments:
-            raws = [(work.lead_path(i) if i < piece.keep_from else work.frame_path(i)) for i in segment.raw_indices()]
-            record = done.get(segment.name)
-            if record is None or record.get("span") != [segment.first, segment.stop] or not all(
-                    p.is_file() for p in raws):
-                break
-            state.done[segment.name] = done[segment.name]
-            state.pieces[number].next += 1
-            state.finished.update(range(max(segment.first, piece.keep_from), segment.stop))
-        current = state.pieces[number]
-        if 0 < current.next < len(segments):  # a piece half done: its next segment's anchor
-            last = segments[current.next - 1].stop - 1
-            current.anchor = work.load(last, lead=last < piece.keep_from)
     for seam in plan.seams:
         if seam.name in done and done[seam.name].get("span") == [seam.first, seam.stop]:
             state.done[seam.name] = done[seam.name]
+    pending = [(i, lead) for seam in plan.seams if seam.name not in state.done
+               for i in range(seam.first, seam.stop) for lead in (False, True)]
+    state.pieces = [PieceState() for _ in plan.pieces]
+    for number, segments in enumerate(plan.segments):
+        piece, taken = plan.pieces[number], 0
+        for segment in segments:
+            record = done.get(segment.name)
+            sides = [(i, lead) for i, lead in pending if segment.first <= i < segment.stop
+                     and lead == (i < piece.keep_from) and i in segment.raw_indices()]
+            if record is None or record.get("span") != [segment.first, segment.stop] or not all(
+                    work.has(i, lead=lead) for i, lead in sides):
+                break
+            taken += 1
+        while 0 < taken < len(segments) and not work.has(segments[taken - 1].stop - 1,
+                                                          lead=segments[taken - 1].stop - 1 < piece.keep_from):
+            taken -= 1  # the anchor is gone (removed by hand): redo from the last one there
+        current = state.pieces[number]
+        current.next = taken
+        for segment in segments[:taken]:
+            state.done[segment.name] = done[segment.name]
+            state.finished.update(range(max(segment.first, piece.keep_from), segment.stop))
+        if 0 < taken < len(segments):  # a piece half done: its next segment's anchor
+            last = segments[taken - 1].stop - 1
+            current.anchor = work.load(last, lead=last < piece.keep_from)
     state.finished.update(work.saved_indices())  # frames a local worker saved within a segment in progress
+
+
+def _needed(state: Clipwork) -> set[tuple[int, bool]]:
+    """The saved frames (index, lead) still to be read: each half-done piece's anchor (a rerun's
+    start) and both sides of every seam not yet encoded. Any other saved frame is dropped once its
+    segment is stored, so the folder stays flat in clip length."""
+    needed = set()
+    for number, current in enumerate(state.pieces):
+        segments = state.plan.segments[number]
+        if 0 < current.next < len(segments):
+            last = segments[current.next - 1].stop - 1
+            needed.add((last, last < state.plan.pieces[number].keep_from))
+    for seam in state.plan.seams:
+        if seam.name not in state.done:
+            needed.update((i, lead) for i in range(seam.first, seam.stop) for lead in (False, True))
+    return needed
+
+
+def _forget(state: Clipwork, indices) -> None:
+    """Drop the saved frames among `indices` (both forms, lead-in or not) that are not _needed."""
+    if state.keep_frames:
+        return
+    indices, needed = set(indices), _needed(state)
+    for index, lead in state.work.saved_frames():
+        if index in indices and (index, lead) not in needed:
+            state.work.forget([index], lead=lead)
 
 
 def _dispatch(state: Clipwork, executor) -> None:
@@ -132,22 +167,23 @@ def _dispatch(state: Clipwork, executor) -> None:
 
 
 def _store(state: Clipwork, output: SegmentOutput) -> None:
-    """Record a finished segment, keep its raw frames, and drop the saved frames it now holds."""
+    """Record a finished segment and keep its raw frames, then drop the saved frames no longer
+    needed: the segment's own (a local worker saved them all), and the previous segment's anchor.
+    The new anchor is written before the record, so a crash between the two costs nothing."""
     segment, work = output.segment, state.work
     piece = state.plan.pieces[segment.piece]
     for index, frame in output.raw.items():
         lead = index < piece.keep_from
-        if not (work.lead_path(index) if lead else work.frame_path(index)).is_file():
-            work.save(index, frame, lead=lead)
+        if not work.has(index, lead=lead):  # a local worker saved its frames already
+            work.save_raw(index, frame, lead=lead)
     work.record_segment(segment.name, (segment.first, segment.stop), output.file, segment.encoded, state.encoding,
                         state.done)
-    if not state.keep_frames:
-        keep = set(segment.raw_indices())
-        work.forget(i for i in range(segment.encode_from, segment.encode_to) if i not in keep)
     current = state.pieces[segment.piece]
     current.next, current.in_flight = segment.number + 1, False
     finished = current.next == len(state.plan.segments[segment.piece])
     current.anchor = None if finished else output.raw[segment.stop - 1]
+    earlier = state.plan.segments[segment.piece][segment.number - 1].stop - 1 if segment.number else segment.first
+    _forget(state, [*range(segment.first, segment.stop), earlier])
     _join_seams(state)
 
 
@@ -157,8 +193,7 @@ def _join_seams(state: Clipwork) -> None:
     work = state.work
     for seam in state.plan.seams:
         indices = range(seam.first, seam.stop)
-        if seam.name in state.done or not all(work.frame_path(i).is_file() and work.lead_path(i).is_file()
-                                              for i in indices):
+        if seam.name in state.done or not all(work.has(i) and work.has(i, lead=True) for i in indices):
             continue
         piece = state.plan.pieces[seam.piece]
         path = work.segment_path(seam.name, state.suffix)
@@ -167,6 +202,7 @@ def _join_seams(state: Clipwork) -> None:
             for i in indices:
                 writer.write(cross_fade(work.load(i), work.load(i, lead=True), piece, i))
         work.record_segment(seam.name, (seam.first, seam.stop), path, len(indices), state.encoding, state.done)
+        _forget(state, indices)
 
 
 def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path: Path, *,
@@ -213,7 +249,7 @@ def _announce(state: Clipwork, executor, clip: Clip, scores: list[float], progre
         segments = [s for piece in plan.segments for s in piece]
         stored = sum(s.name in state.done for s in segments)
         progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run"))
-    estimate = executor.estimate(clip, scores, resumed)
+    estimate = executor.estimate(clip, state.work, scores, resumed, progress)
     if estimate is not None:
         progress(estimate)
     if len(plan.pieces) > 1:

@@ -1,11 +1,19 @@
 """The resume store of a clip, `.NAME.nstvid-work/` beside the output: the encoded segments done
 (segments.json records frames, bytes and sha256 of each), the raw frames a seam or the next
 segment's anchor needs, and, for a segment in progress on this machine, every finished frame as a
-PNG, so a rerun after Ctrl-C, SIGTERM or kill -9 goes on from the last finished frame."""
+PNG, so a rerun after Ctrl-C, SIGTERM or kill -9 goes on from the last finished frame.
+
+A frame is kept in one of two forms: a PNG, written by a local worker beside its optimisation
+(small on disk: every frame of a segment in progress), or an uncompressed .npy, written by the
+driver for the raw frames a Ray worker returns (a 720p PNG costs about 50 ms to encode and 20 to
+decode, the .npy about 2 and 1: the driver's time is what a cluster is limited by, issue 23).
+`has`, `load` and `forget` take either."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +27,7 @@ from ..settings import Settings, file_sha256, style_file_hashes
 from .clip import Clip
 
 SEGMENTS = "segments.json"
+_NPY_HEADER = 128  # np.save's header for a (h, w, 3) uint8 array (format 1.0, padded to 128 bytes)
 WORK_VERSION = 3  # 3: encoded segments (pieces.py); 2: the settings digest. Older folders start fresh
 
 
@@ -70,14 +79,23 @@ class WorkDir:
         return reason
 
     def drop_damaged(self) -> list[int]:
-        """Remove saved frames (and lead-in frames) that are not whole PNGs (cut short by a crash or
-        a full disk: they end without IEND); return the frame indices removed, in order. Cheap:
-        12 bytes read per frame. Damage inside a whole file is met when the frame is replayed
-        (plan.produce)."""
+        """Remove saved frames (and lead-in frames) that are not whole (cut short by a crash or a
+        full disk: a PNG without IEND, a .npy shorter than its frame); return the frame indices
+        removed, in order. Cheap: 12 bytes read per PNG, a stat per .npy. Damage inside a whole
+        PNG is met when the frame is replayed (plan.produce)."""
         dropped = set()
-        for pattern, skip in (("frame_*.png", 6), ("lead_*.png", 5)):
+        h, w = self.size
+        for pattern, skip in (("frame_*", 6), ("lead_*", 5)):
             for path in self.path.glob(pattern):
-                if path.stem[skip:].isdigit() and not png.whole_file(path):
+                if not path.stem[skip:].isdigit():
+                    continue
+                if path.suffix == ".png":
+                    whole = png.whole_file(path)
+                elif path.suffix == ".npy":
+                    whole = path.stat().st_size == _NPY_HEADER + h * w * 3
+                else:
+                    continue
+                if not whole:
                     path.unlink(missing_ok=True)
                     dropped.add(int(path.stem[skip:]))
         return sorted(dropped)
@@ -90,14 +108,43 @@ class WorkDir:
         previous worker owns, kept for the cross-fade between the two (devices.py)."""
         return self.path / f"lead_{index:06d}.png"
 
+    def raw_path(self, index: int, *, lead: bool = False) -> Path:
+        """A frame the driver keeps uncompressed (save_raw)."""
+        return (self.lead_path(index) if lead else self.frame_path(index)).with_suffix(".npy")
+
+    def saved_frames(self) -> set[tuple[int, bool]]:
+        """(index, lead) of every saved frame, in either form, from one listing of the folder (a
+        half-written frame is never named frame_* or lead_*)."""
+        found = set()
+        for entry in os.scandir(self.path):
+            stem, _, suffix = entry.name.partition(".")
+            kind, _, number = stem.partition("_")
+            if suffix in ("png", "npy") and kind in ("frame", "lead") and number.isdigit():
+                found.add((int(number), kind == "lead"))
+        return found
+
     def saved_indices(self) -> set[int]:
-        """Indices of the saved frames (a half-written frame is never named frame_*.png). Not always
-        consecutive: with --devices, several workers fill the clip at once."""
-        return {int(p.stem[6:]) for p in self.path.glob("frame_*.png") if p.stem[6:].isdigit()}
+        """Indices of the saved frames (not lead-in frames). Not always consecutive: with
+        --devices, several workers fill the clip at once."""
+        return {index for index, lead in self.saved_frames() if not lead}
+
+    def has(self, index: int, *, lead: bool = False) -> bool:
+        """Whether frame `index` (or its lead-in frame) is saved, in either form."""
+        return (self.lead_path(index) if lead else self.frame_path(index)).is_file() or \
+            self.raw_path(index, lead=lead).is_file()
 
     def save(self, index: int, rgb_u8: np.ndarray, *, lead: bool = False) -> Path:
+        """Save as a PNG (a local worker's finished frame)."""
         path = self.lead_path(index) if lead else self.frame_path(index)
         write_image(path, Picture(to_float(rgb_u8)))  # atomic: whole or absent
+        return path
+
+    def save_raw(self, index: int, rgb_u8: np.ndarray, *, lead: bool = False) -> Path:
+        """Save uncompressed (the driver's copy of a raw frame a worker returned)."""
+        buffer = BytesIO()
+        np.save(buffer, np.ascontiguousarray(rgb_u8, dtype=np.uint8), allow_pickle=False)
+        path = self.raw_path(index, lead=lead)
+        atomic_write_bytes(path, buffer.getvalue())
         return path
 
     def check_room(self, sample: Path, frames: int) -> None:
@@ -152,8 +199,13 @@ class WorkDir:
         """Drop saved frames that a stored segment now holds (disk stays flat in clip length)."""
         for index in indices:
             (self.lead_path(index) if lead else self.frame_path(index)).unlink(missing_ok=True)
+            self.raw_path(index, lead=lead).unlink(missing_ok=True)
 
     def load(self, index: int, *, lead: bool = False) -> np.ndarray:
+        """A saved frame, (h, w, 3) uint8, from either form."""
+        raw = self.raw_path(index, lead=lead)
+        if raw.is_file():
+            return np.load(raw, allow_pickle=False)
         return to_u8(read_image(self.lead_path(index) if lead else self.frame_path(index)).rgb)
 
     def remove(self) -> None:
