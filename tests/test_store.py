@@ -48,7 +48,7 @@ class PassThrough:
     def describe(self) -> str:
         return f"{self.workers} pass-through workers"
 
-    def estimate(self, clip, scores, done):
+    def estimate(self, clip, work, scores, done, progress):
         return None
 
     def start(self, clip, work, suffix, report) -> None:
