@@ -32,8 +32,8 @@ demo: setup
 # One pytest worker per core (tests/conftest.py: one thread each), tests handed out one at a time;
 # tests that share a module's state carry an xdist_group mark and stay on one worker, in order.
 # The slow Ray tests (marked cluster_slow: a worker or the driver killed with SIGKILL, a second run
-# at once, the scan split over workers) are left to test-cluster: with them the suite passes 10
-# minutes on 2 cores.
+# at once, the scan split over workers, the private instance of --ray-address local) are left to
+# test-cluster: with them the suite passes 10 minutes on 2 cores.
 test: lint
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_slow"
 

@@ -322,6 +322,7 @@ def stale_record():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.cluster_slow  # a private Ray instance of its own: about 20 s on 2 cores, `make test-cluster`
 def test_local_address_starts_its_own_instance_whatever_the_record_says(stale_record, tmp_path, cache_dir):
     """--ray-address local with a stale record: a fresh private instance on 127.0.0.1 (Ray would
     otherwise join the recorded address and retry it for minutes), which stylises the image on a

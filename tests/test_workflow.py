@@ -66,22 +66,24 @@ def _estimate_and_time(lines: list[dict]) -> tuple[float, float]:
 
 
 def test_the_estimate_comes_first_in_plain_and_json_and_is_within_2x(tmp_path, run_nstvid):
-    """The sample clip on this CPU: the estimate is said before the first frame, and comes within
-    2x of the job's own time (the acceptance's bound; the trial measures the machine as it is)."""
+    """The sample clip's first 30 frames on this CPU: the estimate is said before the first frame,
+    and comes within 2x of the job's own time (the acceptance's bound; the trial measures the
+    machine as it is). Measured on an AMD EPYC (Zen 4): 4.4 s estimated, 4.8 s taken (the whole
+    75 frames, as this test ran before: 9.6 and 12.1 s)."""
     out = tmp_path / "pan.mp4"
-    args = [PAN, "--style", STYLE, "-o", out, *SMALL, "--frame-iterations", "3", "--overwrite"]
+    args = [PAN, "--style", STYLE, "-o", out, *SMALL, "--frame-iterations", "3", "--duration", "30f", "--overwrite"]
     r = run_nstvid(*args, "--log-format", "json")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     first_frame = next(k for k, line in enumerate(lines) if "frame" in line)
     estimate_at = next(k for k, line in enumerate(lines) if "estimate_seconds" in line)
     assert estimate_at < first_frame
-    assert re.fullmatch(r"75 frames, 0 scene cuts: about \d+ s on cpu \(.+ s/frame measured\)",
+    assert re.fullmatch(r"30 frames, 0 scene cuts: about \d+ s on cpu \(.+ s/frame measured\)",
                         lines[estimate_at]["message"]), lines[estimate_at]
     estimated, took = _estimate_and_time(lines)
     assert 0.5 <= estimated / took <= 2.0, (estimated, took)
     dry = run_nstvid(*args, "--dry-run", "--log-format", "plain")
-    assert dry.returncode == 0 and re.search(r"^nstvid: 75 frames, 0 scene cuts: about", dry.stdout, re.M), dry.stdout
+    assert dry.returncode == 0 and re.search(r"^nstvid: 30 frames, 0 scene cuts: about", dry.stdout, re.M), dry.stdout
     assert f"would stylise {PAN} -> {out}" in dry.stdout
 
 
