@@ -108,7 +108,8 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
     total = s.content_weight * c + style_weight * st + s.tv_weight * tv_loss(x)
     if temporal is not None and s.temporal_weight > 0:
         weight = temporal_weight_at(s.temporal_weight, *x.shape[-2:])
-        total = total + weight * temporal_loss(x, temporal.warped_prev, temporal.mask)
+        total = total + weight * temporal_loss(x, temporal.warped_prev, temporal.mask, s.temporal_detail,
+                                               s.temporal_sigma)
         if temporal.neighbour_flow is not None and x.shape[0] > 1:
             # Frame k against frame k-1 of the same batch, warped into k. Frame k-1 is detached: the
             # pull runs forwards only, as in the sequential chain. Letting it reach k-1 too made the
@@ -118,7 +119,8 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
             grid = temporal.neighbour_grid
             if grid is None:
                 grid = flow_grid(temporal.neighbour_flow)
-            total = total + weight * temporal_loss(x, sample(previous, grid), temporal.neighbour_mask)
+            total = total + weight * temporal_loss(x, sample(previous, grid), temporal.neighbour_mask,
+                                                   s.temporal_detail, s.temporal_sigma)
     return total, c, st
 
 

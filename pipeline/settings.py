@@ -128,8 +128,19 @@ class Settings:
     flow_scale: float = setting(1.0, "video_frames")
     # 0-255: distrust the warp where the warped previous input differs by more; 0: off.
     flow_check: float = setting(0.0, "video_frames")
-    # How the previous output is warped: linear | cubic | lanczos.
-    warp_interpolation: str = setting("linear", "video_frames")
+    # How the previous output is warped: linear | cubic | lanczos. Lanczos (8x8) keeps the strokes
+    # that bilinear blurs a little at every frame (docs/motion.md).
+    warp_interpolation: str = setting("lanczos", "video_frames")
+    # The DIS flow's preset (flow.DIS_PRESETS): ultrafast | fast | medium | fine.
+    flow_preset: str = setting("medium", "video_frames")
+    # Weight of the temporal term on the fine scales (the warped difference minus its Gaussian
+    # low pass of temporal_sigma px), against 1 on the coarse: 1 holds every scale alike
+    # (Ruder et al.), lower lets the style term re-sharpen the strokes each warp blurs.
+    temporal_detail: float = setting(0.2, "video_frames")
+    temporal_sigma: float = setting(1.0, "video_frames")
+    # The temporal target follows the input's change in luminance along the flow (ReCoNet):
+    # warp(O_t-1) + blur(Y_t - warp(Y_t-1)), so a lighting change is neither held nor a pop.
+    follow_light: bool = setting(False, "video_frames")
     # A chain's full frame ends with this many iterations (at most frame_iterations) as later frames get.
     settle_iterations: int = setting(30, "video_frames")
     independent: bool = option(False, "Video: stylise every frame on its own (flicker baseline).", VIDEO,
@@ -176,6 +187,10 @@ class Settings:
             raise UsageError(f"warp_interpolation {self.warp_interpolation!r}: expected linear, cubic or lanczos")
         if self.segment_frames < 1:
             raise UsageError(f"segment_frames {self.segment_frames}: must be at least 1")
+        if self.flow_preset not in ("ultrafast", "fast", "medium", "fine"):
+            raise UsageError(f"flow_preset {self.flow_preset!r}: expected ultrafast, fast, medium or fine")
+        if not 0 <= self.temporal_detail <= 1 or self.temporal_sigma <= 0:
+            raise UsageError("temporal_detail must be between 0 and 1, temporal_sigma positive")
         if self.flow_scale < 1 or self.flow_check < 0 or self.settle_iterations < 0:
             raise UsageError("flow_scale must be at least 1; flow_check and settle_iterations not negative")
         if self.pooling not in ("max", "avg"):

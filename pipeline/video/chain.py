@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -121,6 +122,8 @@ class Chain:
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
         warped_t = torch.cat([to_tensor(np.clip(flow.warp(self.prev_output, f, s.warp_interpolation), 0, 1))
                               for f in step.to_anchor])
+        if s.follow_light:
+            warped_t = (warped_t + self._light_change(step)).clamp(0, 1)
         mask_t = torch.from_numpy(np.stack(step.anchor_mask))[:, None]
         init = mask_t * warped_t + (1 - mask_t) * self._revealed_start(step, warped_t, content)
         target = content
@@ -136,6 +139,19 @@ class Chain:
         if s.preserve_colors:
             result.images = recombine(result.images, content)
         return self._finish(step, result)
+
+    def _light_change(self, step: Step) -> torch.Tensor:
+        """How much brighter each frame of the step is than the anchor's input brought to it by the
+        flow, (B, 1, H, W): the luminance difference (ReCoNet, Huang et al. 2017), low-passed
+        (sigma 1/64 of the long side) so that a lighting change passes and flow errors at edges,
+        which are thin, mostly do not."""
+        h, w = step.frames[0].shape[:2]
+        anchor = grey(cv2.resize(self.prev_input, (w, h), interpolation=cv2.INTER_AREA)
+                      if self.prev_input.shape[:2] != (h, w) else self.prev_input)
+        sigma = max(h, w) / 64
+        changes = [cv2.GaussianBlur(grey(frame) - flow.warp(anchor, f), (0, 0), sigma)
+                   for frame, f in zip(step.frames, step.to_anchor)]
+        return torch.from_numpy(np.stack(changes))[:, None]
 
     def _revealed_start(self, step: Step, warped: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """What the pixels the warp cannot bring (disoccluded, entering the view) start from,
@@ -174,3 +190,8 @@ class Chain:
         self.prev_input, self.prev_output = step.inputs[-1], outs[-1]
         return [FrameResult(out, float(loss), step.how, result.iterations)
                 for out, loss in zip(outs, result.total)]
+
+
+def grey(frame: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> luma float32 (H, W) in [0, 1]."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
