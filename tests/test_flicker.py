@@ -20,7 +20,7 @@ from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 from test_image import losses_of
 from test_video import PAN, _e_warp, clip, count_frames
 
-BOUND, REVEALED_BOUND = 0.22, 1.10
+BOUND, REVEALED_BOUND = 0.33, 1.10
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +50,12 @@ def test_temporal_stability_beats_independent_frames_on_real_footage(realshort_r
     iterations, docs/frame_cost.md), revealed pixels start inpainted and the first frame settles
     (docs/temporal.md). Measured at 64 px on an AMD EPYC (Zen 4): chained 0.140x of independent in
     fp32, 0.145x in bf16 (at 96 px, as this test ran before: 0.148x in fp32 there, 0.158x on an
-    older EPYC; before those two defaults 0.16x there and 0.15x on an Intel Xeon in bf16). The
-    bound, 0.22, leaves 1.5x for bf16 rounding and run-to-run spread (the old bound was 0.3)."""
+    older EPYC; before those two defaults 0.16x there and 0.15x on an Intel Xeon in bf16). With the
+    Lanczos warp and temporal_detail 0.2 (issue 38) 0.229x in fp32: the later frames keep their
+    strokes (0.85 of frame 1's texture at 192 px, against 0.49), and sharp strokes moved by
+    sub-pixel steps score as flicker under any flow evaluator (a painting moved exactly with the
+    footage scores 2.2x higher at full texture than at 0.43 of it: docs/motion.md). The bound,
+    0.33, leaves 1.45x for bf16 rounding and run-to-run spread, as 0.22 did over 0.14."""
     short, chained, independent = realshort_runs
     e_chained, e_indep = _e_warp(short, chained), _e_warp(short, independent)
     assert len(e_chained["pairs"]) == 5
