@@ -10,6 +10,7 @@ input kind, output path and format, devices, weights); `run` does the work. `sty
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,8 @@ def _checked_output(source: Path, kind: str, settings: Settings, options: RunOpt
     if options.preview:
         from .preview import sheet_path
 
-        base = Path(options.output) if options.output else (
-            source if kind == "folder" else default_output(source, settings.styles, kind))
+        base = Path(options.output) if kind == "folder" and options.output else (
+            single_output(source, kind, settings, options))
         target = sheet_path(base)
         check_output(source, target, kind="image", overwrite=True, probe_folder=not options.dry_run)
     elif kind == "folder":
@@ -178,10 +179,25 @@ def _checked_output(source: Path, kind: str, settings: Settings, options: RunOpt
         target = Path(options.output)
         check_folders(source, target, options)
     else:
-        target = Path(options.output) if options.output else default_output(source, settings.styles, kind)
+        target = single_output(source, kind, settings, options)
         check_output(source, target, kind=kind, overwrite=options.overwrite, codec=settings.codec,
                      probe_folder=not options.dry_run)
     return target
+
+
+def single_output(source: Path, kind: str, settings: Settings, options: RunOptions) -> Path:
+    """The output file of one input: -o FILE; -o DIR (an existing folder, or a name ending in /)
+    writes DIR/NAME_STYLE.EXT in it, as Real-ESRGAN, demucs and whisper do; without -o, beside the
+    input (a folder input's preview: beside the folder)."""
+    if kind == "folder":
+        return source
+    named = default_output(source, settings.styles, kind)
+    if not options.output:
+        return named
+    output = Path(options.output)
+    if output.is_dir() or str(options.output).endswith(("/", os.sep)):
+        return output / named.name
+    return output
 
 
 def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -> Outcome:

@@ -241,9 +241,9 @@ def file_sha256(path: str | Path) -> str:
 class RunOptions:
     """How a job runs and reports; never changes a result, so never hashed."""
 
-    output: str | None = option(None, "Output file, or folder for a folder input; without it "
-                                      "INPUT_STYLE.png/.mp4 beside the input.", INPUT_OUTPUT,
-                                "--output", "-o", kind=Path)
+    output: str | None = option(None, "Output file or folder (one input into a folder: "
+                                      "FOLDER/INPUT_STYLE.png/.mp4); without it, beside the input.", INPUT_OUTPUT,
+                                "--output", "-o")  # text: a trailing / says folder
     overwrite: bool = option(False, "Replace an existing output file (folders: outputs this job did "
                                     "not make).", INPUT_OUTPUT, sets=True)
     keep_frames: bool = option(False, "Video: keep the resume work folder after success.", VIDEO, sets=True)
