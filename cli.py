@@ -289,7 +289,7 @@ def show_summary(summary, reporter: Reporter) -> None:
     if reporter.quiet:
         return
     fields = dict(done=summary.done, skipped=summary.skipped, failed=summary.failed,
-                  seconds=round(summary.seconds, 1))
+                  left_out=len(summary.left_out), seconds=round(summary.seconds, 1))
     if reporter.tty:
         from rich.console import Console
         from rich.table import Table

@@ -25,8 +25,8 @@ from .walk import Item, assign_outputs, walk
 
 @dataclass
 class Plan:
-    """What to do with one item: 'skip', 'do' or 'fail' (with the reason); sha256 when planning
-    had to hash the file."""
+    """What to do with one item: 'skip', 'do', 'fail' (with the reason) or 'leave' (neither image
+    nor video: left out); sha256 when planning had to hash the file."""
 
     item: Item
     action: str
@@ -40,6 +40,8 @@ def decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overwr
     """The plan for one item, given its manifest entry and the settings digest of its kind."""
     if item.kind == "bad":
         return Plan(item, "fail", item.error)
+    if item.kind == "other":
+        return Plan(item, "leave")
     out_path = output_dir / item.out_rel
     try:
         if out_path.resolve() in input_files:
@@ -104,6 +106,12 @@ def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dic
             pass
     return [decide(item, manifest_files.get(item.rel), digests["video" if item.kind == "video" else "image"],
                    output_dir, overwrite, input_files) for item in items]
+
+
+def set_aside(plans: list[Plan]) -> tuple[list[Plan], list[str]]:
+    """The plans of the images and videos (and bad files), and the files left out: neither image
+    nor video (relative paths, in walk order), which the summary counts and the report names."""
+    return [p for p in plans if p.action != "leave"], [p.item.rel for p in plans if p.action == "leave"]
 
 
 @dataclass
