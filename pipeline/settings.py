@@ -263,7 +263,7 @@ class RunOptions:
                              "out) onto one sheet, then stop.", JOB_CONTROL)
     preview_strengths: tuple[float, ...] = ()  # one sheet row per strength (--strength 0.3,0.6,0.9)
     engine: str = option("local", "local | ray: run a folder or video on a Ray cluster "
-                                  "(pip install 'nstvid[ray]').", CLUSTER)
+                                  "(pip install '.[ray]' in the nstvid folder).", CLUSTER)
     ray_address: str = option("auto", "auto (the cluster `ray start` set up) | local (a private one) | "
                                       "HOST:PORT.", CLUSTER)
     ray_workers: int = option(0, "Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs).", CLUSTER)
