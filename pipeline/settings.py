@@ -22,6 +22,10 @@ PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a 
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
+# The smallest side VGG19 takes up to relu5_1, the deepest layer used: four 2x2 max-pools of stride
+# 2 come before it (torchvision's features 4, 9, 18, 27), so a side under 2**4 px pools to nothing
+# ("Output size is too small"). tests/test_day_one.py runs the network at it and one below.
+MIN_SIDE = 16
 # The results a field can change, narrowest first. Each field names the first it changes (default
 # "image"); a change to style targets changes every image and video made with them, and so on down,
 # so a digest of one result (Settings.digest) covers the fields of that result and those before it.
@@ -153,7 +157,10 @@ class Settings:
     # a level (tests/test_segments.py): hence a result of its own ("video_frames").
     segment_frames: int = setting(240, "video_frames")
     crf: int = option(18, "Video: encoder quality (lower is better; x264/x265: 0-51).", VIDEO, changes="video")
-    codec: str = option("libx264", "Video: ffmpeg encoder.", VIDEO, changes="video")
+    # auto is resolved to the output container's encoder before work (api.load_job), so that a
+    # digest names the encoder that made the file: libx264 for .mp4, as before auto.
+    codec: str = option("auto", "Video: ffmpeg encoder (auto: the output container's, libx264 in .mp4, "
+                                "libvpx-vp9 in .webm).", VIDEO, changes="video")
     batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE, changes=NOTHING)
     devices: tuple[str, ...] = option((), "Video: one worker per device, e.g. cuda:0,cuda:1.", PERFORMANCE,
                                       kind=str, changes=NOTHING)

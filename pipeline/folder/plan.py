@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..media.images import Picture, fit_long_side, header_size
+from ..media.images import Picture, header_size, working_size
 from ..progress import Callback
 from ..settings import file_sha256
 from .origin import origin
@@ -139,7 +139,7 @@ def units(tasks: list[Task], long_side: int, batch: int) -> list[list[Task]]:
             out.append([task])
             continue
         header = header_size(task.item.path)
-        key = fit_long_side(header, long_side) if header else id(task)
+        key = working_size(header, long_side) if header else id(task)
         group = filling.get(key)
         if group is None or len(group) >= batch:
             group = filling[key] = []

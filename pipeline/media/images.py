@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..settings import MIN_SIDE
 from . import png
 
 # OpenCV's own log lines ("[ WARN:0@0.2] global loadsave.cpp ...") would reach the terminal glued to
@@ -305,6 +306,29 @@ def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     h, w = size
     scale = long_side / max(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+# A picture so thin that a MIN_SIDE short side would make its long side longer than this is refused
+# (a 1:512 sliver): its working size would cost what a 2-megapixel photo's does, and no video
+# encoder here takes a frame that wide.
+MAX_WORKING_SIDE = 8192
+
+
+def working_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The (h, w) a picture or a video's frames are optimised at: fit_long_side, but with the short
+    side at least MIN_SIDE (a panorama's long side grows past long_side for it), at most
+    MAX_WORKING_SIDE long (check_working_size refuses what would need more)."""
+    h, w = size
+    scale = min(max(long_side / max(h, w), MIN_SIDE / min(h, w)), MAX_WORKING_SIDE / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def check_working_size(path: str | Path, size: tuple[int, int], long_side: int) -> None:
+    """InputError naming path when its (h, w) cannot be worked at a short side of MIN_SIDE."""
+    h, w = size
+    if min(working_size(size, long_side)) < MIN_SIDE:
+        raise InputError(path, f"{w}x{h} is too thin to stylise: VGG19 needs a short side of at least {MIN_SIDE} "
+                               f"px, which would make the long side over {MAX_WORKING_SIDE} px")
 
 
 def read_thumbnail(path: str | Path, long_side: int) -> np.ndarray:
