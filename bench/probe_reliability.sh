@@ -4,7 +4,8 @@
 # command on the sample media at tiny sizes, and prints OK or BAD per probe. Exit status: the
 # number of BAD probes (0: all OK).
 #
-#   bench/probe_reliability.sh         # the quick probes: 1-2 minutes on 2 idle CPU cores before issue 41 added about a dozen small runs (not timed idle since)
+#   bench/probe_reliability.sh         # the quick probes: 1-2 minutes on 2 idle CPU cores before
+#                                      # issue 41 added 13 probes (about a dozen runs; not timed idle)
 #   bench/probe_reliability.sh --ray   # the Ray probes that start a private instance (make test-cluster)
 #
 # NSTVID=path/to/nstvid picks the command (default: .venv/bin/nstvid of this checkout).
