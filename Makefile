@@ -1,5 +1,8 @@
 # `make demo`: set up .venv and stylise the sample media. `make test`: set up and run the tests.
 PY ?= python3
+# The Python this project is developed and tested on, and the Dockerfile's base image; PY may be any
+# python3 of 3.11 or later (pyproject.toml's requires-python).
+PYTHON_VERSION := 3.11
 VENV := .venv
 BIN := $(VENV)/bin
 # torch 2.14.1 + torchvision 0.29.1 install from this machine's local cache; elsewhere from PyPI.

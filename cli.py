@@ -289,7 +289,7 @@ def show_summary(summary, reporter: Reporter) -> None:
     if reporter.quiet:
         return
     fields = dict(done=summary.done, skipped=summary.skipped, failed=summary.failed,
-                  seconds=round(summary.seconds, 1))
+                  left_out=len(summary.left_out), seconds=round(summary.seconds, 1))
     if reporter.tty:
         from rich.console import Console
         from rich.table import Table
@@ -304,22 +304,34 @@ def show_summary(summary, reporter: Reporter) -> None:
 
 
 eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
-                       help="Measure stylised results.")
+                       context_settings={"help_option_names": ["-h", "--help"]}, help="Measure stylised results.")
 
 
-@eval_app.command("temporal")
+def part_option(name: str):
+    """nstvid's own --start, --duration or --end (the option table's names and help), for nstvid-eval."""
+    flag = next(flag for field, flag, _ in command_line() if field == name)
+    return typer.Option(None, *flag.flag_names(name), help="As given to nstvid: " + flag.help.removeprefix("Video: "))
+
+
+@eval_app.command("temporal", short_help="Flicker (E_warp) of stylised videos against the input's own.")
 def eval_temporal(
     input: Path = typer.Argument(..., help="The original video."),
     outputs: List[Path] = typer.Argument(..., help="The stylised video(s)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with the per-pair values."),
     plot: Optional[Path] = typer.Option(None, "--plot",
                                         help="Also draw E_warp per frame pair to this PNG (needs matplotlib)."),
+    start: Optional[str] = part_option("start"),
+    duration: Optional[str] = part_option("duration"),
+    end: Optional[str] = part_option("end"),
 ) -> None:
-    """Print the warping error E_warp (Lai et al. 2018) of each OUTPUT, using INPUT's optical flow."""
+    """Print the warping error E_warp (Lai et al. 2018) of each OUTPUT, using INPUT's optical flow:
+    the flicker it adds over the input's own. An output made of part of INPUT is compared with that
+    part: the one given by --start, --duration and --end as nstvid took them, else the one nstvid
+    recorded in the output."""
     from .pipeline import api
 
     try:
-        reports = api.flicker(input, outputs, plot)
+        reports = api.flicker(input, outputs, plot, start=start, duration=duration, end=end)
     except NstvidError as e:
         fail(str(e), e.exit_code)
     if as_json:
@@ -333,8 +345,15 @@ def eval_temporal(
         typer.echo(f"wrote {plot}")
 
 
+def eval_version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"nstvid-eval {__version__}")
+        raise typer.Exit()
+
+
 @eval_app.callback()
-def eval_root() -> None:
+def eval_root(version: bool = typer.Option(False, "--version", callback=eval_version_callback, is_eager=True,
+                                           help="Show the version and exit.")) -> None:
     """nstvid-eval: measure stylised results."""
 
 
@@ -355,5 +374,5 @@ def main_entry() -> None:
 
 
 def eval_entry() -> None:
-    eval_app()
+    eval_app(prog_name="nstvid-eval")
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs each failure of issue 24, and the earlier reliability ones, through the real `nstvid`
+# Runs each failure of issue 24, the earlier reliability ones and issue 41's first day (phone photos,
+# nstvid-eval on a part, odd media, -o DIR/, install from a clone) through the real `nstvid`
 # command on the sample media at tiny sizes, and prints OK or BAD per probe. Exit status: the
 # number of BAD probes (0: all OK).
 #
-#   bench/probe_reliability.sh         # the quick probes, about 1-2 minutes on 2 CPU cores
+#   bench/probe_reliability.sh         # the quick probes: 1-2 minutes on 2 idle CPU cores before
+#                                      # issue 41 added 13 probes (about a dozen runs; not timed idle)
 #   bench/probe_reliability.sh --ray   # the Ray probes that start a private instance (make test-cluster)
 #
 # NSTVID=path/to/nstvid picks the command (default: .venv/bin/nstvid of this checkout).
@@ -155,5 +157,87 @@ head -c "$(($(stat -c %s "$WORK/full.mkv") / 2))" "$WORK/full.mkv" > "$WORK/cut.
 "$NSTVID" "$WORK/cut.mkv" "${TINY[@]}" -o "$WORK/cut.mp4" > /dev/null 2> "$WORK/t.err"; rc=$?
 check "a truncated input: exit 4, its decodable frames written" \
     '[ $rc -eq 4 ] && one_line "$WORK/t.err" && [ -s "$WORK/cut.mp4" ]' "exit $rc: $(cat "$WORK/t.err")"
+
+# Issue 41, a new user's first day. clean FILE: no traceback in it.
+clean() { ! grep -q Traceback "$1"; }
+# size_codec FILE: "WIDTHxHEIGHT CODEC FRAMES" of a video
+size_codec() { "$PY" -c "import sys; from nstvid.pipeline.media.video import probe; i = probe(sys.argv[1]); print(f'{i.width}x{i.height} {i.video_codec} {i.frame_count}')" "$1"; }
+# Phone photos (AVIF by Pillow, HEIC by pillow-heif), an animated GIF that loops twice more, a text file.
+mkdir -p "$WORK/phone"
+"$PY" - "$WORK/phone" <<'EOF'
+import sys
+from pathlib import Path
+from PIL import Image
+folder = Path(sys.argv[1])
+cat = Image.open("sample_media/chelsea.png").convert("RGB").resize((96, 64))
+cat.save(folder / "cat.avif")
+try:
+    import pillow_heif
+    pillow_heif.register_heif_opener()
+    cat.save(folder / "cat.heic")
+except ImportError:
+    pass
+frames = [cat.rotate(angle) for angle in (0, 5, 10)]
+frames[0].save(folder / "wave.gif", save_all=True, append_images=frames[1:], duration=100, loop=2)
+(folder / "notes.txt").write_text("holiday photos\n")
+EOF
+for photo in cat.avif cat.heic; do
+    [ -e "$WORK/phone/$photo" ] || { echo "--   pillow-heif not installed: the $photo probe skipped"; continue; }
+    mkdir -p "$WORK/photo-$photo"
+    "$NSTVID" "$WORK/phone/$photo" "${TINY[@]}" -o "$WORK/photo-$photo/" > /dev/null 2> "$WORK/p.err"; rc=$?
+    check "$photo is a photo: a .png out, written into the folder -o names" \
+        '[ $rc -eq 0 ] && [ -s "$WORK/photo-$photo/cat_starry_night.png" ] && clean "$WORK/p.err"' "exit $rc: $(cat "$WORK/p.err")"
+done
+mkdir -p "$WORK/hide" && echo "raise ImportError('not installed')" > "$WORK/hide/pillow_heif.py"
+if [ -e "$WORK/phone/cat.heic" ]; then
+    PYTHONPATH="$WORK/hide" "$NSTVID" "$WORK/phone/cat.heic" "${TINY[@]}" -o "$WORK/h.png" > /dev/null 2> "$WORK/h.err"; rc=$?
+    check "HEIC without pillow-heif: exit 2, one line naming what to install" \
+        '[ $rc -eq 2 ] && one_line "$WORK/h.err" && grep -q "needs pillow-heif (pip install" "$WORK/h.err"' "exit $rc: $(cat "$WORK/h.err")"
+fi
+"$NSTVID" "$WORK/phone" "${TINY[@]}" -o "$WORK/phone-out" --report "$WORK/phone.json" > "$WORK/f.out" 2> "$WORK/f.err"; rc=$?
+check "a folder walk counts and names what it leaves out (the GIF, the text file)" \
+    '[ $rc -eq 0 ] && grep -q "left_out=2" "$WORK/f.out" && grep -q "\"wave.gif\"" "$WORK/phone.json" && clean "$WORK/f.err"' \
+    "exit $rc: $(grep summary "$WORK/f.out") $(cat "$WORK/f.err")"
+
+# nstvid-eval on a part: the span from the part's comment tag, or from the same flags; else one line.
+EVAL=$(dirname "$NSTVID")/nstvid-eval
+"$NSTVID" "$MEDIA/pan.mp4" "${TINY[@]}" --start 1s --duration 8f -o "$WORK/part.mp4" > /dev/null 2>&1
+"$EVAL" temporal "$MEDIA/pan.mp4" "$WORK/part.mp4" > "$WORK/e.out" 2>&1; rc=$?
+check "nstvid-eval on a part made with --start 1s --duration 8f (span recorded in the part)" \
+    '[ $rc -eq 0 ] && grep -q "over 7 frame pairs" "$WORK/e.out" && clean "$WORK/e.out"' "exit $rc: $(cat "$WORK/e.out")"
+ffmpeg -y -v error -i "$WORK/part.mp4" -map_metadata -1 -c copy "$WORK/bare.mp4"
+"$EVAL" temporal "$MEDIA/pan.mp4" "$WORK/bare.mp4" > /dev/null 2> "$WORK/e.err"; rc=$?
+check "nstvid-eval on a part without its record: exit 2, one line saying what to pass" \
+    '[ $rc -eq 2 ] && one_line "$WORK/e.err" && grep -q -- "--start" "$WORK/e.err" && clean "$WORK/e.err"' "exit $rc: $(cat "$WORK/e.err")"
+"$EVAL" temporal "$MEDIA/pan.mp4" "$WORK/bare.mp4" --start 1s --duration 8f > "$WORK/e.out" 2>&1; rc=$?
+check "nstvid-eval --start 1s --duration 8f on it" '[ $rc -eq 0 ] && grep -q "over 7 frame pairs" "$WORK/e.out"' "exit $rc: $(cat "$WORK/e.out")"
+"$EVAL" -h > "$WORK/eh.out" 2>&1; rc=$?
+check "nstvid-eval -h and --version; its command list not cut at 'et al.'" \
+    '[ $rc -eq 0 ] && ! grep -q "et al\.$" "$WORK/eh.out" && "$EVAL" --version | grep -q "^nstvid-eval "' "$(cat "$WORK/eh.out")"
+
+# Odd media: a 1600x64 panorama at --size 200, a 9000x1 sliver, .webm, a GIF in and out.
+ffmpeg -y -v error -f lavfi -i testsrc=size=1600x64:rate=10 -frames:v 3 -pix_fmt yuv420p "$WORK/pano.mp4"
+"$NSTVID" "$WORK/pano.mp4" "${TINY[@]}" --size 200 -o "$WORK/pano_out.mp4" > /dev/null 2> "$WORK/o.err"; rc=$?
+check "a 1600x64 panorama at --size 200 works at 400x16 (the short side VGG19 takes)" \
+    '[ $rc -eq 0 ] && [ "$(size_codec "$WORK/pano_out.mp4")" = "400x16 h264 3" ] && clean "$WORK/o.err"' "exit $rc: $(cat "$WORK/o.err")"
+"$PY" -c "import cv2, numpy, sys; cv2.imwrite(sys.argv[1], numpy.full((1, 9000, 3), 128, numpy.uint8))" "$WORK/sliver.png"
+"$NSTVID" "$WORK/sliver.png" "${TINY[@]}" -o "$WORK/sliver_out.png" > /dev/null 2> "$WORK/o.err"; rc=$?
+check "a 9000x1 sliver: exit 2, one line naming the smallest short side" \
+    '[ $rc -eq 2 ] && one_line "$WORK/o.err" && grep -q "at least 16 px" "$WORK/o.err"' "exit $rc: $(cat "$WORK/o.err")"
+"$NSTVID" "$WORK/pan4.mp4" "${TINY[@]}" -o "$WORK/out.webm" > /dev/null 2> "$WORK/o.err"; rc=$?
+check "-o out.webm with the default codec is VP9" \
+    '[ $rc -eq 0 ] && [ "$(size_codec "$WORK/out.webm" | cut -d" " -f2)" = vp9 ] && clean "$WORK/o.err"' "exit $rc: $(cat "$WORK/o.err")"
+"$NSTVID" "$WORK/phone/wave.gif" "${TINY[@]}" -o "$WORK/out.gif" > /dev/null 2> "$WORK/o.err"; rc=$?
+loops=$("$PY" -c "import sys; from nstvid.pipeline.media.video import gif_loop; print(gif_loop(sys.argv[1]))" "$WORK/out.gif" 2>&1)
+check "an animated GIF in and out: 3 frames, its loop count kept" \
+    '[ $rc -eq 0 ] && [ "$(size_codec "$WORK/out.gif")" = "32x20 gif 3" ] && [ "$loops" = 2 ] && clean "$WORK/o.err"' \
+    "exit $rc, loop $loops: $(cat "$WORK/o.err")"
+
+# Install from a clone: no command names an index package; LICENSE, CHANGELOG; the Dockerfile's
+# COPY sources exist (it is not built here).
+named=$(grep -rn "nstvid\[" --include=*.py --include=*.md --include=Makefile --include=Dockerfile . 2> /dev/null | grep -v "^./.venv")
+copied=$(awk '/^COPY /{for (i = 2; i < NF; i++) print $i}' Dockerfile | while read -r f; do [ -e "$f" ] || echo "$f"; done)
+check "install commands work from a clone; LICENSE, CHANGELOG.md, the Dockerfile's files present" \
+    '[ -z "$named" ] && [ -s LICENSE ] && [ -s CHANGELOG.md ] && [ -z "$copied" ]' "$named $copied"
 
 exit "$BAD"

@@ -10,6 +10,7 @@ input kind, output path and format, devices, weights); `run` does the work. `sty
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Union
 from .cluster.connect import check_address, check_installed
 from .errors import InputError, UsageError
 from .folder.lock import output_lock
-from .media.images import read_image
+from .media.images import check_working_size, header_size, read_image
 from .media.sniff import classify
-from .media.video import encoder_problem
+from .media.video import GIF_LONG_SIDE, GIF_SOURCE, container_codec, encoder_problem
 from .outputs import check_output, default_output
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
 from .settings import RunOptions, Settings, load
@@ -146,6 +147,7 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
         _check_cluster_job(settings, run_options)
     source = Path(input)
     kind = input_kind(source)
+    settings = _for_output(settings, kind, source, run_options, size_given=options.get("size") is not None)
     if kind != "image" and not run_options.preview:  # a folder may hold videos
         problem = encoder_problem(settings.codec, settings.crf)
         if problem:
@@ -154,9 +156,24 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     if ranged and kind != "video":
         raise UsageError(f"{source}: --start, --duration and --end choose part of a single video")
     clip = open_clip(source, run_options) if kind == "video" else None
+    size = (clip.info.height, clip.info.width) if clip else header_size(source) if kind == "image" else None
+    if size:  # a sliver no working size can give VGG19's smallest side, refused before work
+        check_working_size(source, size, settings.size)
     target = _checked_output(source, kind, settings, run_options)
     _check_model(settings)
     return Job(source, kind, target, settings, run_options, clip)
+
+
+def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, size_given: bool) -> Settings:
+    """The settings for the job's output: --codec auto resolved to the container's encoder (a
+    folder's videos are .mp4), and a GIF's long side bounded to GIF_LONG_SIDE unless --size says."""
+    if kind == "image":
+        return settings
+    target = Path("video.mp4") if kind == "folder" else single_output(source, kind, settings, options)
+    changed = {"codec": container_codec(target)} if settings.codec == "auto" else {}
+    if target.suffix.lower() == ".gif" and not size_given and settings.size > GIF_LONG_SIDE:
+        changed["size"] = GIF_LONG_SIDE
+    return dataclasses.replace(settings, **changed)
 
 
 def _checked_output(source: Path, kind: str, settings: Settings, options: RunOptions) -> Path:
@@ -166,8 +183,8 @@ def _checked_output(source: Path, kind: str, settings: Settings, options: RunOpt
     if options.preview:
         from .preview import sheet_path
 
-        base = Path(options.output) if options.output else (
-            source if kind == "folder" else default_output(source, settings.styles, kind))
+        base = Path(options.output) if kind == "folder" and options.output else (
+            single_output(source, kind, settings, options))
         target = sheet_path(base)
         check_output(source, target, kind="image", overwrite=True, probe_folder=not options.dry_run)
     elif kind == "folder":
@@ -178,10 +195,25 @@ def _checked_output(source: Path, kind: str, settings: Settings, options: RunOpt
         target = Path(options.output)
         check_folders(source, target, options)
     else:
-        target = Path(options.output) if options.output else default_output(source, settings.styles, kind)
+        target = single_output(source, kind, settings, options)
         check_output(source, target, kind=kind, overwrite=options.overwrite, codec=settings.codec,
                      probe_folder=not options.dry_run)
     return target
+
+
+def single_output(source: Path, kind: str, settings: Settings, options: RunOptions) -> Path:
+    """The output file of one input: -o FILE; -o DIR (an existing folder, or a name ending in /)
+    writes DIR/NAME_STYLE.EXT in it, as Real-ESRGAN, demucs and whisper do; without -o, beside the
+    input (a folder input's preview: beside the folder)."""
+    if kind == "folder":
+        return source
+    named = default_output(source, settings.styles, kind)
+    if not options.output:
+        return named
+    output = Path(options.output)
+    if output.is_dir() or str(options.output).endswith(("/", os.sep)):
+        return output / named.name
+    return output
 
 
 def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -> Outcome:
@@ -226,6 +258,8 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
 
 def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
     """A single image or video, its output locked."""
+    if job.kind == "video" and job.output.suffix.lower() == ".gif":
+        return _run_gif(job, progress, stop)
     from .image_job import stylise_file
     from .prepare import prepare
     from .video.executors import local_executor
@@ -238,7 +272,21 @@ def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
         return stylise_file(engine, styles, job.input, job.output, progress=progress)
     executor = local_executor(job.settings, stop, lambda: prepare(job.settings, progress))
     return stylise_clip(executor, job.settings, job.clip, job.output, keep_frames=job.options.keep_frames,
-                        progress=progress, stop=stop)
+                        progress=progress, stop=stop, comment=job.clip.record())
+
+
+def _run_gif(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
+    """A video into an animated GIF: the clip stylised into a lossless video beside it (GIF_SOURCE,
+    hidden; it and its resume folder are kept until the GIF is made), then one palette for the
+    whole clip, the input GIF's loop kept (a video's loops for ever)."""
+    from .media.video import gif_loop, write_gif
+
+    source = job.output.with_name(f".{job.output.name}{GIF_SOURCE[0]}")
+    outcome = _run_file(dataclasses.replace(job, output=source), progress, stop)
+    progress(Message(f"making {job.output.name}: one palette for the clip"))
+    write_gif(source, job.output, gif_loop(job.input))
+    source.unlink(missing_ok=True)
+    return dataclasses.replace(outcome, output=job.output)
 
 
 def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
@@ -259,7 +307,8 @@ def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
             return stylise_image_on_cluster(cluster.pool(styles), styles, job.settings, job.input, job.output,
                                             progress)
         return stylise_video_on_cluster(cluster.pool(styles), styles, job.settings, job.clip, job.output,
-                                        keep_frames=job.options.keep_frames, progress=progress, stop=stop)
+                                        keep_frames=job.options.keep_frames, progress=progress, stop=stop,
+                                        comment=job.clip.record())
     finally:
         cluster.close()
 
@@ -293,31 +342,61 @@ def write_report(summary: JobSummary, path: str | Path) -> None:
     write_page(summary, path)
 
 
-def temporal_error(input_video: str | Path, output_video: str | Path) -> dict:
+def temporal_error(input_video: str | Path, output_video: str | Path, **part: str | None) -> dict:
     """E_warp of output_video measured with input_video's flow (see flow.warping_error):
-    {"e_warp": mean, "pairs": [per frame pair], "input_e_warp": the input's own}."""
-    return flicker(input_video, [output_video])[0]
+    {"e_warp": mean, "pairs": [per frame pair], "input_e_warp": the input's own}. part: start,
+    duration, end as nstvid takes them, when output_video is made of a part of input_video."""
+    return flicker(input_video, [output_video], **part)[0]
 
 
-def flicker(input_video: str | Path, outputs: list[str | Path], plot: str | Path | None = None) -> list[dict]:
+def flicker(input_video: str | Path, outputs: list[str | Path], plot: str | Path | None = None, *,
+            start: str | None = None, duration: str | None = None, end: str | None = None) -> list[dict]:
     """temporal_error for each output, with the input's own E_warp per pair ("input_pairs") and the
-    pairs that cross the input's scene cuts ("cuts", 1-based); with plot, also a PNG of them all."""
-    from .flow import warping_error
-    from .media.video import read_frames
-    from .plot import flicker_plot, require_matplotlib
-    from .video.clip import open_clip, scan
+    pairs that cross the input's scene cuts ("cuts", 1-based); with plot, also a PNG of them all.
 
+    Each output is compared with its own span of the input: start/duration/end (nstvid's forms:
+    1s, 8f, 1:30) for every output, else the part nstvid recorded in the output's comment tag
+    (Clip.record), else the whole input. UsageError (one line) when the frame counts differ."""
+    from .plot import flicker_plot, require_matplotlib
+
+    given = RunOptions(start=start, duration=duration, end=end).validate()
+    ranged = any(v is not None for v in (start, duration, end))
     if plot is not None:
         require_matplotlib()  # before the minutes of measuring, not after
-    floor = warping_error(read_frames(input_video), read_frames(input_video))
-    _, scores, _ = scan(open_clip(Path(input_video)))
-    cuts = [k + 1 for k, score in enumerate(scores) if score > Settings().scene_cut_threshold]
-    reports = []
-    for output in outputs:
-        pairs = warping_error(read_frames(output), read_frames(input_video))
-        reports.append({"output": str(output), "e_warp": sum(pairs) / len(pairs) if pairs else 0.0, "pairs": pairs,
-                        "input_e_warp": sum(floor) / len(floor) if floor else 0.0, "input_pairs": floor,
-                        "cuts": cuts})
-    if plot is not None:
-        flicker_plot(Path(plot), floor, {Path(r["output"]).name: r["pairs"] for r in reports}, cuts)
+    spans: dict = {}  # the input's frames, own E_warp and cuts per span, measured once each
+    reports = [_flicker_of(Path(input_video), Path(output), given if ranged else None, spans) for output in outputs]
+    if plot is not None:  # the input's own E_warp and cuts: those of the first output's span
+        first = reports[0]
+        flicker_plot(Path(plot), first["input_pairs"], {Path(r["output"]).name: r["pairs"] for r in reports},
+                     first["cuts"])
     return reports
+
+
+def _flicker_of(input_video: Path, output: Path, given: RunOptions | None, spans: dict) -> dict:
+    """One output's report for flicker: its span of the input (given, or recorded in it)."""
+    from .flow import warping_error
+    from .media.video import probe, read_comment, read_frames
+    from .video.clip import open_clip, recorded_part, scan
+
+    part = given or recorded_part(read_comment(output))
+    clip = open_clip(input_video, part)
+    key = clip.key()
+    if str(key) not in spans:
+        frames, scores, _ = scan(clip)
+        floor = warping_error(clip.frames((clip.info.width, clip.info.height)),
+                              clip.frames((clip.info.width, clip.info.height)))
+        cuts = [k + 1 for k, score in enumerate(scores) if score > Settings().scene_cut_threshold]
+        spans[str(key)] = (frames, floor, cuts)
+    frames, floor, cuts = spans[str(key)]
+    made = probe(output).frame_count
+    if made != frames:  # the container's count, exact for nstvid's outputs: another's may be VFR
+        made = scan(open_clip(output))[0]
+    if made != frames:
+        what = f"frames {key[0] + 1}-{key[1]} of {input_video}" if key else f"the {frames} of {input_video}"
+        raise UsageError(f"{output}: {made} frames against {what}: pass the part it was made from as nstvid "
+                         "took it (--start 1s --duration 8f, or --end)")
+    pairs = warping_error(read_frames(output), clip.frames((clip.info.width, clip.info.height)))
+    return {"output": str(output), "e_warp": sum(pairs) / len(pairs) if pairs else 0.0, "pairs": pairs,
+            "input_e_warp": sum(floor) / len(floor) if floor else 0.0, "input_pairs": floor, "cuts": cuts,
+            "input_frames": key or [0, frames]}
+

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .media.images import Picture, fit_long_side, read_image, resize_rgb
+from .media.images import Picture, read_image, resize_rgb, working_size
 from .settings import Settings
 
 
@@ -33,9 +33,9 @@ def to_float(rgb_u8: np.ndarray) -> np.ndarray:
 
 
 def video_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """A video's working (h, w): the long side scaled to long_side and both even (yuv420p needs
-    even sizes)."""
-    h, w = fit_long_side((height, width), long_side)
+    """A video's working (h, w): working_size (the long side scaled to long_side, the short side at
+    least MIN_SIDE), both even (yuv420p needs even sizes)."""
+    h, w = working_size((height, width), long_side)
     return max(2, h - h % 2), max(2, w - w % 2)
 
 
@@ -51,10 +51,10 @@ def flow_source_size(width: int, height: int, working: tuple[int, int], settings
 
 
 def at_working_size(picture: Picture, long_side: int) -> Picture:
-    """The picture resized to its working size fit_long_side((H, W), long_side), alpha too; bit
+    """The picture resized to its working size working_size((H, W), long_side), alpha too; bit
     depth and grayscale flag kept. Images are optimised at this size, so a caller holding many
     pictures for a batch (the folder job) can hold them this small."""
-    size = fit_long_side(picture.size, long_side)
+    size = working_size(picture.size, long_side)
     alpha = None if picture.alpha is None else resize_rgb(picture.alpha[..., None], size)[..., 0]
     return Picture(resize_rgb(picture.rgb, size), alpha, picture.bit_depth, picture.grayscale)
 

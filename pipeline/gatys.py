@@ -26,7 +26,7 @@ from .losses import (
 )
 from .optimizers import BatchedAdam, BatchedLBFGS
 from .progress import Callback, Iteration, ignore
-from .settings import CONTENT_LAYER, STYLE_LAYERS
+from .settings import CONTENT_LAYER, MIN_SIDE, STYLE_LAYERS
 from .style_targets import StyleSet, StyleTargets
 
 MIN_SCALE_SIDE = 64  # coarser levels than this have no room for relu5_1 and only cost time
@@ -203,7 +203,7 @@ def scale_sizes(size: tuple[int, int], scales: int) -> list[tuple[int, int]]:
     for k in reversed(range(scales)):
         f = 0.5 ** k
         level = (max(1, round(h * f)), max(1, round(w * f)))
-        if max(level) >= MIN_SCALE_SIDE or k == 0:
+        if (max(level) >= MIN_SCALE_SIDE and min(level) >= MIN_SIDE) or k == 0:
             out.append(level)
     return out
 

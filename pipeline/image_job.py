@@ -11,7 +11,7 @@ from .engine import Engine
 from .errors import UsageError
 from .frames import at_working_size, initial_images, to_rgb, to_tensor
 from .gatys import Result, coarse_to_fine
-from .media.images import Picture, fit_long_side, read_image, write_image
+from .media.images import Picture, read_image, working_size, write_image
 from .progress import Callback, Message, ignore
 from .report.summary import JobSummary
 from .style_targets import StyleSet
@@ -35,8 +35,8 @@ def stylise_pictures(engine: Engine, styles: StyleSet, pictures: list[Picture],
     (h, w) and the batch's Result (per-sample losses of shape (B,)).
     """
     s = engine.settings
-    size = fit_long_side(pictures[0].size, s.size)
-    if any(fit_long_side(p.size, s.size) != size for p in pictures):
+    size = working_size(pictures[0].size, s.size)
+    if any(working_size(p.size, s.size) != size for p in pictures):
         raise UsageError("a batch must share one working size")
     pictures = [at_working_size(p, s.size) for p in pictures]  # no copy for those already there
     content = torch.cat([to_tensor(p.rgb) for p in pictures])

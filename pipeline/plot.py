@@ -1,5 +1,5 @@
 """Flicker at a glance: E_warp per frame pair of stylised videos against the input's own, with the
-input's scene cuts marked, as a PNG. matplotlib is an optional extra (pip install 'nstvid[plot]')."""
+input's scene cuts marked, as a PNG. matplotlib is an optional extra (pip install '.[plot]')."""
 from __future__ import annotations
 
 import io
@@ -17,7 +17,7 @@ def require_matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'nstvid[plot]'") from None
+        raise UsageError("--plot needs matplotlib: pip install '.[plot]' (in the nstvid folder)") from None
     return plt
 
 

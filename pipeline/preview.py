@@ -16,7 +16,7 @@ from .estimate import duration_text, full_seconds, trial
 from .frames import at_working_size, to_float, video_size
 from .image_job import stylise_pictures
 from .losses import style_weight_at
-from .media.images import Picture, fit_long_side, read_image, write_image
+from .media.images import Picture, read_image, working_size, write_image
 from .media.video import FrameSpan
 from .prepare import prepare
 from .progress import Callback, Message, ignore
@@ -106,7 +106,7 @@ def _stylise_all(engine, styles, pictures: list[Picture], progress: Callback) ->
     out: list[Picture | None] = [None] * len(pictures)
     groups: dict[tuple[int, int], list[int]] = {}
     for k, picture in enumerate(pictures):
-        groups.setdefault(fit_long_side(picture.size, engine.settings.size), []).append(k)
+        groups.setdefault(working_size(picture.size, engine.settings.size), []).append(k)
     for members in groups.values():
         styled, _ = stylise_pictures(engine, styles, [pictures[k] for k in members], progress)
         for k, picture in zip(members, styled):

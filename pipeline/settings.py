@@ -22,6 +22,10 @@ PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a 
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
+# The smallest side VGG19 takes up to relu5_1, the deepest layer used: four 2x2 max-pools of stride
+# 2 come before it (torchvision's features 4, 9, 18, 27), so a side under 2**4 px pools to nothing
+# ("Output size is too small"). tests/test_day_one.py runs the network at it and one below.
+MIN_SIDE = 16
 # The results a field can change, narrowest first. Each field names the first it changes (default
 # "image"); a change to style targets changes every image and video made with them, and so on down,
 # so a digest of one result (Settings.digest) covers the fields of that result and those before it.
@@ -164,7 +168,10 @@ class Settings:
     # a level (tests/test_segments.py): hence a result of its own ("video_frames").
     segment_frames: int = setting(240, "video_frames")
     crf: int = option(18, "Video: encoder quality (lower is better; x264/x265: 0-51).", VIDEO, changes="video")
-    codec: str = option("libx264", "Video: ffmpeg encoder.", VIDEO, changes="video")
+    # auto is resolved to the output container's encoder before work (api.load_job), so that a
+    # digest names the encoder that made the file: libx264 for .mp4, as before auto.
+    codec: str = option("auto", "Video: ffmpeg encoder (auto: the output container's, libx264 in .mp4, "
+                                "libvpx-vp9 in .webm).", VIDEO, changes="video")
     batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE, changes=NOTHING)
     devices: tuple[str, ...] = option((), "Video: one worker per device, e.g. cuda:0,cuda:1.", PERFORMANCE,
                                       kind=str, changes=NOTHING)
@@ -256,9 +263,9 @@ def file_sha256(path: str | Path) -> str:
 class RunOptions:
     """How a job runs and reports; never changes a result, so never hashed."""
 
-    output: str | None = option(None, "Output file, or folder for a folder input; without it "
-                                      "INPUT_STYLE.png/.mp4 beside the input.", INPUT_OUTPUT,
-                                "--output", "-o", kind=Path)
+    output: str | None = option(None, "Output file or folder (one input into a folder: "
+                                      "FOLDER/INPUT_STYLE.png/.mp4); without it, beside the input.", INPUT_OUTPUT,
+                                "--output", "-o")  # text: a trailing / says folder
     overwrite: bool = option(False, "Replace an existing output file (folders: outputs this job did "
                                     "not make).", INPUT_OUTPUT, sets=True)
     keep_frames: bool = option(False, "Video: keep the resume work folder after success.", VIDEO, sets=True)
@@ -278,7 +285,7 @@ class RunOptions:
                              "out) onto one sheet, then stop.", JOB_CONTROL)
     preview_strengths: tuple[float, ...] = ()  # one sheet row per strength (--strength 0.3,0.6,0.9)
     engine: str = option("local", "local | ray: run a folder or video on a Ray cluster "
-                                  "(pip install 'nstvid[ray]').", CLUSTER)
+                                  "(pip install '.[ray]' in the nstvid folder).", CLUSTER)
     ray_address: str = option("auto", "auto (the cluster `ray start` set up) | local (a private one) | "
                                       "HOST:PORT.", CLUSTER)
     ray_workers: int = option(0, "Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs).", CLUSTER)

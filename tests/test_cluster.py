@@ -24,7 +24,7 @@ from conftest import CONTENT, REALSHORT, SAMPLES, STYLE, command
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 from test_video import _e_warp, clip, count_frames
 
-pytest.importorskip("ray", reason="the Ray tests need the extra: pip install 'nstvid[ray]'")
+pytest.importorskip("ray", reason="the Ray tests need the extra: pip install '.[ray]'")
 pytestmark = pytest.mark.xdist_group("ray")
 RAY_BIN = Path(sys.executable).with_name("ray")
 QUICK = ["--style", STYLE, "--size", "64", "--scales", "1", "--iterations", "4", "--frame-iterations", "3"]
@@ -366,4 +366,4 @@ def test_missing_ray_is_one_line_exit_2(tmp_path, cache_dir):
     env = {**os.environ, "PYTHONPATH": str(fake.parent)}
     r = run([REALSHORT, "--style", STYLE, "-o", tmp_path / "out.mp4", "--engine", "ray"], env, cache_dir)
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip().count("\n") == 0 and "pip install 'nstvid[ray]'" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "pip install '.[ray]'" in r.stderr, r.stderr

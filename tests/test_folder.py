@@ -138,7 +138,7 @@ def tree(tmp_path_factory, env):
         bad["locked.png"] = "permission denied"
     os.mkfifo(src / "pipe.png")  # must not hang the walk
     bad["pipe.png"] = "not a regular file"
-    # Skipped silently: not media, hidden, and a symlink loop.
+    # Left out: not media (counted and named: the report's left_out), hidden, and a symlink loop.
     (src / "README.txt").write_text("holiday photos\n")
     write(src / ".thumbs" / "cat.png", cat(0.1))
     write(src / ".hidden.png", cat(0.1))
@@ -187,7 +187,7 @@ def test_tree_bad_files_reported_with_reasons(tree):
         assert f"failed: {tree['src'] / rel}" in tree["first"].stdout
     listed = set(report["by_name"])
     assert not any(name.startswith((".", "stylised", "trip/loop")) or "/." in name for name in listed), listed
-    assert "README.txt" not in listed
+    assert "README.txt" not in listed and report["left_out"] == ["README.txt"]
     assert report["failed"] == len(tree["bad"])
     assert report["exit_code"] == 1
 

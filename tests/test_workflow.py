@@ -150,5 +150,5 @@ def test_flicker_plot(tmp_path, run_nstvid):
     r = subprocess.run([nstvid_exe("nstvid-eval"), "temporal", str(short), str(out), "--plot", str(tmp_path / "x.png")],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2
-    assert r.stderr.strip() == "nstvid: error: --plot needs matplotlib: pip install 'nstvid[plot]'"
+    assert r.stderr.strip() == "nstvid: error: --plot needs matplotlib: pip install '.[plot]' (in the nstvid folder)"
     assert not (tmp_path / "x.png").exists()

@@ -1,6 +1,6 @@
 """Joining a Ray cluster: the optional import, the address, a bounded wait, and the workers' shape.
 
-Ray is an optional extra (`pip install 'nstvid[ray]'`) and is imported here only, when a job asks
+Ray is an optional extra (`pip install '.[ray]'`) and is imported here only, when a job asks
 for --engine ray. An address that cannot be reached is refused after CONNECT_TIMEOUT seconds.
 `--ray-address local` starts a private instance on 127.0.0.1 and never reads Ray's record of the
 machine's cluster; `auto` reads that record, and says it is stale when nothing answers there.
@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..settings import RunOptions
 
-INSTALL = "pip install 'nstvid[ray]'"
+INSTALL = "pip install '.[ray]' (in the nstvid folder)"
 CONNECT_TIMEOUT = 10.0  # seconds to wait for a named cluster's head to answer
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError, ProcessingError
 from ..image_job import ImageOutcome
-from ..media.images import atomic_write_bytes, fit_long_side, header_size, output_format
+from ..media.images import atomic_write_bytes, header_size, output_format, working_size
 from ..progress import Callback, Message, ignore
 from ..settings import Settings
 from ..style_targets import StyleSet
@@ -25,7 +25,7 @@ def stylise_image_on_cluster(pool: Pool, styles: StyleSet, settings: Settings, i
     except OSError as e:
         raise InputError(input_path, f"cannot read ({e.strerror or e})") from None
     header = header_size(input_path)
-    targets = pool.targets_ref(styles, fit_long_side(header, settings.size) if header else None)
+    targets = pool.targets_ref(styles, working_size(header, settings.size) if header else None)
     pool.submit("images", targets, [(str(input_path), data)], output_format(Path(output_path)), 1)
     got = None
     while got is None:

@@ -17,7 +17,7 @@ from ..batching import BatchLimit, OutOfMemory, in_batches
 from ..errors import FileError, InputError, Interrupted, NstvidError, OutputError, TruncatedInputError
 from ..estimate import folder_estimate, trial
 from ..frames import at_working_size, video_size
-from ..media.images import fit_long_side, header_size, read_image, write_image
+from ..media.images import check_working_size, header_size, read_image, working_size, write_image
 from ..media.video import probe
 from ..outputs import check_output
 from ..prepare import prepare
@@ -95,7 +95,7 @@ class FolderJob:
         each file's size (image headers; for videos the container's size and frame count)."""
         engine, styles = self.prepared()
         long_side = self.settings.size
-        images = [fit_long_side(header_size(t.item.path) or (long_side, long_side), long_side)
+        images = [working_size(header_size(t.item.path) or (long_side, long_side), long_side)
                   for t in tasks if t.item.kind == "image"]
         videos = []
         for task in (t for t in tasks if t.item.kind == "video"):
@@ -258,7 +258,9 @@ class FolderJob:
                 self.announce(task)
                 with self.attempt(task) as attempt:
                     self.begin(task)
-                    task.picture = at_working_size(read_image(task.item.path), self.settings.size)
+                    picture = read_image(task.item.path)
+                    check_working_size(task.item.path, picture.size, self.settings.size)
+                    task.picture = at_working_size(picture, self.settings.size)
                 if not attempt.failed:
                     by_size.setdefault(task.picture.size, []).append(task)
             for k, (size, same_size) in enumerate(by_size.items()):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..media.images import Picture, fit_long_side, header_size
+from ..media.images import Picture, header_size, working_size
 from ..progress import Callback
 from ..settings import file_sha256
 from .origin import origin
@@ -25,8 +25,8 @@ from .walk import Item, assign_outputs, walk
 
 @dataclass
 class Plan:
-    """What to do with one item: 'skip', 'do' or 'fail' (with the reason); sha256 when planning
-    had to hash the file."""
+    """What to do with one item: 'skip', 'do', 'fail' (with the reason) or 'leave' (neither image
+    nor video: left out); sha256 when planning had to hash the file."""
 
     item: Item
     action: str
@@ -40,6 +40,8 @@ def decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overwr
     """The plan for one item, given its manifest entry and the settings digest of its kind."""
     if item.kind == "bad":
         return Plan(item, "fail", item.error)
+    if item.kind == "other":
+        return Plan(item, "leave")
     out_path = output_dir / item.out_rel
     try:
         if out_path.resolve() in input_files:
@@ -106,6 +108,12 @@ def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dic
                    output_dir, overwrite, input_files) for item in items]
 
 
+def set_aside(plans: list[Plan]) -> tuple[list[Plan], list[str]]:
+    """The plans of the images and videos (and bad files), and the files left out: neither image
+    nor video (relative paths, in walk order), which the summary counts and the report names."""
+    return [p for p in plans if p.action != "leave"], [p.item.rel for p in plans if p.action == "leave"]
+
+
 @dataclass
 class Task:
     """A file to stylise and its report record, filled in as the work goes."""
@@ -131,7 +139,7 @@ def units(tasks: list[Task], long_side: int, batch: int) -> list[list[Task]]:
             out.append([task])
             continue
         header = header_size(task.item.path)
-        key = fit_long_side(header, long_side) if header else id(task)
+        key = working_size(header, long_side) if header else id(task)
         group = filling.get(key)
         if group is None or len(group) >= batch:
             group = filling[key] = []

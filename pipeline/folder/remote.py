@@ -15,7 +15,7 @@ from pathlib import Path
 from ..cluster.pool import Call, Cluster, Pool
 from ..cluster.video import stylise_video_on_cluster
 from ..errors import InputError, Interrupted, ProcessingError
-from ..media.images import atomic_write_bytes, fit_long_side, header_size, output_format, with_record
+from ..media.images import atomic_write_bytes, header_size, output_format, with_record, working_size
 from ..progress import Message
 from .job import FolderJob
 from .plan import Task
@@ -92,7 +92,7 @@ class ClusterRun:
             return
         _, styles = self.job.prepared()
         header = header_size(sent[0][0].item.path)
-        targets = self.pool.targets_ref(styles, fit_long_side(header, self.job.settings.size) if header else None)
+        targets = self.pool.targets_ref(styles, working_size(header, self.job.settings.size) if header else None)
         ext = output_format(sent[0][0].out_path)
         self.pool.submit("images", targets, [(str(t.item.path), data) for t, data in sent], ext, len(sent),
                          tag=[t for t, _ in sent])

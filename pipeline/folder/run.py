@@ -30,7 +30,7 @@ from ..settings import RunOptions, Settings
 from .job import FolderJob, FolderSummary, record_failure, signal_number
 from .lock import FolderLock
 from .manifest import MANIFEST_NAME, Manifest, settings_hashes
-from .plan import Plan, Task, plan_all, units
+from .plan import Plan, Task, plan_all, set_aside, units
 from .remote import ClusterRun
 from .walk import image_suffix
 
@@ -84,10 +84,11 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
     plans = plan_all(input_dir, output_dir, overwrite=options.overwrite, digests=digests,
                      image_suffix=image_suffix(options.image_format), manifest_files=manifest.files,
                      progress=progress)
+    plans, summary.left_out = set_aside(plans)
     todo = sum(p.action == "do" for p in plans)
     progress(Message(f"{len(plans)} files: {todo} to stylise, "
                      f"{sum(p.action == 'skip' for p in plans)} already done, "
-                     f"{sum(p.action == 'fail' for p in plans)} unusable"))
+                     f"{sum(p.action == 'fail' for p in plans)} unusable" + left_out_text(summary.left_out)))
     proven = sum(p.proven for p in plans)
     if proven:
         progress(Message(f"{proven} output(s) not in the manifest prove their origin (this input, these "
@@ -116,6 +117,14 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
     if summary.done == 0 and summary.pending == 0:
         progress(Message(f"nothing to do: {summary.skipped} of {len(plans)} files already done"
                          + (f", {summary.failed} unusable" if summary.failed else "")))
+
+
+def left_out_text(left_out: list[str]) -> str:
+    """What the plan's message adds about the files left out: how many, and the first few."""
+    if not left_out:
+        return ""
+    shown = ", ".join(left_out[:3]) + (", ..." if len(left_out) > 3 else "")
+    return f"; {len(left_out)} left out, neither image nor video ({shown})"
 
 
 def check_folders(input_dir: Path, output_dir: Path, options: RunOptions) -> None:
@@ -188,6 +197,9 @@ def dry_run(input_dir: Path, output_dir: Path, settings: Settings, options: RunO
     plans = plan_all(input_dir, output_dir, overwrite=options.overwrite, digests=settings_hashes(settings),
                      image_suffix=image_suffix(options.image_format), manifest_files=manifest_files,
                      progress=progress)
+    plans, summary.left_out = set_aside(plans)
+    for rel in summary.left_out:
+        progress(Message(f"would leave out {input_dir / rel}: neither image nor video"))
     for plan in plans:
         item = plan.item
         out = str(output_dir / item.out_rel) if item.out_rel else ""
@@ -207,5 +219,5 @@ def dry_run(input_dir: Path, output_dir: Path, settings: Settings, options: RunO
                                 "seconds": 0.0, "output": out, "kind": item.kind})
     summary.seconds = time.monotonic() - started
     progress(Message(f"dry run: {summary.pending} to stylise, {summary.skipped} done, "
-                     f"{summary.failed} would fail; nothing written"))
+                     f"{summary.failed} would fail, {len(summary.left_out)} left out; nothing written"))
     return summary

@@ -23,7 +23,7 @@ class Item:
 
     rel: str  # POSIX-style path relative to the input folder
     path: Path
-    kind: str  # image | video | bad
+    kind: str  # image | video | bad | other (neither: left out, counted and named in the report)
     error: str = ""
     size: int = 0
     mtime_ns: int = 0
@@ -46,7 +46,8 @@ def _dir_key(path: Path) -> tuple[int, int] | None:
 
 
 def walk(input_dir: Path, output_dir: Path, progress: Callback = ignore) -> list[Item]:
-    """Every candidate file under input_dir, sorted by relative path; bad files included as 'bad'."""
+    """Every file under input_dir but hidden ones, sorted by relative path: bad files included as
+    'bad', files that are neither image nor video (a GIF, a text file) as 'other'."""
     out_key = _dir_key(output_dir)
     visited: set[tuple[int, int]] = set()
     items: list[Item] = []
@@ -87,8 +88,8 @@ def walk(input_dir: Path, output_dir: Path, progress: Callback = ignore) -> list
                     items.append(Item(child_rel, child, "bad", f"cannot read ({reason})"))
                 continue
             kind, reason = classify(child, st)
-            if kind != "unknown":
-                items.append(Item(child_rel, child, kind, reason, st.st_size, st.st_mtime_ns))
+            items.append(Item(child_rel, child, "other" if kind == "unknown" else kind, reason, st.st_size,
+                              st.st_mtime_ns))
 
     visit(input_dir, "")
     return items
@@ -100,7 +101,7 @@ def assign_outputs(items: list[Item], image_suffix: str) -> None:
     full name plus the suffix (a.jpg.png)."""
     wanted: dict[str, list[Item]] = {}
     for item in items:
-        if item.kind == "bad":
+        if item.kind not in ("image", "video"):
             continue
         suffix = ".mp4" if item.kind == "video" else image_suffix
         stem = item.rel[: len(item.rel) - len(Path(item.rel).suffix)] if Path(item.rel).suffix else item.rel

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..settings import MIN_SIDE
 from . import png
 
 # OpenCV's own log lines ("[ WARN:0@0.2] global loadsave.cpp ...") would reach the terminal glued to
@@ -23,6 +24,75 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 IMAGE_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp",
                     ".tif": ".tiff", ".tiff": ".tiff", ".bmp": ".bmp"}
 SIXTEEN_BIT_FORMATS = {".png", ".tiff"}
+
+
+@dataclass(frozen=True)
+class PillowStill:
+    """A photo format OpenCV does not decode, read through Pillow: an ISO-BMFF file (the box
+    structure of an MP4) whose `ftyp` brands say still image, not video."""
+
+    name: str
+    extensions: tuple[str, ...]
+    brands: tuple[bytes, ...]  # ftyp brands of the format's stills
+    plugin: str  # the module that teaches Pillow the format ("": Pillow's own)
+    missing: str  # what to install where the decoder is missing
+
+
+# HEIC is every iPhone's default; AVIF the web's and newer Android phones'. Image sequences (avis,
+# msf1) and movies are left to ffmpeg as video.
+PILLOW_STILLS = (
+    PillowStill("AVIF", (".avif",), (b"avif",), "", "Pillow 11.2 or later (pip install -U pillow)"),
+    PillowStill("HEIC", (".heic", ".heif", ".hif"), (b"heic", b"heix", b"heim", b"heis", b"mif1", b"mif2"),
+                "pillow_heif", "pillow-heif (pip install '.[heif]' in the nstvid folder)"),
+)
+# Every extension a still photo may have: OpenCV's and Pillow's.
+STILL_EXTENSIONS = {*IMAGE_EXTENSIONS, *(ext for still in PILLOW_STILLS for ext in still.extensions)}
+
+
+def pillow_still(head: bytes) -> PillowStill | None:
+    """The PILLOW_STILLS format whose ftyp brands the file's first bytes carry, or None. The major
+    brand decides; a generic one (mif1, miaf) defers to the compatible brands (AVIF's say avif)."""
+    if len(head) < 12 or head[4:8] != b"ftyp":
+        return None
+    end = min(int.from_bytes(head[:4], "big"), len(head))
+    major = head[8:12]
+    brands = {head[k:k + 4] for k in range(16, end - 3, 4)} if major in (b"mif1", b"mif2", b"miaf") else {major}
+    # AVIF first: an AVIF's compatible brands name the generic mif1 too.
+    return next((still for still in PILLOW_STILLS if brands & set(still.brands)), None)
+
+
+def _open_with_pillow(still: PillowStill, path: str | Path):
+    """Pillow's Image module, taught `still`; InputError naming what to install where it cannot be."""
+    from PIL import Image, features
+
+    if still.plugin:
+        try:
+            __import__(still.plugin).register_heif_opener()
+        except ImportError:
+            raise InputError(path, f"a {still.name} photo: decoding it needs {still.missing}") from None
+    elif not features.check(still.name.lower()):
+        raise InputError(path, f"a {still.name} photo: decoding it needs {still.missing}")
+    return Image
+
+
+def _decode_with_pillow(data: np.ndarray, path: str | Path, still: PillowStill) -> Picture:
+    """A HEIC or AVIF photo as a Picture: 8 bits, EXIF orientation applied, alpha carried."""
+    import io
+
+    Image = _open_with_pillow(still, path)
+    from PIL import ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as opened:
+            image = ImageOps.exif_transpose(opened)
+            bands = image.getbands()
+            alpha = "A" in bands
+            pixels = np.asarray(image.convert("RGBA" if alpha else "RGB"), dtype=np.float32) / 255.0
+    except Exception as e:  # noqa: BLE001 - any decoder failure of a damaged file: one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(path, f"not a {still.name} photo Pillow can decode ({reason})") from None
+    rgb = np.ascontiguousarray(pixels[..., :3])
+    return Picture(rgb, pixels[..., 3].copy() if alpha else None, 8, bands in (("L",), ("L", "A")))
 
 
 @dataclass
@@ -59,6 +129,9 @@ def decode_image(data: bytes | np.ndarray, path: str | Path) -> Picture:
     data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
     if data.size == 0:
         raise InputError(path, "empty file (0 bytes)")
+    still = pillow_still(data[:64].tobytes())
+    if still is not None:
+        return _decode_with_pillow(data, path, still)
     if png.is_png(data[:8].tobytes()):
         try:  # before libpng, which prints its complaints on stderr
             data = np.frombuffer(png.checked(data.tobytes()), dtype=np.uint8)
@@ -102,6 +175,10 @@ def header_size(path: str | Path) -> tuple[int, int] | None:
     except ImportError:  # pragma: no cover
         return None
     try:
+        with open(path, "rb") as f:
+            still = pillow_still(f.read(64))
+        if still is not None:
+            _open_with_pillow(still, path)  # teaches Pillow HEIC where pillow-heif is installed
         with Image.open(path) as image:
             w, h = image.size
             # EXIF orientations 5-8 turn the picture by 90 degrees; read_image applies them.
@@ -231,6 +308,29 @@ def fit_long_side(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
+# A picture so thin that a MIN_SIDE short side would make its long side longer than this is refused
+# (a 1:512 sliver): its working size would cost what a 2-megapixel photo's does, and no video
+# encoder here takes a frame that wide.
+MAX_WORKING_SIDE = 8192
+
+
+def working_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The (h, w) a picture or a video's frames are optimised at: fit_long_side, but with the short
+    side at least MIN_SIDE (a panorama's long side grows past long_side for it), at most
+    MAX_WORKING_SIDE long (check_working_size refuses what would need more)."""
+    h, w = size
+    scale = min(max(long_side / max(h, w), MIN_SIDE / min(h, w)), MAX_WORKING_SIDE / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def check_working_size(path: str | Path, size: tuple[int, int], long_side: int) -> None:
+    """InputError naming path when its (h, w) cannot be worked at a short side of MIN_SIDE."""
+    h, w = size
+    if min(working_size(size, long_side)) < MIN_SIDE:
+        raise InputError(path, f"{w}x{h} is too thin to stylise: VGG19 needs a short side of at least {MIN_SIDE} "
+                               f"px, which would make the long side over {MAX_WORKING_SIDE} px")
+
+
 def read_thumbnail(path: str | Path, long_side: int) -> np.ndarray:
     """A small RGB uint8 (h, w, 3) copy of an image file, its long side at most long_side, EXIF
     orientation applied; alpha and 16 bits are dropped (a report's thumbnail needs neither).
@@ -245,6 +345,9 @@ def read_thumbnail(path: str | Path, long_side: int) -> np.ndarray:
         raise InputError(path, f"cannot read ({e.strerror or e})") from None
     if data.size == 0:
         raise InputError(path, "empty file (0 bytes)")
+    if pillow_still(data[:64].tobytes()) is not None:  # HEIC, AVIF: Pillow's whole decode
+        picture = decode_image(data, path)
+        return shrink_u8(np.rint(picture.rgb * 255).astype(np.uint8), long_side)
     known = header_size(path)
     factor = max(1, min(8, max(known) // max(long_side, 1))) if known else 1
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,

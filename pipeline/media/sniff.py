@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from .images import IMAGE_EXTENSIONS
+from .images import STILL_EXTENSIONS, pillow_still
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
                     ".m2ts", ".wmv", ".asf", ".flv", ".3gp", ".3g2", ".ogv", ".vob", ".mxf", ".dv"}
@@ -16,12 +16,15 @@ _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b
 
 
 def looks_like_image(head: bytes) -> bool:
-    """The first bytes of a PNG, JPEG, TIFF, BMP or WebP file."""
-    return head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    """The first bytes of a PNG, JPEG, TIFF, BMP or WebP file, or of a HEIC or AVIF photo (an
+    ISO-BMFF file as an MP4 is, told apart by its ftyp brands)."""
+    return (head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or pillow_still(head) is not None)
 
 
 def looks_like_video(head: bytes) -> bool:
-    """Container magic: ISO-BMFF (mp4/mov/3gp), Matroska/WebM, AVI, MPEG-TS/PS, ASF, FLV, Ogg."""
+    """Container magic: ISO-BMFF (mp4/mov/3gp), Matroska/WebM, AVI, MPEG-TS/PS, ASF, FLV, Ogg.
+    (A HEIC or AVIF photo is ISO-BMFF too: looks_like_image, asked first, claims it.)"""
     if len(head) >= 12 and head[4:8] == b"ftyp":
         return True
     if head.startswith(b"\x1a\x45\xdf\xa3"):
@@ -53,7 +56,7 @@ def _is_text(head: bytes) -> bool:
 def claimed_kind(path: Path) -> str:
     """What the file's name says it is: 'an image', 'a video' or ''."""
     ext = path.suffix.lower()
-    return "an image" if ext in IMAGE_EXTENSIONS else "a video" if ext in VIDEO_EXTENSIONS else ""
+    return "an image" if ext in STILL_EXTENSIONS else "a video" if ext in VIDEO_EXTENSIONS else ""
 
 
 def classify(path: Path, st: os.stat_result | None = None) -> tuple[str, str]:

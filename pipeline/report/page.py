@@ -98,7 +98,8 @@ def header(summary: JobSummary, now: float) -> str:
     started = job.started_at if job else None
     elapsed = summary.seconds if summary.finished or not started else max(0.0, now - started)
     totals = (f"done {summary.done} · skipped {summary.skipped} · failed {summary.failed} · "
-              f"pending {summary.pending} · {elapsed:.1f} s")
+              f"pending {summary.pending} · " + (f"left out {len(summary.left_out)} · " if summary.left_out else "")
+              + f"{elapsed:.1f} s")
     where = f"{escape(str(job.input))} → {escape(str(job.output))}" if job else escape(str(summary.output))
     return (f'<header><h1>nstvid report: {where}</h1><p><span class="state state-{state}" id="state">'
             f'{escape(text)}</span> <span class="totals" id="totals">{totals}</span></p></header>')
@@ -113,6 +114,16 @@ def failures(records: list[dict], base: Path | None) -> str:
     more = (f"<p>and {len(failed) - FAILURES_SHOWN} more: the rows marked failed.</p>"
             if len(failed) > FAILURES_SHOWN else "")
     return (f'<section id="failures" class="failures"><h2>Failures ({len(failed)})</h2>'
+            f"<ol>{items}</ol>{more}</section>")
+
+
+def left_out(names: list[str]) -> str:
+    """The files a folder walk left out (neither image nor video), named; nothing when none."""
+    if not names:
+        return ""
+    items = "".join(f"<li><code>{escape(name)}</code></li>" for name in names[:FAILURES_SHOWN])
+    more = f"<p>and {len(names) - FAILURES_SHOWN} more.</p>" if len(names) > FAILURES_SHOWN else ""
+    return (f'<section id="left-out"><h2>Left out ({len(names)}): neither image nor video</h2>'
             f"<ol>{items}</ol>{more}</section>")
 
 

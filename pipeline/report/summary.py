@@ -49,6 +49,7 @@ class JobSummary:
     job: JobInfo | None = None  # what the report's page says about the job; None: a summary made by hand
     ended_at: float | None = None  # wall-clock end; None while the job runs
     report_seconds: float = 0.0  # spent writing the HTML report (thumbnails, E_warp samples, the page)
+    left_out: list[str] = field(default_factory=list)  # a folder's files neither image nor video (relative)
 
     @property
     def finished(self) -> bool:

@@ -22,7 +22,7 @@ from ..errors import NstvidError, OutputError, UsageError
 from ..media.images import atomic_write_bytes, header_size
 from ..media.video import FrameSpan, probe
 from ..progress import Callback, Event, FileDone, Message, Totals
-from .page import Asset, document, failures, header, job_section, pager, row, rows_table, video_article
+from .page import Asset, document, failures, header, job_section, left_out, pager, row, rows_table, video_article
 from .pictures import FRAME, THUMB, VideoSample, thumbnail, video_sample
 from .summary import JobSummary
 
@@ -46,7 +46,7 @@ def write_json(path: Path, summary: JobSummary, input_dir: Path) -> None:
             "done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
             "pending": summary.pending, "interrupted": summary.interrupted,
             "stopped_early": summary.stopped_early, "seconds": round(summary.seconds, 3),
-            "exit_code": summary.exit_code, "files": summary.records}
+            "exit_code": summary.exit_code, "left_out": summary.left_out, "files": summary.records}
     _make_folder(path)
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
@@ -139,7 +139,7 @@ class ReportPage:
                          if r.get("kind") == "video" and r.get("status") in ("done", "skipped"))
         videos = f'<section id="videos"><h2>Videos</h2>{videos}</section>' if videos else ""
         now = time.time()
-        top = header(summary, now) + failures(summary.records, base)
+        top = header(summary, now) + failures(summary.records, base) + left_out(summary.left_out)
 
         def to_page(n: int, here_main: bool) -> str:
             if n == 1:

@@ -2,6 +2,7 @@
 --end ask for, resolved to exact frames once (Clip), and read, counted and keyed from there."""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,11 +60,25 @@ class Clip:
         """What the resume folder records of the part: [first, stop) frame indices."""
         return None if self.span is None else [self.span.first, self.span.stop]
 
+    def record(self) -> str | None:
+        """What the output's `comment` tag keeps of a part, {"part": [first, stop]} (0-based frames of
+        the input): how nstvid-eval finds the part's own span of the input. None for a whole file."""
+        return None if self.span is None else json.dumps({"part": self.key()})
+
     def describe(self) -> str:
         if self.span is None:
             return f"about {self.info.frame_count} frames"
         return (f"frames {self.span.first + 1}-{self.span.stop} of {self.info.frame_count} "
                 f"({self.span.frames} frames from {self.span.seconds:.2f} s)")
+
+
+def recorded_part(comment: str | None) -> RunOptions | None:
+    """--start and --duration (in frames) of the part a Clip.record() comment names, or None."""
+    try:
+        first, stop = json.loads(comment or "null")["part"]
+        return RunOptions(start=f"{int(first)}f", duration=f"{int(stop) - int(first)}f")
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def open_clip(path: Path, options: RunOptions | None = None) -> Clip:

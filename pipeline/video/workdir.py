@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import OutputError
 from ..frames import to_float, to_u8, video_size
 from ..media import png
-from ..media.images import Picture, atomic_write_bytes, read_image, write_image
+from ..media.images import Picture, atomic_write_bytes, check_working_size, read_image, write_image
 from ..progress import Callback, Message
 from ..settings import Settings, file_sha256, style_file_hashes
 from .clip import Clip
@@ -224,6 +224,7 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     """The work folder of this (input, part of it, settings, styles, size), resumed when it
     matches (the orchestrator says how much of it is done)."""
     info = clip.info
+    check_working_size(clip.path, (info.height, info.width), settings.size)
     h, w = video_size(info.width, info.height, settings.size)
     key = {"version": WORK_VERSION, "input": file_sha256(clip.path),
            "settings": settings.digest("video_frames", style_file_hashes(settings)),

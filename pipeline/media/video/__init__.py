@@ -15,14 +15,25 @@ from .ffmpeg import (
                      ffmpeg_exe,
                      run_ffmpeg,
 )
-from .probe import FrameSpan, VideoInfo, probe, read_comment
+from .probe import FrameSpan, VideoInfo, gif_loop, probe, read_comment
 from .reader import FrameReader, read_frames
-from .writer import VIDEO_OUTPUT_EXTENSIONS, VideoWriter, container_problem, encoder_problem
+from .writer import (
+                     GIF_LONG_SIDE,
+                     GIF_SOURCE,
+                     VIDEO_OUTPUT_EXTENSIONS,
+                     VideoWriter,
+                     container_codec,
+                     container_problem,
+                     encoder_problem,
+                     write_gif,
+)
 
 __all__ = [
     "FFmpegError",
     "FrameReader",
     "FrameSpan",
+    "GIF_LONG_SIDE",
+    "GIF_SOURCE",
     "MediaError",
     "MediaNotFoundError",
     "NoVideoStreamError",
@@ -31,11 +42,14 @@ __all__ = [
     "VIDEO_OUTPUT_EXTENSIONS",
     "VideoInfo",
     "VideoWriter",
+    "container_codec",
     "container_problem",
     "encoder_problem",
     "ffmpeg_exe",
+    "gif_loop",
     "probe",
     "read_comment",
     "read_frames",
     "run_ffmpeg",
+    "write_gif",
 ]

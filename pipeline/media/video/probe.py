@@ -322,6 +322,21 @@ def read_comment(path: str | os.PathLike) -> str | None:
     return None
 
 
+def gif_loop(path: str | os.PathLike) -> int:
+    """How an animated GIF loops, as ffmpeg's -loop takes it: its NETSCAPE2.0 block's count (0: for
+    ever, N: N more times), -1 without one (play once); 0 for a file that is not a GIF (a clip made
+    into a GIF loops for ever, as GIF previews do)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)  # the block sits before the first frame, after the colour table
+    except OSError:
+        return 0
+    if not head.startswith((b"GIF87a", b"GIF89a")):
+        return 0
+    at = head.find(b"NETSCAPE2.0\x03\x01")
+    return int.from_bytes(head[at + 13:at + 15], "little") if at >= 0 else -1
+
+
 def _codec_name(stream: _Stream) -> str:
     return stream.description.split()[0].rstrip(",")
 

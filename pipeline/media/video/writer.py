@@ -42,10 +42,24 @@ def _concat_entry(path: str | os.PathLike) -> str:
     return f"file '{quoted}'\n"
 
 
-# Containers an output may be written in (ffmpeg picks the muxer from the extension), and the
-# encoders WebM takes: checked before any work starts (container_problem).
-VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+# Containers an output may be written in (ffmpeg picks the muxer from the extension) and the
+# encoder each gets with --codec auto (the default): what players expect in it.
+CONTAINER_CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264",
+                    ".webm": "libvpx-vp9"}
+# An animated GIF is made from the whole clip encoded losslessly in this container and codec first
+# (segments join by a stream copy), then one palette for the clip (write_gif).
+GIF_SOURCE = (".mkv", "ffv1")
+# A GIF output's long side unless --size is given: a GIF holds 8-bit palette frames compressed
+# losslessly, so one at 1080p takes tens of MB a second.
+GIF_LONG_SIDE = 480
+VIDEO_OUTPUT_EXTENSIONS = (*CONTAINER_CODECS, ".gif")
 _WEBM_CODECS = {"libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+
+
+def container_codec(out_path: str | os.PathLike) -> str:
+    """The encoder --codec auto means for out_path: its container's (a GIF's lossless source's)."""
+    ext = Path(out_path).suffix.lower()
+    return GIF_SOURCE[1] if ext == ".gif" else CONTAINER_CODECS.get(ext, CONTAINER_CODECS[".mp4"])
 
 
 def container_problem(out_path: str | os.PathLike, codec: str) -> str:
@@ -55,7 +69,9 @@ def container_problem(out_path: str | os.PathLike, codec: str) -> str:
         return (f"unknown video format {Path(out_path).suffix!r} "
                 f"(use {', '.join(VIDEO_OUTPUT_EXTENSIONS)})")
     if ext == ".webm" and codec not in _WEBM_CODECS:
-        return f"a .webm file cannot hold {codec} video (use --codec libvpx-vp9, or .mp4)"
+        return f"a .webm file cannot hold {codec} video (use --codec libvpx-vp9, or leave --codec out)"
+    if ext == ".gif" and codec != GIF_SOURCE[1]:
+        return f"a .gif file is GIF, a palette per clip: --codec {codec} does not apply (leave --codec out)"
     return ""
 
 
@@ -129,7 +145,7 @@ class VideoWriter:
         audio_from: file whose first audio stream is muxed in, or None for no audio.
         audio_start: where in audio_from the audio starts, seconds (the video is part of a clip).
         crf: constant-quality factor for x264/x265/VP9/AV1 (ignored by other codecs).
-        codec: ffmpeg video encoder name.
+        codec: ffmpeg video encoder name; "auto": the container's (container_codec).
         pix_fmt: output pixel format.
         comment: text for the file's `comment` tag (probe.read_comment reads it back), or None.
     """
@@ -157,7 +173,8 @@ class VideoWriter:
             raise ValueError(f"fps must be positive, got {fps}")
         self.audio_from = Path(audio_from) if audio_from is not None else None
         self.audio_start = audio_start
-        self.crf, self.codec, self.pix_fmt = crf, codec, pix_fmt
+        self.crf, self.pix_fmt = crf, pix_fmt
+        self.codec = container_codec(self.out_path) if codec == "auto" else codec
         subsampled = pix_fmt.startswith(("yuv420", "yuvj420", "yuv422", "nv12", "p010"))
         self.output_size = (
             (self.width - self.width % 2, self.height - self.height % 2)
@@ -363,3 +380,19 @@ class VideoWriter:
                 tmp.unlink()
             except FileNotFoundError:
                 pass
+
+
+def write_gif(source: str | os.PathLike, out_path: str | os.PathLike, loop: int = 0) -> None:
+    """An animated GIF at out_path of the video `source` (GIF_SOURCE: lossless), atomically: one
+    palette made for the whole clip (palettegen over every frame, then paletteuse; a palette per
+    frame flickers), its frame rate and size kept, no sound. loop: as ffmpeg's -loop takes it and
+    a GIF's NETSCAPE block holds it (0: for ever, -1: play once, N: N more times; probe.gif_loop)."""
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.part-{os.getpid()}-{next(_temp_counter)}.gif")
+    palette = "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a"
+    try:
+        run_ffmpeg(["-y", "-v", "error", "-i", str(source), "-map", "0:v:0", "-vf", palette, "-an",
+                    "-loop", str(loop), "-f", "gif", str(tmp)], out_path)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
