@@ -199,7 +199,8 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
         if job.kind == "video" and not preview:  # the plan and how long it will take
             engine, styles = prepare(job.settings, progress)
             progress(estimate_video(engine, styles, job.clip))
-        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}"))
+        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}",
+                         code="dry_run.would_stylise"))
         return DryRun(job.output)
     if preview:
         return run_preview(job.input, job.kind, job.clip, job.output, job.settings, preview,

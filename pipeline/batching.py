@@ -113,7 +113,7 @@ def in_batches(items: Sequence[T], limit: BatchLimit, run: Callable[[list[T]], R
             if len(chunk) > 1:
                 limit.size = len(chunk) // 2
                 progress(Message(f"out of memory: batch at {label} halved to {limit.size}, retried",
-                                 level="warning"))
+                                 level="warning", code="batch.halved"))
                 continue
             result = OutOfMemory(f"one {label} {what} does not fit in {device} memory; try a smaller --size")
         yield chunk, result

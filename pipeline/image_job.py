@@ -44,7 +44,8 @@ def stylise_pictures(engine: Engine, styles: StyleSet, pictures: list[Picture],
     result = coarse_to_fine(engine, styles, content, initial_images(s, content),
                      iterations=s.iterations, scales=s.scales, progress=progress)
     fresh = styles.computed - computed_before
-    progress(Message("style targets: computed" if fresh else "style targets: cached"))
+    progress(Message("style targets: computed" if fresh else "style targets: cached",
+                     code="style_targets.computed" if fresh else "style_targets.cached"))
     out = [Picture(to_rgb(image), picture.alpha, picture.bit_depth, False)
            for picture, image in zip(pictures, result.images)]
     return out, result

@@ -20,5 +20,5 @@ def prepare(settings: Settings, progress: Callback = ignore) -> tuple[Engine, St
     engine = Engine.create(settings)
     styles = StyleSet(engine)
     progress(Message(f"device {engine.device}, precision {engine.precision_name}, "
-                     f"weights {engine.weights.kind}"))
+                     f"weights {engine.weights.kind}", code="engine.ready"))
     return engine, styles

@@ -39,6 +39,6 @@ def stylise_image_on_cluster(pool: Pool, styles: StyleSet, settings: Settings, i
     if status != "done":
         raise ProcessingError(f"{input_path}: {payload}")
     atomic_write_bytes(Path(output_path), payload)
-    progress(Message(f"stylised on Ray worker {identity['worker']} ({identity['node']})"))
+    progress(Message(f"stylised on Ray worker {identity['worker']} ({identity['node']})", code="ray.image_done"))
     return ImageOutcome(Path(output_path), float("nan"), float("nan"), settings.iterations,
                         time.perf_counter() - started)

@@ -158,7 +158,7 @@ class RayExecutor:
         identity, data, output = value
         if call.retries:
             self.report("", Message(f"{where} done after {call.retries} lost worker(s), on {identity['worker']}",
-                                    level="warning"))
+                                    level="warning", code="ray.segment_retried"))
         self.workers_seen.add(identity["worker"])
         self.nodes.add(identity["node"])
         self.retries += call.retries

@@ -119,13 +119,13 @@ class FolderJob:
             s.interrupted = True
             s.exit_code = 128 + self.stop.signum
             self.progress(Message(f"stopping on signal {self.stop.signum}: {self.open} file(s) left for "
-                                  "the next run", level="warning"))
+                                  "the next run", level="warning", code="job.stopping"))
             return True
         limit = self.options.max_runtime
         if limit is not None and time.monotonic() - self.started > limit:
             s.stopped_early = True
             self.progress(Message(f"max runtime {limit:g} s reached: stopping, "
-                                  f"{self.open} file(s) left for the next run"))
+                                  f"{self.open} file(s) left for the next run", code="job.max_runtime"))
             return True
         return False
 
@@ -152,7 +152,7 @@ class FolderJob:
             self.open -= 1
             self.progress(Message(f"interrupted: {task.item.path} " + (
                 "stopped (it resumes next run)" if video else "abandoned (it is redone next run)"),
-                level="warning"))
+                level="warning", code="file.interrupted"))
         self.manifest.dirty = True
 
     # -- one file's bookkeeping
@@ -198,7 +198,7 @@ class FolderJob:
 
     def announce(self, task: Task) -> None:
         self.index += 1
-        self.progress(Message(f"[{self.index}/{self.todo}] {task.item.path} -> {task.out_path}"))
+        self.progress(Message(f"[{self.index}/{self.todo}] {task.item.path} -> {task.out_path}", code="file.start"))
 
     def fail(self, task: Task, error: BaseException) -> None:
         reason, permanent = _failure(error)
@@ -282,7 +282,7 @@ class FolderJob:
 
         def run(chunk: list[Task]):
             if len(chunk) > 1:
-                self.progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}"))
+                self.progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}", code="batch.images"))
             t0 = time.perf_counter()
             try:
                 styled, _ = image_job.stylise_pictures(engine, styles, [t.picture for t in chunk], self.progress)

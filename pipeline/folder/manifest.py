@@ -52,12 +52,14 @@ class Manifest:
             self.files = data["files"]
             if data["version"] < MANIFEST_VERSION:
                 progress(Message(f"{path}: made by an older nstvid; its files are stylised again "
-                                 "(their outputs are replaced, as this job's own)", level="warning"))
+                                 "(their outputs are replaced, as this job's own)", level="warning",
+                                 code="manifest.older"))
         except FileNotFoundError:
             pass
         except (OSError, ValueError, AttributeError) as e:
             progress(Message(f"{path}: unreadable manifest ({e}); rebuilt: outputs that prove their origin "
-                             "are kept, the other files stylised again", level="warning"))
+                             "are kept, the other files stylised again", level="warning",
+                             code="manifest.unreadable"))
         try:
             with open(self.journal_path, encoding="utf-8") as f:
                 for line in f:

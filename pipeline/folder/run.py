@@ -87,11 +87,11 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
     todo = sum(p.action == "do" for p in plans)
     progress(Message(f"{len(plans)} files: {todo} to stylise, "
                      f"{sum(p.action == 'skip' for p in plans)} already done, "
-                     f"{sum(p.action == 'fail' for p in plans)} unusable"))
+                     f"{sum(p.action == 'fail' for p in plans)} unusable", code="folder.plan"))
     proven = sum(p.proven for p in plans)
     if proven:
         progress(Message(f"{proven} output(s) not in the manifest prove their origin (this input, these "
-                         "settings, recorded inside them): kept as done and recorded again"))
+                         "settings, recorded inside them): kept as done and recorded again", code="folder.proven"))
     tasks = _tasks(plans, output_dir, digests, manifest, summary, progress)
     if tasks:
         progress(Totals(len(tasks)))
@@ -115,7 +115,7 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
         summary.exit_code = 1 if summary.failed else 0
     if summary.done == 0 and summary.pending == 0:
         progress(Message(f"nothing to do: {summary.skipped} of {len(plans)} files already done"
-                         + (f", {summary.failed} unusable" if summary.failed else "")))
+                         + (f", {summary.failed} unusable" if summary.failed else ""), code="folder.nothing_to_do"))
 
 
 def check_folders(input_dir: Path, output_dir: Path, options: RunOptions) -> None:
@@ -171,7 +171,7 @@ def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: R
             if page is not None:
                 page.write(summary)
                 progress(Message(f"report: {options.report} ({summary.report_seconds:.2f} s of the job's "
-                                 f"{summary.seconds:.1f} s went to writing it)"))
+                                 f"{summary.seconds:.1f} s went to writing it)", code="report.written"))
             elif options.report is not None:
                 write_json(Path(options.report), summary, input_dir)
         finally:
@@ -192,20 +192,20 @@ def dry_run(input_dir: Path, output_dir: Path, settings: Settings, options: RunO
         item = plan.item
         out = str(output_dir / item.out_rel) if item.out_rel else ""
         if plan.action == "skip":
-            progress(Message(f"would skip {item.path} (done)"))
+            progress(Message(f"would skip {item.path} (done)", code="dry_run.would_skip"))
             status = "skipped"
             summary.skipped += 1
         elif plan.action == "fail":
-            progress(Message(f"would fail {item.path}: {plan.reason}", level="warning"))
+            progress(Message(f"would fail {item.path}: {plan.reason}", level="warning", code="dry_run.would_fail"))
             status = "failed"
             summary.failed += 1
         else:
-            progress(Message(f"would stylise {item.path} -> {out}"))
+            progress(Message(f"would stylise {item.path} -> {out}", code="dry_run.would_stylise"))
             status = "pending"
             summary.pending += 1
         summary.records.append({"path": str(item.path), "status": status, "error": plan.reason,
                                 "seconds": 0.0, "output": out, "kind": item.kind})
     summary.seconds = time.monotonic() - started
     progress(Message(f"dry run: {summary.pending} to stylise, {summary.skipped} done, "
-                     f"{summary.failed} would fail; nothing written"))
+                     f"{summary.failed} would fail; nothing written", code="dry_run.summary"))
     return summary

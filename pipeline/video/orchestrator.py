@@ -245,16 +245,19 @@ def _announce(state: Clipwork, executor, clip: Clip, scores: list[float], progre
     plan, resumed = state.plan, len(state.finished)
     if resumed:
         first_missing = next(i for i in range(plan.frames + 1) if i not in state.finished)
-        progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised"))
+        progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised",
+                         code="video.resuming"))
         segments = [s for piece in plan.segments for s in piece]
         stored = sum(s.name in state.done for s in segments)
-        progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run"))
+        progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run",
+                         code="video.segments_stored"))
     estimate = executor.estimate(clip, state.work, scores, resumed, progress)
     if estimate is not None:
         progress(estimate)
     if len(plan.pieces) > 1:
         progress(Message(f"{plan.frames} frames in {len(plan.pieces)} pieces on {executor.describe()}: " + ", ".join(
-            f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "") for p in plan.pieces)))
+            f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "") for p in plan.pieces),
+            code="video.pieces"))
 
 
 def _run(state: Clipwork, executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
@@ -271,7 +274,7 @@ def _run(state: Clipwork, executor, clip: Clip, parts: list[Segment | Seam], pro
                 state.finished.add(event.index)
                 progress(FrameDone(len(state.finished) - 1, state.plan.frames, event.seconds, event.loss))
         elif isinstance(event, Message):
-            progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level))
+            progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level, event.code))
 
     executor.start(clip, state.work, state.suffix, report)
     _join_seams(state)

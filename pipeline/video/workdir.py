@@ -237,7 +237,7 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     work = WorkDir(output_path, key)
     reason = work.open()
     if reason:
-        progress(Message(f"starting fresh: {reason}"))
+        progress(Message(f"starting fresh: {reason}", code="video.fresh"))
     damaged = work.drop_damaged()
     if damaged:
         shown = ", ".join(str(i + 1) for i in damaged[:5]) + (", ..." if len(damaged) > 5 else "")
