@@ -30,6 +30,7 @@ from .video.clip import Clip, open_clip
 # refuses (a typo in a path, an output that exists, a bad range) is refused in under a second,
 # which is what a cron job or a script that checks many jobs waits for.
 if TYPE_CHECKING:
+    from .backend import Backend
     from .folder.run import FolderSummary
     from .image_job import ImageOutcome
     from .preview import PreviewOutcome
@@ -84,9 +85,9 @@ def _strengths(strength: Any, preview: Any) -> dict[str, Any]:
     """--strength S, or with --preview a list S1,S2,... (one sheet row each)."""
     if strength is None or isinstance(strength, (int, float)):
         return {}
-    values = strength.split(",") if isinstance(strength, str) else list(strength)
+    given = strength.split(",") if isinstance(strength, str) else list(strength)
     try:
-        values = [float(v) for v in values if str(v).strip() != ""]
+        values = [float(v) for v in given if str(v).strip() != ""]
     except ValueError:
         raise UsageError(f"--strength {strength!r}: expected a number from 0 to 1, or several for "
                          "--preview (0.3,0.6,0.9)") from None
@@ -206,9 +207,11 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
         return run_preview(job.input, job.kind, job.clip, job.output, job.settings, preview,
                            job.options.preview_strengths, progress)
     if job.kind == "folder":  # the folder's own lock covers its videos' outputs too
-        if job.options.engine == "ray":
-            return _run_on_cluster(job, progress, stop)
-        return run_folder(job.input, job.output, job.settings, job.options, progress, stop)
+        backend = _backend(job, progress)
+        try:
+            return run_folder(job.input, job.output, job.settings, job.options, backend, progress, stop)
+        finally:
+            backend.close()
     # One run per output: a second one would take the first one's resume frames for its own, or
     # start fresh and delete them, and both would write the output (exit 3 instead).
     lock = output_lock(job.output)
@@ -225,44 +228,34 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
         lock.release()
 
 
-def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
-    """A single image or video, its output locked."""
-    from .image_job import stylise_file
+def _backend(job: Job, progress: Callback) -> Backend:
+    """Where the job runs, chosen here and nowhere else: the Ray workers (the cluster is joined
+    now, so a bad address fails before any work) or this machine (backend.py)."""
+    if job.options.engine == "ray":
+        from .cluster.backend import RayBackend
+
+        return RayBackend(job.options, job.settings, progress)
+    from .backend import LocalBackend
+
+    return LocalBackend(job.settings)
+
+
+def _run_file(job: Job, progress: Callback, stop: StopRequest) -> ImageOutcome | VideoOutcome:
+    """A single image or video, its output locked, on the job's backend (left at the end)."""
     from .prepare import prepare
-    from .video.executors import local_executor
     from .video.orchestrator import stylise_clip
 
-    if job.options.engine == "ray":
-        return _run_on_cluster(job, progress, stop)
-    if job.kind == "image":
-        engine, styles = prepare(job.settings, progress)
-        return stylise_file(engine, styles, job.input, job.output, progress=progress)
-    executor = local_executor(job.settings, stop, lambda: prepare(job.settings, progress))
-    return stylise_clip(executor, job.settings, job.clip, job.output, keep_frames=job.options.keep_frames,
-                        progress=progress, stop=stop)
-
-
-def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
-    """A folder, a video or an image on the Ray workers (cluster/); the cluster is joined first,
-    so a bad address fails before any work, and left at the end."""
-    from .cluster.image import stylise_image_on_cluster
-    from .cluster.pool import Cluster
-    from .cluster.video import stylise_video_on_cluster
-    from .folder.run import run_folder
-    from .prepare import prepare
-
-    cluster = Cluster(job.options, job.settings, progress)
+    backend = _backend(job, progress)
     try:
-        if job.kind == "folder":
-            return run_folder(job.input, job.output, job.settings, job.options, progress, stop, cluster)
-        _, styles = prepare(job.settings, progress)  # here: the style targets, computed once
+        def prepared():
+            return prepare(job.settings, progress)
+
         if job.kind == "image":
-            return stylise_image_on_cluster(cluster.pool(styles), styles, job.settings, job.input, job.output,
-                                            progress)
-        return stylise_video_on_cluster(cluster.pool(styles), styles, job.settings, job.clip, job.output,
-                                        keep_frames=job.options.keep_frames, progress=progress, stop=stop)
+            return backend.stylise_image(prepared, job.input, job.output, progress)
+        return stylise_clip(backend.video_executor(prepared, stop), job.settings, job.clip, job.output,
+                            keep_frames=job.options.keep_frames, progress=progress, stop=stop)
     finally:
-        cluster.close()
+        backend.close()
 
 
 def stylise(input: str | Path, style: str | Path | Iterable[str | Path] | None = None,
@@ -313,7 +306,7 @@ def flicker(input_video: str | Path, outputs: list[str | Path], plot: str | Path
     floor = warping_error(read_frames(input_video), read_frames(input_video))
     _, scores, _ = scan(open_clip(Path(input_video)))
     cuts = [k + 1 for k, score in enumerate(scores) if score > Settings().scene_cut_threshold]
-    reports = []
+    reports: list[dict[str, Any]] = []
     for output in outputs:
         pairs = warping_error(read_frames(output), read_frames(input_video))
         reports.append({"output": str(output), "e_warp": sum(pairs) / len(pairs) if pairs else 0.0, "pairs": pairs,

@@ -18,6 +18,8 @@ from .image_job import stylise_pictures
 from .losses import style_weight_at
 from .media.images import Picture, fit_long_side, read_image, write_image
 from .media.video import FrameSpan
+from .media.walk import walk
+from .outputs import MANIFEST_NAME
 from .prepare import prepare
 from .progress import Callback, Message, ignore
 from .settings import Settings
@@ -61,10 +63,9 @@ def _video_pictures(clip: Clip, count: int, long_side: int) -> tuple[list[Pictur
 
 
 def _folder_pictures(folder: Path, output: Path, count: int, long_side: int) -> tuple[list[Picture], list[str]]:
-    from .folder.walk import walk
-
-    pictures, labels = [], []
-    for item in walk(folder, output):
+    pictures: list[Picture] = []
+    labels: list[str] = []
+    for item in walk(folder, output, skip_folders_holding=(MANIFEST_NAME,)):
         if item.kind == "image" and len(pictures) < count:
             pictures.append(at_working_size(read_image(item.path), long_side))
             labels.append(item.rel)

@@ -364,8 +364,8 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
             return bool(value)
         if isinstance(default, tuple):
             items = value.split(",") if isinstance(value, str) else list(value)
-            kind = float if name in ("style_blend", "style_layer_weights", "preview_strengths") else str
-            return tuple(kind(v) for v in items if str(v).strip() != "")
+            parse: type = float if name in ("style_blend", "style_layer_weights", "preview_strengths") else str
+            return tuple(parse(v) for v in items if str(v).strip() != "")
         if default is None:
             return str(value)
         return type(default)(value)

@@ -563,9 +563,10 @@ def test_out_of_memory_halves_the_batch_and_an_image_that_never_fits_fails_alone
     import torch
 
     from nstvid.pipeline import image_job
+    from nstvid.pipeline.backend import LocalBackend
     from nstvid.pipeline.folder.run import run_folder
     from nstvid.pipeline.progress import Message
-    from nstvid.pipeline.settings import Settings
+    from nstvid.pipeline.settings import RunOptions, Settings
 
     src, out = tmp_path / "in", tmp_path / "out"
     for i in range(4):
@@ -583,7 +584,7 @@ def test_out_of_memory_halves_the_batch_and_an_image_that_never_fits_fails_alone
     settings = Settings(styles=(str(STYLE),), size=64, scales=1, iterations=2, precision="fp32",
                         device="cpu", batch=4)
     events = []
-    summary = run_folder(src, out, settings, progress=events.append)
+    summary = run_folder(src, out, settings, RunOptions(), LocalBackend(settings), progress=events.append)
     halved = [e.text for e in events if isinstance(e, Message) and e.code == "batch.halved"]
     assert halved == ["out of memory: batch at 64x48 halved to 2, retried"], halved
     batches = [e.text for e in events if isinstance(e, Message) and e.code == "batch.images"]

@@ -60,7 +60,7 @@ class Worker:
                 import ray
 
                 sent = ray.get(sent[0])
-            self.styles = StyleSet(self.engine, sent)
+            self.styles = StyleSet(self.engine, tuple(sent))
         self.styles.seed(targets)
         return self.styles
 

@@ -2,7 +2,7 @@
 output folder. Built to run from cron: resumable, lock-protected, and it tells a pipeline exactly
 what happened.
 
-  walk.py      find the files (by content), name their outputs
+  naming.py    the outputs the files found by the walk (media/walk.py) get
   manifest.py  what earlier runs finished: the manifest and its journal
   lock.py      one run per output folder
   plan.py      skip, do or fail, per file; units of work (videos alone, images by working size)

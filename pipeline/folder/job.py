@@ -1,20 +1,20 @@
 """One folder job's work and its record of every file: the stop / --max-runtime check, the units
 run in this process, and the bookkeeping of each file (manifest entry, report record, FileDone),
-which a cluster run (remote.py) shares.
+which every backend's runner of units shares (backend.py).
 """
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from .. import image_job
+from ..backend import Backend
 from ..batching import BatchLimit, OutOfMemory, in_batches
-from ..errors import FileError, InputError, Interrupted, NstvidError, OutputError, TruncatedInputError
+from ..errors import InputError, Interrupted, OutputError
 from ..estimate import folder_estimate, trial
 from ..frames import at_working_size, video_size
 from ..media.images import fit_long_side, header_size, read_image, write_image
@@ -22,9 +22,9 @@ from ..media.video import probe
 from ..outputs import check_output
 from ..prepare import prepare
 from ..progress import Callback, Estimate, FileDone, Message, StopRequest
+from ..report.record import FileRecord, failure
 from ..report.summary import JobSummary
 from ..settings import RunOptions, Settings, file_sha256
-from ..video.executors import local_executor
 from ..video.orchestrator import stylise_clip
 from .manifest import Manifest
 from .origin import record
@@ -35,14 +35,6 @@ class FolderSummary(JobSummary):
     """A folder job's summary (report/summary.py): what run_folder returns and the report shows."""
 
 
-def signal_number(exc: BaseException) -> int:
-    if isinstance(exc, Interrupted):
-        return exc.signum
-    if exc.args and isinstance(exc.args[0], int):
-        return exc.args[0]
-    return int(signal.SIGINT)
-
-
 def _clean_stale_parts(out_path: Path) -> None:
     """Temp files an earlier, killed run left beside this output (atomic writes use .NAME.*.part)."""
     try:
@@ -50,17 +42,6 @@ def _clean_stale_parts(out_path: Path) -> None:
             part.unlink(missing_ok=True)
     except OSError:
         pass
-
-
-def _failure(exc: BaseException) -> tuple[str, bool]:
-    """(one-line reason, permanent) for a file's failure. Unusable content fails the same way every
-    time: remembered as permanent. Anything else (disk full, out of memory) is tried again next run."""
-    if isinstance(exc, FileError):
-        return exc.problem, isinstance(exc, (InputError, TruncatedInputError))
-    text = str(exc).strip().splitlines()
-    if isinstance(exc, NstvidError):
-        return (text[0] if text else type(exc).__name__), False
-    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__), False
 
 
 class Attempt:
@@ -116,8 +97,7 @@ class FolderJob:
         if s.interrupted or s.stopped_early:
             return True
         if self.stop:
-            s.interrupted = True
-            s.exit_code = 128 + self.stop.signum
+            s.stopped_by(self.stop.signum)
             self.progress(Message(f"stopping on signal {self.stop.signum}: {self.open} file(s) left for "
                                   "the next run", level="warning", code="job.stopping"))
             return True
@@ -130,9 +110,7 @@ class FolderJob:
         return False
 
     def not_started(self, task: Task) -> None:
-        task.record["status"] = "pending"
-        task.record["error"] = "not started: " + ("interrupted" if self.summary.interrupted
-                                                  else "max runtime reached")
+        task.record.not_started(self.summary.interrupted)
         self.summary.pending += 1
         self.open -= 1
 
@@ -140,20 +118,16 @@ class FolderJob:
         """A second signal (KeyboardInterrupt) or a video's Interrupted: the files in hand are
         abandoned (a video keeps its resume state) and left pending; the rest is bookkeeping."""
         s = self.summary
-        s.interrupted = True
-        s.exit_code = 128 + signal_number(exc)
+        s.stopped_by(exc)
         for task in tasks:
             video = task.item.kind == "video"
-            task.record["status"] = "pending"
-            task.record["error"] = ("interrupted: resumes next run" if video
-                                    else "interrupted: abandoned, redone next run")
-            task.record["seconds"] = round(task.seconds, 3)
+            task.record.interrupted(task.seconds)
             s.pending += 1
             self.open -= 1
             self.progress(Message(f"interrupted: {task.item.path} " + (
                 "stopped (it resumes next run)" if video else "abandoned (it is redone next run)"),
                 level="warning", code="file.interrupted"))
-        self.manifest.dirty = True
+        self.manifest.abandoned()
 
     # -- one file's bookkeeping
 
@@ -161,17 +135,15 @@ class FolderJob:
         """Record the file as started (so that a rerun may replace the output it leaves), make its
         output folder and check the output path. Raises OSError / OutputError: the file fails."""
         item = task.item
-        sha = task.sha256 or file_sha256(item.path)
-        self.manifest.files[item.rel] = {"status": "started", "output": item.out_rel, "settings": task.digest,
-                                         "size": item.size, "mtime_ns": item.mtime_ns, "sha256": sha}
-        self.manifest.record(item.rel)
+        self.manifest.started(item.rel, output=item.out_rel, settings=task.digest, size=item.size,
+                              mtime_ns=item.mtime_ns, sha256=task.sha256 or file_sha256(item.path))
         task.out_path.parent.mkdir(parents=True, exist_ok=True)
         _clean_stale_parts(task.out_path)
         check_output(item.path, task.out_path, kind=item.kind, overwrite=True, codec=self.settings.codec)
 
     def origin(self, task: Task) -> str:
         """The record a begun file's output keeps of its origin (origin.py)."""
-        return record(self.manifest.files[task.item.rel]["sha256"], task.digest)
+        return record(self.manifest.sha256(task.item.rel), task.digest)
 
     @contextmanager
     def attempt(self, task: Task) -> Iterator[Attempt]:
@@ -201,24 +173,20 @@ class FolderJob:
         self.progress(Message(f"[{self.index}/{self.todo}] {task.item.path} -> {task.out_path}", code="file.start"))
 
     def fail(self, task: Task, error: BaseException) -> None:
-        reason, permanent = _failure(error)
-        entry = self.manifest.files.setdefault(task.item.rel, {})
-        entry.update(status="failed", error=reason, permanent=permanent)
+        reason, permanent = failure(error)
         try:
-            self.manifest.record(task.item.rel)
+            self.manifest.failed(task.item.rel, reason, permanent)
         except OutputError:
             pass  # saved at the end
         self.open -= 1
         record_failure(task.record, reason, task.seconds, self.summary, self.progress)
 
     def done(self, task: Task) -> None:
-        entry = self.manifest.files[task.item.rel]
-        entry.update(status="done", seconds=round(task.seconds, 3))
         try:
-            self.manifest.record(task.item.rel)  # a kill from here on does not cost this file
+            self.manifest.done(task.item.rel, task.seconds)  # a kill from here on does not cost this file
         except OutputError as e:
             self.progress(Message(f"{e}; saved at the end instead", level="warning"))
-        task.record.update(status="done", seconds=round(task.seconds, 3))
+        task.record.done(task.seconds)
         self.summary.done += 1
         self.open -= 1
         self.progress(FileDone(str(task.item.path), "done", task.seconds, output=str(task.out_path),
@@ -226,19 +194,20 @@ class FolderJob:
 
     # -- the work
 
-    def run_video(self, task: Task, on_cluster: Callable[..., object] | None = None) -> None:
-        """Stylise one video here, on --devices, or with on_cluster(path, out_path, **options)."""
+    def run_video(self, task: Task, backend: Backend) -> None:
+        """Stylise one video on the backend's executor (this process, --devices, Ray workers); a
+        record of the Ray workers that made it names them and the segments run again."""
         self.announce(task)
         try:
             with self.attempt(task) as attempt:
                 self.begin(task)
-                options = dict(keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop,
-                               comment=self.origin(task))
-                if on_cluster is not None:
-                    on_cluster(task.item.path, task.out_path, **options)
-                else:
-                    stylise_clip(local_executor(self.settings, self.stop, self.prepared), self.settings,
-                                 task.item.path, task.out_path, **options)
+                executor = backend.video_executor(self.prepared, self.stop)
+                stylise_clip(executor, self.settings, task.item.path, task.out_path,
+                             keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop,
+                             comment=self.origin(task))
+                where = executor.identities()
+                if where:
+                    task.record.made_on(", ".join(where["nodes"]), ", ".join(where["workers"]), where["retries"])
         except (KeyboardInterrupt, Interrupted) as e:
             self.interrupted([task], e)
             return
@@ -280,10 +249,11 @@ class FolderJob:
         engine, styles = self.prepared()
         limit = self.limits.setdefault(size, BatchLimit(self.batch))
 
-        def run(chunk: list[Task]):
+        def run(chunk: list[Task]) -> tuple[list | Exception, float]:
             if len(chunk) > 1:
                 self.progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}", code="batch.images"))
             t0 = time.perf_counter()
+            styled: list | Exception
             try:
                 styled, _ = image_job.stylise_pictures(engine, styles, [t.picture for t in chunk], self.progress)
             except torch.OutOfMemoryError:
@@ -318,8 +288,9 @@ class FolderJob:
 
 
 
-def record_failure(record: dict, reason: str, seconds: float, summary: FolderSummary, progress: Callback) -> None:
-    record.update(status="failed", error=reason, seconds=round(seconds, 3))
+def record_failure(record: FileRecord, reason: str, seconds: float, summary: FolderSummary,
+                   progress: Callback) -> None:
+    record.failed(reason, seconds)
     summary.failed += 1
     progress(FileDone(record["path"], "failed", seconds, error=reason, output=record["output"],
                       worker=record.get("worker", ""), node=record.get("node", "")))

@@ -13,14 +13,18 @@ for that.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..media.images import Picture, fit_long_side, header_size
+from ..media.walk import Item, walk
+from ..outputs import MANIFEST_NAME
 from ..progress import Callback
+from ..report.record import FileRecord
 from ..settings import file_sha256
+from .naming import assign_outputs
 from .origin import origin
-from .walk import Item, assign_outputs, walk
 
 
 @dataclass
@@ -92,9 +96,9 @@ def _by_origin(item: Item, out_path: Path, digest: str) -> Plan | None:
 
 
 def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dict[str, str],
-             image_suffix: str, manifest_files: dict[str, dict], progress: Callback) -> list[Plan]:
+             image_suffix: str, manifest_entries: Mapping[str, dict], progress: Callback) -> list[Plan]:
     """Walk the input folder and decide every file, in walk order."""
-    items = walk(input_dir, output_dir, progress)
+    items = walk(input_dir, output_dir, skip_folders_holding=(MANIFEST_NAME,), progress=progress)
     assign_outputs(items, image_suffix)
     input_files = set()
     for item in items:
@@ -102,7 +106,7 @@ def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dic
             input_files.add(item.path.resolve())
         except OSError:
             pass
-    return [decide(item, manifest_files.get(item.rel), digests["video" if item.kind == "video" else "image"],
+    return [decide(item, manifest_entries.get(item.rel), digests["video" if item.kind == "video" else "image"],
                    output_dir, overwrite, input_files) for item in items]
 
 
@@ -114,7 +118,7 @@ class Task:
     out_path: Path
     digest: str  # settings hash the manifest records
     sha256: str  # known from planning, or "" (hashed when the file is begun)
-    record: dict
+    record: FileRecord
     picture: Picture | None = None  # images: read and at working size while their group runs
     seconds: float = 0.0  # wall time spent on this file, its share of a batch included
 

@@ -228,7 +228,7 @@ class ReportPage:
                 for which, data in (("in", inp), ("out", out)):
                     size = _jpeg_size(data)
                     pair.append(self._keep(data, size, embed, record["output"], FRAME, f"{which}{k}"))
-                frames.append(tuple(pair))
+                frames.append((pair[0], pair[1]))
             self.videos[key] = (sample, frames)
         return self.videos[key]
 

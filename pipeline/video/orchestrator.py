@@ -28,12 +28,14 @@ import numpy as np
 
 from ..engine import Engine
 from ..errors import Interrupted, ProcessingError
+from ..media.images import atomic_write_bytes
 from ..media.video import TruncatedVideoError, VideoWriter
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
 from ..report.summary import JobSummary
 from ..settings import Settings
 from ..style_targets import StyleSet
 from .clip import Clip, open_clip
+from .contract import Executor
 from .executors import InProcess
 from .pieces import ClipPlan, Seam, Segment, cross_fade, plan_clip
 from .segment import SegmentOutput, SegmentTask
@@ -150,7 +152,7 @@ def _forget(state: Clipwork, indices) -> None:
             state.work.forget([index], lead=lead)
 
 
-def _dispatch(state: Clipwork, executor) -> None:
+def _dispatch(state: Clipwork, executor: Executor) -> None:
     """Hand each free worker the next segment of a piece: a piece already started first (so that
     no more pieces are half done, each holding an anchor, than there are workers), then the piece
     with the most frames left (so that the longest start early and none is left for the end)."""
@@ -172,6 +174,10 @@ def _store(state: Clipwork, output: SegmentOutput) -> None:
     The new anchor is written before the record, so a crash between the two costs nothing."""
     segment, work = output.segment, state.work
     piece = state.plan.pieces[segment.piece]
+    if output.data is not None:  # sent as bytes (a Ray worker): written here, as every stored part is
+        output.file = work.segment_path(segment.name, state.suffix)
+        atomic_write_bytes(output.file, output.data)
+        output.data = None
     for index, frame in output.raw.items():
         lead = index < piece.keep_from
         if not work.has(index, lead=lead):  # a local worker saved its frames already
@@ -205,7 +211,7 @@ def _join_seams(state: Clipwork) -> None:
         _forget(state, indices)
 
 
-def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path: Path, *,
+def stylise_clip(executor: Executor, settings: Settings, source: Clip | Path, output_path: Path, *,
                  keep_frames: bool = False, progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
                  comment: str | None = None) -> VideoOutcome:
     """Stylise a video (or the part a Clip names) into output_path on `executor` (executors.py:
@@ -240,7 +246,7 @@ def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path:
                         **executor.identities())
 
 
-def _announce(state: Clipwork, executor, clip: Clip, scores: list[float], progress: Callback) -> None:
+def _announce(state: Clipwork, executor: Executor, clip: Clip, scores: list[float], progress: Callback) -> None:
     """What a rerun takes from the last one, the estimate, and how the clip is cut."""
     plan, resumed = state.plan, len(state.finished)
     if resumed:
@@ -260,7 +266,7 @@ def _announce(state: Clipwork, executor, clip: Clip, scores: list[float], progre
             code="video.pieces"))
 
 
-def _run(state: Clipwork, executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
+def _run(state: Clipwork, executor: Executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
          stop: StopRequest) -> None:
     """Dispatch and store until every part is in; Interrupted on a stop request, once every
     segment in hand is stored or its frames saved (on Ray: given up)."""

@@ -42,14 +42,17 @@ class SegmentTask:
 
 @dataclass
 class SegmentOutput:
-    """What a worker returns: the segment's encoded file (None when it encodes no frame), the raw
-    outputs of segment.raw_indices() ((h, w, 3) uint8), and per frame stylised here (index,
-    seconds, loss); frames replayed from an interrupted run are not in `stylised`."""
+    """What a worker returns: the segment's encoded file in the resume folder (None when it
+    encodes no frame, or when it comes as `data`), the raw outputs of segment.raw_indices()
+    ((h, w, 3) uint8), and per frame stylised here (index, seconds, loss); frames replayed from an
+    interrupted run are not in `stylised`. data: the encoded segment's bytes from a worker that
+    cannot write the resume folder (a Ray worker); the orchestrator writes them there."""
 
     segment: Segment
     file: Path | None
     raw: dict[int, np.ndarray]
     stylised: list[tuple[int, float, float]] = field(default_factory=list)
+    data: bytes | None = None
 
 
 def run_segment(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str, *,
