@@ -261,3 +261,22 @@ def test_no_on_cluster_parameter_and_jobs_below_the_cluster():
             assert not [t for t in targets if t.startswith("pipeline.cluster")], (name, targets)
         if name == "pipeline.preview":
             assert not [t for t in targets if t.startswith("pipeline.folder")], (name, targets)
+
+
+def test_overnight_config_names_every_option_at_its_default_or_a_stated_nightly_value():
+    """configs/overnight.toml, "every option nstvid knows": each Settings and RunOptions field but
+    those of one run (the command line, a preview, a dry run, part of a clip), each at its default
+    but the values a nightly job sets (where it writes, its log and report, its time limit, its
+    style). A new field, or a changed default, fails here until the file says it."""
+    import dataclasses
+
+    from nstvid.pipeline import settings
+
+    one_run = {"command", "preview", "preview_strengths", "dry_run", "start", "duration", "end"}
+    nightly = {"output", "report", "log_format", "max_runtime", "styles"}
+    values = settings.read_config(ROOT / "configs" / "overnight.toml")
+    defaults = {f.name: f.default for cls in (settings.Settings, settings.RunOptions) for f in dataclasses.fields(cls)}
+    assert sorted(set(defaults) - one_run - set(values)) == [], "missing from overnight.toml"
+    assert "strength" in values
+    differ = sorted(name for name, value in values.items() if value != defaults[name])
+    assert differ == sorted(nightly), differ

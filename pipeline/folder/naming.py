@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
 from ..media.images import IMAGE_EXTENSIONS
 from ..media.walk import Item
 
 
 def image_suffix(image_format: str) -> str:
-    ext = "." + image_format.strip().lower().lstrip(".")
-    if ext not in IMAGE_EXTENSIONS:
-        raise UsageError(f"--image-format {image_format!r}: expected png, jpg, webp, tiff or bmp")
-    return IMAGE_EXTENSIONS[ext]
+    """The suffix of the images a folder job writes: '.png' for png (RunOptions.image_format, one
+    of settings.IMAGE_FORMATS: the option's parser and validate() saw to it)."""
+    return IMAGE_EXTENSIONS["." + image_format]
 
 
 def assign_outputs(items: list[Item], image_suffix: str) -> None:

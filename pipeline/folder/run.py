@@ -123,7 +123,6 @@ def check_folders(input_dir: Path, output_dir: Path, options: RunOptions) -> Non
     """Everything about a folder job's paths that can be refused before work starts."""
     if not input_dir.is_dir():
         raise InputError(input_dir, "not a folder")
-    image_suffix(options.image_format)
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputError(output_dir, "output exists and is not a folder (a folder input needs an output folder)")
     if output_dir.resolve() == input_dir.resolve():

@@ -14,14 +14,16 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..settings import IMAGE_FORMATS
 from . import png
 
 # OpenCV's own log lines ("[ WARN:0@0.2] global loadsave.cpp ...") would reach the terminal glued to
 # nstvid's; every failure they describe is raised here as a one-line error instead.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
-IMAGE_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp",
-                    ".tif": ".tiff", ".tiff": ".tiff", ".bmp": ".bmp"}
+# Extension -> the format's own (".jpeg" -> ".jpg"), from the one list of image formats.
+IMAGE_EXTENSIONS = {f".{extension}": f".{name}" for name, extensions in IMAGE_FORMATS.items()
+                    for extension in extensions}
 SIXTEEN_BIT_FORMATS = {".png", ".tiff"}
 
 
