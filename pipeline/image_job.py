@@ -1,12 +1,16 @@
-"""Stylise still images: one file, or a batch of pictures that share a working size."""
+"""Stylise still images: one file, a batch of pictures that share a working size, or a unit of
+pictures of any sizes (stylise_unit: what a folder job's unit, a Ray worker's call and a preview
+sheet each run)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .batching import BatchLimit, OutOfMemory, in_batches
 from .engine import Engine
 from .errors import UsageError
 from .frames import at_working_size, initial_images, to_rgb, to_tensor
@@ -60,3 +64,44 @@ def stylise_file(engine: Engine, styles: StyleSet, input_path: Path, output_path
     write_image(output_path, styled)
     return ImageOutcome(output_path, float(result.content[0]), float(result.style[0]),
                         result.iterations, time.perf_counter() - started)
+
+
+@dataclass
+class Pass:
+    """One optimisation pass of a unit: which of its pictures (indices into those given) and what
+    came of them: their stylised pictures and losses, or the error that failed them all (an
+    OutOfMemory: one picture alone does not fit). seconds: the pass's time per picture."""
+
+    members: list[int]
+    styled: list[Picture] | BaseException
+    losses: list[float]
+    seconds: float
+
+
+def stylise_unit(engine: Engine, styles: StyleSet, pictures: list[Picture], limits: dict[tuple[int, int], BatchLimit],
+                 batch: int, progress: Callback = ignore) -> Iterator[Pass]:
+    """Group pictures by working size (in the order first seen), stylise each group in passes of up
+    to its size's limit (limits[size], made at `batch` the first time; halved on out of memory, for
+    good: batching.in_batches), and yield each pass. A pass that fails otherwise fails its pictures
+    alone. The consumer may stop between passes (a stop request): no further pass starts."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for k, picture in enumerate(pictures):
+        groups.setdefault(fit_long_side(picture.size, engine.settings.size), []).append(k)
+    for size, members in groups.items():
+        limit = limits.setdefault(size, BatchLimit(batch))
+
+        def run(chunk: list[int], size: tuple[int, int] = size) -> Pass:
+            if len(chunk) > 1:
+                progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}", code="batch.images"))
+            t0 = time.perf_counter()
+            try:
+                styled, result = stylise_pictures(engine, styles, [pictures[k] for k in chunk], progress)
+            except torch.OutOfMemoryError:
+                raise  # in_batches halves the pass
+            except Exception as e:  # noqa: BLE001 - the pass failed for its pictures; the unit goes on
+                return Pass(chunk, e, [], (time.perf_counter() - t0) / len(chunk))
+            return Pass(chunk, styled, result.total.tolist(), (time.perf_counter() - t0) / len(chunk))
+
+        for chunk, outcome in in_batches(members, limit, run, device=engine.device, size=size, what="image",
+                                         progress=progress):
+            yield Pass(chunk, outcome, [], 0.0) if isinstance(outcome, OutOfMemory) else outcome

@@ -14,9 +14,9 @@ from pathlib import Path
 from .errors import UsageError
 from .estimate import duration_text, full_seconds, trial
 from .frames import at_working_size, to_float, video_size
-from .image_job import stylise_pictures
+from .image_job import stylise_unit
 from .losses import style_weight_at
-from .media.images import Picture, fit_long_side, read_image, write_image
+from .media.images import Picture, read_image, write_image
 from .media.video import FrameSpan
 from .media.walk import walk
 from .outputs import MANIFEST_NAME
@@ -103,14 +103,13 @@ def run_preview(source: Path, kind: str, clip: Clip | None, output: Path, settin
 
 
 def _stylise_all(engine, styles, pictures: list[Picture], progress: Callback) -> list[Picture]:
-    """Pictures of one working size together, others alone; in the order given."""
-    out: list[Picture | None] = [None] * len(pictures)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for k, picture in enumerate(pictures):
-        groups.setdefault(fit_long_side(picture.size, engine.settings.size), []).append(k)
-    for members in groups.values():
-        styled, _ = stylise_pictures(engine, styles, [pictures[k] for k in members], progress)
-        for k, picture in zip(members, styled):
+    """Pictures of one working size together (image_job.stylise_unit), in the order given; a pass
+    that fails fails the sheet."""
+    out: list[Picture] = list(pictures)
+    for done in stylise_unit(engine, styles, pictures, {}, len(pictures), progress):
+        if isinstance(done.styled, BaseException):
+            raise done.styled
+        for k, picture in zip(done.members, done.styled):
             out[k] = picture
     return out
 

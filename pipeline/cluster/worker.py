@@ -3,7 +3,7 @@
 Images arrive as bytes and go back encoded. A video segment is decoded here from the input (read
 where it is, on a shared volume, or from a copy sent once per node through the object store) and
 goes back encoded, with the few raw frames a seam or the next segment needs: a worker needs no
-access to the driver's files. The work itself is what a local run does: image_job.stylise_pictures
+access to the driver's files. The work itself is what a local run does: image_job.stylise_unit
 for a unit of images, video.segment.run_segment for a segment.
 This module never imports ray: it is importable, and testable, without the extra installed.
 """
@@ -16,11 +16,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..batching import BatchLimit, in_batches, window_batch
+from ..batching import BatchLimit, OutOfMemory, window_batch
 from ..engine import Engine, describe_failure
 from ..errors import InputError
 from ..frames import at_working_size
-from ..image_job import stylise_pictures
+from ..image_job import Pass, stylise_unit
 from ..media.images import Picture, atomic_write_bytes, decode_image, encode_image
 from ..progress import Estimate, FrameDone
 from ..settings import Settings, file_sha256
@@ -76,45 +76,38 @@ class Worker:
 
     def images(self, sent: list, targets: Targets, files: list[tuple[str, bytes]], ext: str, batch: int
                ) -> tuple[dict, list[FileResult]]:
-        """Stylise image files sent as (name, bytes), batched by working size; results in the
-        order given, outputs encoded for extension ext (".png", ".jpg", ...)."""
+        """Stylise image files sent as (name, bytes) (image_job.stylise_unit: batched by working
+        size); results in the order given, outputs encoded for extension ext (".png", ".jpg", ...)."""
         self._styles(sent, targets)
         results: dict[str, FileResult] = {}
-        by_size: dict[tuple[int, int], list[tuple[str, Picture, float]]] = {}
+        names: list[str] = []
+        pictures: list[Picture] = []
+        read: list[float] = []  # seconds each took to decode
         for name, data in files:
             t0 = time.perf_counter()
             try:
-                picture = at_working_size(decode_image(data, name), self.engine.settings.size)
+                pictures.append(at_working_size(decode_image(data, name), self.engine.settings.size))
             except InputError as e:
                 results[name] = ("input", e.problem, time.perf_counter() - t0, 0.0)
                 continue
-            by_size.setdefault(picture.size, []).append((name, picture, time.perf_counter() - t0))
-        for size, group in by_size.items():
-            results.update(self._stylise_group(size, group, ext, batch))
+            names.append(name)
+            read.append(time.perf_counter() - t0)
+        for done in stylise_unit(self.engine, self.styles, pictures, self.image_limits, batch):
+            for j, k in enumerate(done.members):
+                results[names[k]] = self._result(done, j, read[k], ext)
         return self.identity, [results[name] for name, _ in files]
 
-    def _stylise_group(self, size: tuple[int, int], group: list[tuple[str, Picture, float]], ext: str,
-                       batch: int) -> dict[str, FileResult]:
-        limit = self.image_limits.setdefault(size, BatchLimit(batch))
-        out: dict[str, FileResult] = {}
-
-        def run(chunk):
-            t0 = time.perf_counter()
-            styled, result = stylise_pictures(self.engine, self.styles, [p for _, p, _ in chunk])
-            share = (time.perf_counter() - t0) / len(chunk)
-            return [("done", encode_image(picture, ext), read + share, float(loss))
-                    for (_, _, read), picture, loss in zip(chunk, styled, result.total.tolist())]
-
+    @staticmethod
+    def _result(done: Pass, j: int, read: float, ext: str) -> FileResult:
+        """The j-th picture of a pass, encoded for ext, or the error that failed it."""
+        if isinstance(done.styled, OutOfMemory):
+            return "error", str(done.styled), 0.0, 0.0
+        if isinstance(done.styled, BaseException):
+            return "error", describe_failure(done.styled), read, 0.0
         try:
-            for chunk, outcome in in_batches(group, limit, run, device=self.engine.device, size=size,
-                                             what="image"):
-                for (name, _, _read), result in zip(chunk, outcome if isinstance(outcome, list)
-                                                   else [("error", str(outcome), 0.0, 0.0)] * len(chunk)):
-                    out[name] = result
-        except Exception as e:  # noqa: BLE001 - the pass failed for its files; the job goes on
-            reason = describe_failure(e)
-            out.update({name: ("error", reason, read, 0.0) for name, _, read in group if name not in out})
-        return out
+            return "done", encode_image(done.styled[j], ext), read + done.seconds, float(done.losses[j])
+        except Exception as e:  # noqa: BLE001 - this file fails; the unit goes on
+            return "error", describe_failure(e), read, 0.0
 
     def segment(self, sent: list, targets: Targets, clip: Clip, source, task: SegmentTask, key: dict,
                 suffix: str, events) -> tuple[dict, bytes | None, SegmentOutput]:

@@ -9,15 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 from .. import image_job
 from ..backend import Backend
-from ..batching import BatchLimit, OutOfMemory, in_batches
+from ..batching import BatchLimit
 from ..errors import InputError, Interrupted, OutputError
 from ..estimate import folder_estimate, trial
 from ..frames import at_working_size, video_size
-from ..media.images import fit_long_side, header_size, read_image, write_image
+from ..media.images import Picture, fit_long_side, header_size, read_image, write_image
 from ..media.video import probe
 from ..outputs import check_output
 from ..prepare import prepare
@@ -215,67 +213,48 @@ class FolderJob:
             self.done(task)
 
     def run_images(self, tasks: list[Task]) -> None:
-        """Read every image of a unit first, then stylise those of one working size together.
+        """Read every image of a unit first, then stylise them (image_job.stylise_unit: those of
+        one working size together, in passes up to the batch limit).
 
         A file that cannot be read (corrupt, gone, output folder not writable) fails alone here,
         before any optimisation; the others go on as a batch. Pictures are kept at their working
         size only, so a unit of large photos costs little memory while it waits."""
         self.prepared()
         try:
-            by_size: dict[tuple[int, int], list[Task]] = {}
+            ready: list[Task] = []
             for task in tasks:
                 self.announce(task)
                 with self.attempt(task) as attempt:
                     self.begin(task)
                     task.picture = at_working_size(read_image(task.item.path), self.settings.size)
                 if not attempt.failed:
-                    by_size.setdefault(task.picture.size, []).append(task)
-            for k, (size, same_size) in enumerate(by_size.items()):
-                if k > 0 and self.halted():  # _run cleared the unit's first pass just before
-                    for task in same_size:
-                        self.not_started(task)
-                    continue
-                self._stylise_batches(size, same_size)
+                    ready.append(task)
+            self._stylise(ready)
         except (KeyboardInterrupt, Interrupted) as e:
-            self.interrupted([t for t in tasks if not t.record["status"]], e)
+            self.interrupted([t for t in tasks if not t.record.status], e)
         finally:
             for task in tasks:
                 task.picture = None
 
-    def _stylise_batches(self, size: tuple[int, int], tasks: list[Task]) -> None:
-        """Stylise tasks whose pictures are all of working size (h, w), in passes of up to the
-        size's batch limit (batching.in_batches halves it on out of memory); a stop request or
-        --max-runtime is looked at before every pass after the first."""
+    def _stylise(self, tasks: list[Task]) -> None:
+        """Stylise the read pictures pass by pass, writing each pass's outputs; a stop request or
+        --max-runtime is looked at after every pass that leaves pictures to do."""
         engine, styles = self.prepared()
-        limit = self.limits.setdefault(size, BatchLimit(self.batch))
-
-        def run(chunk: list[Task]) -> tuple[list | Exception, float]:
-            if len(chunk) > 1:
-                self.progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}", code="batch.images"))
-            t0 = time.perf_counter()
-            styled: list | Exception
-            try:
-                styled, _ = image_job.stylise_pictures(engine, styles, [t.picture for t in chunk], self.progress)
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as e:  # noqa: BLE001 - the pass failed for all its files; the job goes on
-                styled = e
-            return styled, (time.perf_counter() - t0) / len(chunk)
-
-        finished = 0
-        for chunk, outcome in in_batches(tasks, limit, run, device=engine.device, size=size, what="image",
-                                         progress=self.progress):
-            finished += len(chunk)
-            styled, share = (outcome, 0.0) if isinstance(outcome, OutOfMemory) else outcome
-            for task, picture in zip(chunk, styled if isinstance(styled, list) else [styled] * len(chunk)):
-                task.seconds += share
-                self._write(task, picture)
-            if finished < len(tasks) and self.halted():
-                for task in tasks[finished:]:
-                    self.not_started(task)
+        left = set(range(len(tasks)))
+        for done in image_job.stylise_unit(engine, styles, [t.picture for t in tasks], self.limits, self.batch,
+                                           self.progress):
+            styled: list[Picture | BaseException] = (list(done.styled) if isinstance(done.styled, list)
+                                                     else [done.styled] * len(done.members))
+            for k, picture in zip(done.members, styled):
+                tasks[k].seconds += done.seconds
+                self._write(tasks[k], picture)
+                left.discard(k)
+            if left and self.halted():
+                for k in sorted(left):
+                    self.not_started(tasks[k])
                 return
 
-    def _write(self, task: Task, picture) -> None:
+    def _write(self, task: Task, picture: Picture | BaseException) -> None:
         """Write one stylised picture (atomic: a temp file renamed into place), or fail the file
         with the error its pass raised."""
         if isinstance(picture, BaseException):
@@ -285,7 +264,6 @@ class FolderJob:
             write_image(task.out_path, picture, record=self.origin(task))
         if not attempt.failed:
             self.done(task)
-
 
 
 def record_failure(record: FileRecord, reason: str, seconds: float, summary: FolderSummary,
