@@ -30,7 +30,7 @@ from nstvid.pipeline.media.video import probe, read_frames
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import STYLE_LAYERS, Settings
 from nstvid.pipeline.video.chain import FrameResult
-from nstvid.pipeline.video.job import Finished, stylise_frames
+from nstvid.pipeline.video.stream import Finished, stylise_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_media"
@@ -105,7 +105,7 @@ def at_size(frames: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]
 def chain_frames(settings: Settings, frames: list[np.ndarray], saved: dict[int, np.ndarray] | None = None,
                  size: tuple[int, int] | None = None, batch: int = 1,
                  ) -> tuple[list[np.ndarray], list[float], list[FrameResult | None]]:
-    """The real chain (video/job.py stylise_frames) over frames in memory, in line, `batch` frames
+    """The real chain (video/stream.py stylise_frames) over frames in memory, in line, `batch` frames
     per window (--batch; 1 by default). saved: {index: stylised uint8 frame} replayed instead of
     computed (e.g. a shared first frame). size: the working (h, w) when the frames are the flow's
     larger sources (default: the frames' own). Returns (outputs uint8, seconds per frame: flow

@@ -27,9 +27,9 @@ from nstvid.pipeline.media.video import VideoWriter, probe, read_frames, run_ffm
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.progress import FrameDone
 from nstvid.pipeline.settings import Settings, load
-from nstvid.pipeline.video.job import stylise_frames
 from nstvid.pipeline.video.orchestrator import stylise_video
 from nstvid.pipeline.video.plan import plan_steps
+from nstvid.pipeline.video.stream import stylise_frames
 from nstvid.pipeline.video.workdir import WorkDir
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from .cluster.connect import check_address, check_installed
 from .errors import InputError, UsageError
-from .folder.lock import output_lock
+from .lock import output_lock
 from .media.images import read_image
 from .media.sniff import classify
 from .media.video import encoder_problem
@@ -193,7 +193,7 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     from .prepare import prepare
     from .preview import run_preview
     from .report import FileReport, job_info
-    from .video.job import estimate_video
+    from .video.stream import estimate_video
 
     preview = job.options.preview
     if job.options.dry_run and not (job.kind == "folder" and not preview):  # a folder's is the plan

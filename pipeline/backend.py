@@ -30,7 +30,7 @@ Prepared = Callable[[], "tuple[Engine, StyleSet]"]  # the job's engine and style
 
 class UnitJob(Protocol):
     """What a runner of image units needs of the folder job (folder/job.py FolderJob): its
-    settings and callback, and the bookkeeping of each file. `task` is a folder/plan.py Task."""
+    settings and callback, and the bookkeeping of each file. `task` is a folder/triage.py Task."""
 
     settings: Settings
     progress: Callback

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
-from .settings import file_sha256
+from .files import file_sha256
 
 # torchvision's vgg19().features indices of the layers we may ask for.
 LAYER_INDEX = {

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .errors import InputError, UsageError
+from .files import file_sha256
 
 DEFAULT_PRESET = "balanced"
 PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a number
@@ -252,15 +253,6 @@ def style_file_hashes(settings: Settings) -> list[str]:
         except OSError as e:
             raise InputError(style, f"style image not readable ({e.strerror or e})") from None
     return hashes
-
-
-def file_sha256(path: str | Path) -> str:
-    """Content hash of a file (style images, inputs): what caches and manifests are keyed by."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

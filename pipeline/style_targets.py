@@ -15,9 +15,10 @@ import torch
 
 from .color import luminance
 from .engine import Engine
+from .files import atomic_write_bytes, file_sha256
 from .losses import gram, target_scale
-from .media.images import Picture, atomic_write_bytes, read_image, resize_rgb
-from .settings import STYLE_LAYERS, file_sha256
+from .media.images import Picture, read_image, resize_rgb
+from .settings import STYLE_LAYERS
 
 CACHE_VERSION = 2
 

@@ -12,8 +12,8 @@ import pytest
 
 from nstvid.pipeline.errors import LockedError
 from nstvid.pipeline.folder import manifest as manifest_module
-from nstvid.pipeline.folder.lock import LOCK_NAME, FolderLock, _boot_id, _proc_start
 from nstvid.pipeline.folder.manifest import JOURNAL_NAME, MANIFEST_NAME, Manifest
+from nstvid.pipeline.lock import LOCK_NAME, FolderLock, _boot_id, _proc_start
 from nstvid.pipeline.progress import Message
 
 

@@ -214,11 +214,11 @@ def test_split_clip_prefers_scene_cuts_and_leads_in_elsewhere():
 def test_the_plan_covers_every_frame_once_in_order():
     """Segments' encoded ranges and seams tile the clip; each segment after a piece's first starts
     where the one before it stopped (its anchor), and raw frames are those a seam blends."""
-    from nstvid.pipeline.video.pieces import Seam, plan_clip
+    from nstvid.pipeline.video.pieces import Seam, lay_out_clip
 
     for frames, workers, cuts in ((10, 2, []), (100, 1, []), (130, 3, [40]), (300, 4, [7, 150]), (5, 8, [])):
         scores = [0.8 if i + 1 in cuts else 0.0 for i in range(frames - 1)]
-        plan = plan_clip(frames, workers, scores, 0.35, 24)
+        plan = lay_out_clip(frames, workers, scores, 0.35, 24)
         covered = []
         for part in plan.parts():
             covered += list(range(part.first, part.stop) if isinstance(part, Seam)

@@ -18,8 +18,9 @@ from typing import Any
 
 from ..backend import Prepared, UnitJob
 from ..errors import InputError, ProcessingError
+from ..files import atomic_write_bytes
 from ..image_job import ImageOutcome
-from ..media.images import atomic_write_bytes, fit_long_side, header_size, output_format, with_record
+from ..media.images import fit_long_side, header_size, output_format, with_record
 from ..progress import Callback, Message, StopRequest
 from ..settings import RunOptions, Settings
 from .pool import Call, Cluster, Pool

@@ -19,15 +19,16 @@ from pathlib import Path
 from ..batching import BatchLimit, OutOfMemory, window_batch
 from ..engine import Engine, describe_failure
 from ..errors import InputError
+from ..files import atomic_write_bytes, file_sha256
 from ..frames import at_working_size
 from ..image_job import Pass, stylise_unit
-from ..media.images import Picture, atomic_write_bytes, decode_image, encode_image
+from ..media.images import Picture, decode_image, encode_image
 from ..progress import Estimate, FrameDone
-from ..settings import Settings, file_sha256
+from ..settings import Settings
 from ..style_targets import StyleSet, StyleTargets
 from ..video.clip import Clip, ScanPart, scan_part
-from ..video.job import estimate_video
 from ..video.segment import SegmentOutput, SegmentTask, run_segment
+from ..video.stream import estimate_video
 from ..video.workdir import WorkDir
 
 Targets = dict[tuple[int, int], StyleTargets]
@@ -50,7 +51,7 @@ class Worker:
         self.engine = Engine.create(replace(settings, devices=()))
         self.styles: StyleSet | None = None
         self.image_limits: dict[tuple[int, int], BatchLimit] = {}
-        self.window_batches: dict[tuple[int, int], int] = {}  # the trial runs once per size, not per chunk
+        self.window_batches: dict[tuple[int, int], int] = {}  # the trial runs once per size, not per segment
         self.identity = {"node": _node_address(), "worker": f"{socket.gethostname()}:{os.getpid()}",
                          "device": str(self.engine.device)}
 
@@ -140,7 +141,7 @@ class Worker:
 
     def estimate(self, sent: list, targets: Targets, clip: Clip, source, scores: list[float], done: int,
                  workers: int) -> Estimate:
-        """The clip's estimate (video.job.estimate_video) from a timed trial on this worker's device,
+        """The clip's estimate (video.stream.estimate_video) from a timed trial on this worker's device,
         the work shared by `workers` of its kind."""
         return estimate_video(self.engine, self._styles(sent, targets), _readable_here(clip, source), done=done,
                               scores=scores, devices=workers)

@@ -14,6 +14,7 @@ from ..backend import Backend
 from ..batching import BatchLimit
 from ..errors import InputError, Interrupted, OutputError
 from ..estimate import folder_estimate, trial
+from ..files import file_sha256
 from ..frames import at_working_size, video_size
 from ..media.images import Picture, fit_long_side, header_size, read_image, write_image
 from ..media.video import probe
@@ -22,11 +23,11 @@ from ..prepare import prepare
 from ..progress import Callback, Estimate, FileDone, Message, StopRequest
 from ..report.record import FileRecord, failure
 from ..report.summary import JobSummary
-from ..settings import RunOptions, Settings, file_sha256
+from ..settings import RunOptions, Settings
 from ..video.orchestrator import stylise_clip
 from .manifest import Manifest
 from .origin import record
-from .plan import Task
+from .triage import Task
 
 
 class FolderSummary(JobSummary):

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TextIO
 
 from ..errors import OutputError
-from ..media.images import atomic_write_bytes
+from ..files import atomic_write_bytes
 from ..outputs import MANIFEST_NAME  # noqa: F401 - the manifest's name, where its readers look for it
 from ..progress import Callback, Message, ignore
 from ..settings import Settings, style_file_hashes
@@ -83,7 +83,7 @@ class Manifest:
 
     @property
     def entries(self) -> Mapping[str, dict]:
-        """{input rel path: entry}, read-only (plan.py decides from them)."""
+        """{input rel path: entry}, read-only (triage.py decides from them)."""
         return MappingProxyType(self._files)
 
     @property

@@ -1,4 +1,4 @@
-"""Running a folder job: the lock, the plan, the units of work, and the record of every file.
+"""Running a folder job: the lock, the triage, the units of work, and the record of every file.
 
 * Failures stay local: a bad file is reported through ``FileDone(..., "failed", error=...)``, the job
   goes on, and the exit code is 1. Unusable content is remembered as a permanent failure; anything
@@ -24,41 +24,41 @@ from pathlib import Path
 
 from ..backend import Backend
 from ..errors import InputError, Interrupted, OutputError, UsageError
+from ..lock import FolderLock
 from ..progress import NEVER_STOP, Callback, FileDone, Message, StopRequest, Totals, ignore
 from ..report import ReportPage, job_info, write_json
 from ..report.record import FileRecord
 from ..settings import RunOptions, Settings
 from .job import FolderJob, FolderSummary, record_failure
-from .lock import FolderLock
 from .manifest import MANIFEST_NAME, Manifest, settings_hashes
 from .naming import image_suffix
-from .plan import Plan, Task, plan_all, units
+from .triage import Task, Verdict, triage, units
 
 __all__ = ["FolderSummary", "check_folders", "run_folder", "dry_run"]
 
 
-def _tasks(plans: list[Plan], output_dir: Path, digests: dict, manifest: Manifest, summary: FolderSummary,
+def _tasks(verdicts: list[Verdict], output_dir: Path, digests: dict, manifest: Manifest, summary: FolderSummary,
            progress: Callback) -> list[Task]:
-    """Record every skip and planned failure; return the files to stylise, in walk order."""
+    """Record every skip and failure the triage found; return the files to stylise, in walk order."""
     tasks: list[Task] = []
-    for plan in plans:
-        item = plan.item
+    for verdict in verdicts:
+        item = verdict.item
         out_path = output_dir / item.out_rel if item.out_rel else None
         record = FileRecord.of(str(item.path), str(out_path) if out_path else "", item.kind)
         summary.records.append(record)
         digest = digests["video" if item.kind == "video" else "image"]
-        if plan.action == "skip":
+        if verdict.action == "skip":
             record.skipped()
             summary.skipped += 1
-            if plan.proven:  # no manifest entry: the output's record says it is done
+            if verdict.proven:  # no manifest entry: the output's record says it is done
                 manifest.proven(item.rel, output=item.out_rel, settings=digest, size=item.size,
-                                mtime_ns=item.mtime_ns, sha256=plan.sha256)
+                                mtime_ns=item.mtime_ns, sha256=verdict.sha256)
             manifest.touched(item.rel, item.mtime_ns)
             progress(FileDone(str(item.path), "skipped", 0.0, output=record["output"]))
-        elif plan.action == "fail":
-            record_failure(record, plan.reason, 0.0, summary, progress)
+        elif verdict.action == "fail":
+            record_failure(record, verdict.reason, 0.0, summary, progress)
         else:
-            tasks.append(Task(item, out_path, digest, plan.sha256, record))
+            tasks.append(Task(item, out_path, digest, verdict.sha256, record))
     return tasks
 
 
@@ -67,18 +67,18 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
          backend: Backend) -> None:
     output_dir = summary.output
     digests = settings_hashes(settings)
-    plans = plan_all(input_dir, output_dir, overwrite=options.overwrite, digests=digests,
+    verdicts = triage(input_dir, output_dir, overwrite=options.overwrite, digests=digests,
                      image_suffix=image_suffix(options.image_format), manifest_entries=manifest.entries,
                      progress=progress)
-    todo = sum(p.action == "do" for p in plans)
-    progress(Message(f"{len(plans)} files: {todo} to stylise, "
-                     f"{sum(p.action == 'skip' for p in plans)} already done, "
-                     f"{sum(p.action == 'fail' for p in plans)} unusable", code="folder.plan"))
-    proven = sum(p.proven for p in plans)
+    todo = sum(p.action == "do" for p in verdicts)
+    progress(Message(f"{len(verdicts)} files: {todo} to stylise, "
+                     f"{sum(p.action == 'skip' for p in verdicts)} already done, "
+                     f"{sum(p.action == 'fail' for p in verdicts)} unusable", code="folder.triage"))
+    proven = sum(p.proven for p in verdicts)
     if proven:
         progress(Message(f"{proven} output(s) not in the manifest prove their origin (this input, these "
                          "settings, recorded inside them): kept as done and recorded again", code="folder.proven"))
-    tasks = _tasks(plans, output_dir, digests, manifest, summary, progress)
+    tasks = _tasks(verdicts, output_dir, digests, manifest, summary, progress)
     if tasks:
         progress(Totals(len(tasks)))
     images = any(t.item.kind == "image" for t in tasks)
@@ -87,7 +87,7 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
     _run_units(job, backend, tasks, units(tasks, settings.size, batch))
     summary.settle()
     if summary.done == 0 and summary.pending == 0:
-        progress(Message(f"nothing to do: {summary.skipped} of {len(plans)} files already done"
+        progress(Message(f"nothing to do: {summary.skipped} of {len(verdicts)} files already done"
                          + (f", {summary.failed} unusable" if summary.failed else ""), code="folder.nothing_to_do"))
 
 
@@ -181,18 +181,18 @@ def dry_run(input_dir: Path, output_dir: Path, settings: Settings, options: RunO
     started = time.monotonic()
     entries = Manifest(output_dir / MANIFEST_NAME, progress).entries if output_dir.is_dir() else {}
     summary = FolderSummary(output_dir)
-    plans = plan_all(input_dir, output_dir, overwrite=options.overwrite, digests=settings_hashes(settings),
+    verdicts = triage(input_dir, output_dir, overwrite=options.overwrite, digests=settings_hashes(settings),
                      image_suffix=image_suffix(options.image_format), manifest_entries=entries,
                      progress=progress)
-    for plan in plans:
-        item = plan.item
+    for verdict in verdicts:
+        item = verdict.item
         out = str(output_dir / item.out_rel) if item.out_rel else ""
-        if plan.action == "skip":
+        if verdict.action == "skip":
             progress(Message(f"would skip {item.path} (done)", code="dry_run.would_skip"))
             status = "skipped"
             summary.skipped += 1
-        elif plan.action == "fail":
-            progress(Message(f"would fail {item.path}: {plan.reason}", level="warning", code="dry_run.would_fail"))
+        elif verdict.action == "fail":
+            progress(Message(f"would fail {item.path}: {verdict.reason}", level="warning", code="dry_run.would_fail"))
             status = "failed"
             summary.failed += 1
         else:
@@ -200,7 +200,7 @@ def dry_run(input_dir: Path, output_dir: Path, settings: Settings, options: RunO
             status = "pending"
             summary.pending += 1
         record = FileRecord.of(str(item.path), out, item.kind, status)
-        record["error"] = plan.reason  # a dry run's record: what the plan says of the file
+        record["error"] = verdict.reason  # a dry run's record: the verdict on the file
         summary.records.append(record)
     summary.seconds = time.monotonic() - started
     progress(Message(f"dry run: {summary.pending} to stylise, {summary.skipped} done, "

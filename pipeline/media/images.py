@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError
+from ..files import atomic_write_bytes
 from ..settings import IMAGE_FORMATS
 from . import png
 
@@ -178,31 +179,6 @@ def read_record(path: Path) -> str | None:
             key, _, text = body.decode("latin-1").partition(":")
             return text if key == RECORD_KEY else None
     return None
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path so that path only ever holds the complete file."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    except OSError as e:
-        raise OutputError(folder, f"output folder not writable ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes 0600 files; outputs get the usual umask-based mode like any new file.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(f.fileno(), 0o666 & ~umask)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(path, f"cannot write ({e.strerror})") from None
-    except BaseException:  # even Ctrl-C: no temp file left behind, then re-raised
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_writable_folder(folder: Path) -> None:

@@ -25,7 +25,7 @@ class Item:
     error: str = ""
     size: int = 0
     mtime_ns: int = 0
-    out_rel: str = ""  # a folder job's output for it, relative to the output folder (folder/plan.py)
+    out_rel: str = ""  # a folder job's output for it, relative to the output folder (folder/naming.py)
 
 
 def _dir_key(path: Path) -> tuple[int, int] | None:

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from ..errors import NstvidError, OutputError, UsageError
-from ..media.images import atomic_write_bytes, header_size
+from ..files import atomic_write_bytes
+from ..media.images import header_size
 from ..media.video import FrameSpan, probe
 from ..progress import Callback, Event, FileDone, Message, Totals
 from .page import Asset, document, failures, header, job_section, pager, row, rows_table, video_article

@@ -25,8 +25,8 @@ from ..settings import Settings
 from ..style_targets import StyleSet
 from .clip import Clip
 from .contract import ExecutorBase, Report
-from .job import estimate_video
 from .segment import SegmentOutput, SegmentTask, run_segment
+from .stream import estimate_video
 from .workdir import WorkDir
 
 

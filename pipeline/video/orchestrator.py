@@ -1,6 +1,6 @@
-"""One clip, on any executor: plan, dispatch, store, stitch. The one orchestrator of a video.
+"""One clip, on any executor: lay out, dispatch, store, stitch. The one orchestrator of a video.
 
-* Plan (pieces.py): the exact frame count and scene cuts from a fast thumbnail decode (never the
+* Lay out (pieces.py): the exact frame count and scene cuts from a fast thumbnail decode (never the
   container's count; the executor's scan: here in one decode, on Ray split over the workers),
   then pieces (parallel chains) and their segments.
 * Dispatch: each free worker gets the next segment of a piece already started, else of the piece
@@ -28,7 +28,7 @@ import numpy as np
 
 from ..engine import Engine
 from ..errors import Interrupted, ProcessingError
-from ..media.images import atomic_write_bytes
+from ..files import atomic_write_bytes
 from ..media.video import TruncatedVideoError, VideoWriter
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
 from ..report.summary import JobSummary
@@ -37,7 +37,7 @@ from ..style_targets import StyleSet
 from .clip import Clip, open_clip
 from .contract import Executor
 from .executors import InProcess
-from .pieces import ClipPlan, Seam, Segment, cross_fade, plan_clip
+from .pieces import ClipLayout, Seam, Segment, cross_fade, lay_out_clip
 from .segment import SegmentOutput, SegmentTask
 from .workdir import WorkDir, open_work
 
@@ -66,10 +66,10 @@ class PieceState:
 
 @dataclass
 class Clipwork:
-    """The orchestrator's state of one clip: the plan, the stored parts, each piece's progress,
+    """The orchestrator's state of one clip: the layout, the stored parts, each piece's progress,
     and the count of owned frames finished (lead-ins are extra work, not counted)."""
 
-    plan: ClipPlan
+    layout: ClipLayout
     work: WorkDir
     suffix: str
     settings: Settings
@@ -85,7 +85,7 @@ class Clipwork:
         return f"{self.settings.codec} crf {self.settings.crf}"
 
     def remaining(self, number: int) -> int:
-        segments = self.plan.segments[number]
+        segments = self.layout.segments[number]
         state = self.pieces[number]
         return sum(s.frames for s in segments[state.next:])
 
@@ -94,16 +94,16 @@ def _resume(state: Clipwork) -> None:
     """Take the parts an earlier run stored: per piece the segments done in order (a gap redoes
     from there), as far as the saved frames they leave for later are there: a seam's sides until
     the seam is encoded, and the anchor of a half-done piece (a missing one redoes from there)."""
-    plan, work = state.plan, state.work
+    layout, work = state.layout, state.work
     done = work.segments_done(state.encoding)
-    for seam in plan.seams:
+    for seam in layout.seams:
         if seam.name in done and done[seam.name].get("span") == [seam.first, seam.stop]:
             state.done[seam.name] = done[seam.name]
-    pending = [(i, lead) for seam in plan.seams if seam.name not in state.done
+    pending = [(i, lead) for seam in layout.seams if seam.name not in state.done
                for i in range(seam.first, seam.stop) for lead in (False, True)]
-    state.pieces = [PieceState() for _ in plan.pieces]
-    for number, segments in enumerate(plan.segments):
-        piece, taken = plan.pieces[number], 0
+    state.pieces = [PieceState() for _ in layout.pieces]
+    for number, segments in enumerate(layout.segments):
+        piece, taken = layout.pieces[number], 0
         for segment in segments:
             record = done.get(segment.name)
             sides = [(i, lead) for i, lead in pending if segment.first <= i < segment.stop
@@ -132,11 +132,11 @@ def _needed(state: Clipwork) -> set[tuple[int, bool]]:
     segment is stored, so the folder stays flat in clip length."""
     needed = set()
     for number, current in enumerate(state.pieces):
-        segments = state.plan.segments[number]
+        segments = state.layout.segments[number]
         if 0 < current.next < len(segments):
             last = segments[current.next - 1].stop - 1
-            needed.add((last, last < state.plan.pieces[number].keep_from))
-    for seam in state.plan.seams:
+            needed.add((last, last < state.layout.pieces[number].keep_from))
+    for seam in state.layout.seams:
         if seam.name not in state.done:
             needed.update((i, lead) for i in range(seam.first, seam.stop) for lead in (False, True))
     return needed
@@ -158,13 +158,13 @@ def _dispatch(state: Clipwork, executor: Executor) -> None:
     with the most frames left (so that the longest start early and none is left for the end)."""
     while executor.free > 0:
         ready = [n for n, p in enumerate(state.pieces)
-                 if not p.in_flight and p.next < len(state.plan.segments[n])]
+                 if not p.in_flight and p.next < len(state.layout.segments[n])]
         if not ready:
             return
         number = max(ready, key=lambda n: (state.pieces[n].next > 0, state.remaining(n)))
         current = state.pieces[number]
         current.in_flight = True
-        executor.submit(SegmentTask(state.plan.segments[number][current.next], state.plan.pieces[number],
+        executor.submit(SegmentTask(state.layout.segments[number][current.next], state.layout.pieces[number],
                                     current.anchor))
 
 
@@ -173,7 +173,7 @@ def _store(state: Clipwork, output: SegmentOutput) -> None:
     needed: the segment's own (a local worker saved them all), and the previous segment's anchor.
     The new anchor is written before the record, so a crash between the two costs nothing."""
     segment, work = output.segment, state.work
-    piece = state.plan.pieces[segment.piece]
+    piece = state.layout.pieces[segment.piece]
     if output.data is not None:  # sent as bytes (a Ray worker): written here, as every stored part is
         output.file = work.segment_path(segment.name, state.suffix)
         atomic_write_bytes(output.file, output.data)
@@ -186,9 +186,9 @@ def _store(state: Clipwork, output: SegmentOutput) -> None:
                         state.done)
     current = state.pieces[segment.piece]
     current.next, current.in_flight = segment.number + 1, False
-    finished = current.next == len(state.plan.segments[segment.piece])
+    finished = current.next == len(state.layout.segments[segment.piece])
     current.anchor = None if finished else output.raw[segment.stop - 1]
-    earlier = state.plan.segments[segment.piece][segment.number - 1].stop - 1 if segment.number else segment.first
+    earlier = state.layout.segments[segment.piece][segment.number - 1].stop - 1 if segment.number else segment.first
     _forget(state, [*range(segment.first, segment.stop), earlier])
     _join_seams(state)
 
@@ -197,11 +197,11 @@ def _join_seams(state: Clipwork) -> None:
     """Encode every seam whose two sides are both in: the previous piece's frames, cross-faded
     into the lead-in of the piece after it."""
     work = state.work
-    for seam in state.plan.seams:
+    for seam in state.layout.seams:
         indices = range(seam.first, seam.stop)
         if seam.name in state.done or not all(work.has(i) and work.has(i, lead=True) for i in indices):
             continue
-        piece = state.plan.pieces[seam.piece]
+        piece = state.layout.pieces[seam.piece]
         path = work.segment_path(seam.name, state.suffix)
         h, w = work.size
         with VideoWriter(path, w, h, state.fps, crf=state.settings.crf, codec=state.settings.codec) as writer:
@@ -223,12 +223,12 @@ def stylise_clip(executor: Executor, settings: Settings, source: Clip | Path, ou
     work = open_work(clip, output_path, settings, progress)
     progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
     frames, scores, truncated = executor.scan(clip, work, progress)
-    plan = plan_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
-    state = Clipwork(plan, work, output_path.suffix, settings, clip.info.fps, keep_frames=keep_frames)
+    layout = lay_out_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
+    state = Clipwork(layout, work, output_path.suffix, settings, clip.info.fps, keep_frames=keep_frames)
     _resume(state)
     resumed = len(state.finished)
     _announce(state, executor, clip, scores, progress)
-    parts = plan.parts()
+    parts = layout.parts()
     try:
         _run(state, executor, clip, parts, progress, stop)
     except KeyboardInterrupt:  # a second Ctrl-C: abort now, without waiting for the frames in hand
@@ -248,22 +248,23 @@ def stylise_clip(executor: Executor, settings: Settings, source: Clip | Path, ou
 
 def _announce(state: Clipwork, executor: Executor, clip: Clip, scores: list[float], progress: Callback) -> None:
     """What a rerun takes from the last one, the estimate, and how the clip is cut."""
-    plan, resumed = state.plan, len(state.finished)
+    layout, resumed = state.layout, len(state.finished)
     if resumed:
-        first_missing = next(i for i in range(plan.frames + 1) if i not in state.finished)
+        first_missing = next(i for i in range(layout.frames + 1) if i not in state.finished)
         progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised",
                          code="video.resuming"))
-        segments = [s for piece in plan.segments for s in piece]
+        segments = [s for piece in layout.segments for s in piece]
         stored = sum(s.name in state.done for s in segments)
         progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run",
                          code="video.segments_stored"))
     estimate = executor.estimate(clip, state.work, scores, resumed, progress)
     if estimate is not None:
         progress(estimate)
-    if len(plan.pieces) > 1:
-        progress(Message(f"{plan.frames} frames in {len(plan.pieces)} pieces on {executor.describe()}: " + ", ".join(
-            f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "") for p in plan.pieces),
-            code="video.pieces"))
+    if len(layout.pieces) > 1:
+        spans = ", ".join(f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "")
+                          for p in layout.pieces)
+        progress(Message(f"{layout.frames} frames in {len(layout.pieces)} pieces on {executor.describe()}: {spans}",
+                         code="video.pieces"))
 
 
 def _run(state: Clipwork, executor: Executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
@@ -273,12 +274,12 @@ def _run(state: Clipwork, executor: Executor, clip: Clip, parts: list[Segment | 
 
     def report(worker: str, event) -> None:
         if isinstance(event, FrameDone):  # of a frame the piece owns (run_segment counts no lead-in)
-            if len(state.plan.pieces) == 1:  # one chain: frames finish in clip order, each says which it is
+            if len(state.layout.pieces) == 1:  # one chain: frames finish in clip order, each says which it is
                 state.finished.add(event.index)
-                progress(FrameDone(event.index, state.plan.frames, event.seconds, event.loss))
+                progress(FrameDone(event.index, state.layout.frames, event.seconds, event.loss))
             elif event.index not in state.finished:  # pieces side by side: the count of frames done
                 state.finished.add(event.index)
-                progress(FrameDone(len(state.finished) - 1, state.plan.frames, event.seconds, event.loss))
+                progress(FrameDone(len(state.finished) - 1, state.layout.frames, event.seconds, event.loss))
         elif isinstance(event, Message):
             progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level, event.code))
 
@@ -306,7 +307,7 @@ def _stitch(state: Clipwork, clip: Clip, output_path: Path, settings: Settings, 
     writer = VideoWriter(output_path, w, h, clip.info.fps, audio_from=clip.path if clip.info.has_audio else None,
                          audio_start=clip.audio_start, crf=settings.crf, codec=settings.codec, comment=comment)
     try:
-        writer.join([state.work.path / state.done[p.name]["file"] for p in parts], state.plan.frames)
+        writer.join([state.work.path / state.done[p.name]["file"] for p in parts], state.layout.frames)
         writer.close()
     except BaseException:
         writer.abort()

@@ -23,9 +23,9 @@ from ..media.video import VideoWriter
 from ..progress import Callback, FrameDone, Message, ignore
 from ..style_targets import StyleSet
 from .clip import Clip
-from .job import stylise_frames
 from .pieces import Piece, Segment
 from .plan import End
+from .stream import stylise_frames
 from .threads import FrameSink
 from .workdir import WorkDir
 

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
+from ..files import atomic_write_bytes, file_sha256
 from ..frames import to_float, to_u8, video_size
 from ..media import png
-from ..media.images import Picture, atomic_write_bytes, read_image, write_image
+from ..media.images import Picture, read_image, write_image
 from ..progress import Callback, Message
-from ..settings import Settings, file_sha256, style_file_hashes
+from ..settings import Settings, style_file_hashes
 from .clip import Clip
 
 SEGMENTS = "segments.json"

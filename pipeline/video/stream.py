@@ -45,7 +45,7 @@ def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray
     overlap, decoding, flow and planning run one window ahead on a thread of their own. Frames
     before `start` are skipped and decoding stops at `stop_at`; stop() is looked at after each
     window; batch > 0 fixes the frames per window (else window_batch decides). This is what
-    stylise_video runs, what a Ray worker runs on each chunk, and what the benchmarks run.
+    stylise_video runs, what a Ray worker runs on each segment, and what the benchmarks run.
     """
     chain = Chain(engine, styles)
     limit = BatchLimit(batch or window_batch(engine, styles, size, progress))

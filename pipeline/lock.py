@@ -15,8 +15,8 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import LockedError, OutputError
-from ..progress import Callback, Message, ignore
+from .errors import LockedError, OutputError
+from .progress import Callback, Message, ignore
 
 try:  # POSIX only; without it the O_EXCL lock plus the pid check still work.
     import fcntl
