@@ -280,3 +280,48 @@ def test_overnight_config_names_every_option_at_its_default_or_a_stated_nightly_
     assert "strength" in values
     differ = sorted(name for name, value in values.items() if value != defaults[name])
     assert differ == sorted(nightly), differ
+
+
+_DRIFTED = '''
+from pathlib import Path
+
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.video.contract import ExecutorBase
+from nstvid.pipeline.video.orchestrator import stylise_clip
+
+
+class Drifted(ExecutorBase):
+    """An executor whose submit() lost its task, as the tests' double once drifted."""
+
+    free = 1
+    busy = False
+
+    def start(self, clip, work, suffix, report) -> None:
+        pass
+
+    def submit(self) -> None:
+        pass
+
+    def next(self, timeout: float) -> None:
+        return None
+
+
+def run(path: Path) -> None:
+    stylise_clip(Drifted(), Settings(), path, path)
+'''
+
+
+def test_a_drifted_executor_fails_the_type_check(tmp_path):
+    """The executor contract is checked, not only written: mypy (make typecheck's configuration)
+    refuses an executor that no longer matches it where the orchestrator takes one."""
+    pytest.importorskip("mypy")
+    link = ROOT / "build" / "mypy" / "nstvid"  # what `make typecheck` makes
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(Path("..") / "..")
+    module = tmp_path / "drifted.py"
+    module.write_text(_DRIFTED)
+    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), str(module)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'incompatible type "Drifted"; expected "Executor"' in r.stdout, r.stdout
