@@ -181,7 +181,7 @@ def driver_limit(workers: int, files: int, frames: int, short: int, size: int, t
         files_per_s = (len(stamps) - 1) / (stamps[-1] - stamps[0])
         film = _clip(tmp / "b_film.mp4", frames, "1280:720")
         clip = _clip(tmp / "b_clip.mp4", short, "1280:720")
-        _, styles = prepare(settings)
+        styles = prepare(settings).styles
         pool = cluster.pool(styles)
         rows = []
         # In this order: the film's memory growth is what it needs beyond the short clip's run.

@@ -198,8 +198,7 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     preview = job.options.preview
     if job.options.dry_run and not (job.kind == "folder" and not preview):  # a folder's is the plan
         if job.kind == "video" and not preview:  # the plan and how long it will take
-            engine, styles = prepare(job.settings, progress)
-            progress(estimate_video(engine, styles, job.clip))
+            progress(estimate_video(prepare(job.settings, progress), job.clip))
         progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}",
                          code="dry_run.would_stylise"))
         return DryRun(job.output)

@@ -20,12 +20,11 @@ from .progress import Callback, Estimate, StopRequest
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .engine import Engine
     from .image_job import ImageOutcome
-    from .style_targets import StyleSet
+    from .prepare import Prepared
     from .video.contract import Executor
 
-Prepared = Callable[[], "tuple[Engine, StyleSet]"]  # the job's engine and style targets, built at the first call
+Prepare = Callable[[], "Prepared"]  # the job's engine, style set and settings (prepare.py), built at the first call
 
 
 class UnitJob(Protocol):
@@ -35,8 +34,8 @@ class UnitJob(Protocol):
     settings: Settings
     progress: Callback
 
-    def prepared(self) -> tuple[Engine, StyleSet]:
-        """The job's engine and style targets, built at the first call."""
+    def prepared(self) -> Prepared:
+        """The job's engine, style set and settings, built at the first call."""
 
     def estimate(self, tasks: list[Any]) -> Estimate:
         """How long the files will take, from a timed trial in this process."""
@@ -102,10 +101,10 @@ class Backend(Protocol):
     def image_units(self, job: UnitJob) -> ImageUnits:
         """The runner of the folder job's units of images."""
 
-    def video_executor(self, prepared: Prepared, stop: StopRequest) -> Executor:
+    def video_executor(self, prepared: Prepare, stop: StopRequest) -> Executor:
         """What runs one clip's segments; the orchestrator closes it at the clip's end."""
 
-    def stylise_image(self, prepared: Prepared, input_path: Path, output_path: Path,
+    def stylise_image(self, prepared: Prepare, input_path: Path, output_path: Path,
                       progress: Callback) -> ImageOutcome:
         """Read, stylise and write one image file (the caller has checked the output)."""
 
@@ -155,20 +154,18 @@ class LocalBackend:
     def image_units(self, job: UnitJob) -> ImageUnits:
         return InProcessUnits(job)
 
-    def video_executor(self, prepared: Prepared, stop: StopRequest) -> Executor:
+    def video_executor(self, prepared: Prepare, stop: StopRequest) -> Executor:
         from .video.executors import Devices, InProcess
 
         if self.settings.devices:
             return Devices(self.settings, stop)  # the workers build their own engines
-        engine, styles = prepared()
-        return InProcess(engine, styles, stop)
+        return InProcess(prepared(), stop)
 
-    def stylise_image(self, prepared: Prepared, input_path: Path, output_path: Path,
+    def stylise_image(self, prepared: Prepare, input_path: Path, output_path: Path,
                       progress: Callback) -> ImageOutcome:
         from .image_job import stylise_file
 
-        engine, styles = prepared()
-        return stylise_file(engine, styles, input_path, output_path, progress=progress)
+        return stylise_file(prepared(), input_path, output_path, progress=progress)
 
     def close(self) -> None:
         pass

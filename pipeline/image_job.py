@@ -11,14 +11,13 @@ from pathlib import Path
 import torch
 
 from .batching import BatchLimit, OutOfMemory, in_batches
-from .engine import Engine
 from .errors import UsageError
 from .frames import at_working_size, initial_images, to_rgb, to_tensor
 from .gatys import Result, coarse_to_fine
 from .media.images import Picture, fit_long_side, read_image, write_image
+from .prepare import Prepared
 from .progress import Callback, Message, ignore
 from .report.summary import JobSummary
-from .style_targets import StyleSet
 
 
 @dataclass
@@ -31,21 +30,21 @@ class ImageOutcome:
     summary: JobSummary | None = None  # with a report: the job's summary of one record (report/)
 
 
-def stylise_pictures(engine: Engine, styles: StyleSet, pictures: list[Picture],
+def stylise_pictures(prepared: Prepared, pictures: list[Picture],
                      progress: Callback = ignore) -> tuple[list[Picture], Result]:
     """Stylise pictures of one working size as one batch; alpha and bit depth are carried over.
 
     pictures: B pictures whose sizes all fit --size to the same (h, w).  Returns B pictures of
     (h, w) and the batch's Result (per-sample losses of shape (B,)).
     """
-    s = engine.settings
+    s, styles = prepared.settings, prepared.styles
     size = fit_long_side(pictures[0].size, s.size)
     if any(fit_long_side(p.size, s.size) != size for p in pictures):
         raise UsageError("a batch must share one working size")
     pictures = [at_working_size(p, s.size) for p in pictures]  # no copy for those already there
     content = torch.cat([to_tensor(p.rgb) for p in pictures])
     computed_before = styles.computed
-    result = coarse_to_fine(engine, styles, content, initial_images(s, content),
+    result = coarse_to_fine(prepared, content, initial_images(s, content),
                      iterations=s.iterations, scales=s.scales, progress=progress)
     fresh = styles.computed - computed_before
     progress(Message("style targets: computed" if fresh else "style targets: cached",
@@ -55,12 +54,12 @@ def stylise_pictures(engine: Engine, styles: StyleSet, pictures: list[Picture],
     return out, result
 
 
-def stylise_file(engine: Engine, styles: StyleSet, input_path: Path, output_path: Path, *,
+def stylise_file(prepared: Prepared, input_path: Path, output_path: Path, *,
                  progress: Callback = ignore) -> ImageOutcome:
     """Read, stylise and atomically write one image (the caller has checked the output path)."""
     started = time.perf_counter()
     picture = read_image(input_path)
-    (styled,), result = stylise_pictures(engine, styles, [picture], progress)
+    (styled,), result = stylise_pictures(prepared, [picture], progress)
     write_image(output_path, styled)
     return ImageOutcome(output_path, float(result.content[0]), float(result.style[0]),
                         result.iterations, time.perf_counter() - started)
@@ -78,7 +77,7 @@ class Pass:
     seconds: float
 
 
-def stylise_unit(engine: Engine, styles: StyleSet, pictures: list[Picture], limits: dict[tuple[int, int], BatchLimit],
+def stylise_unit(prepared: Prepared, pictures: list[Picture], limits: dict[tuple[int, int], BatchLimit],
                  batch: int, progress: Callback = ignore) -> Iterator[Pass]:
     """Group pictures by working size (in the order first seen), stylise each group in passes of up
     to its size's limit (limits[size], made at `batch` the first time; halved on out of memory, for
@@ -86,7 +85,7 @@ def stylise_unit(engine: Engine, styles: StyleSet, pictures: list[Picture], limi
     alone. The consumer may stop between passes (a stop request): no further pass starts."""
     groups: dict[tuple[int, int], list[int]] = {}
     for k, picture in enumerate(pictures):
-        groups.setdefault(fit_long_side(picture.size, engine.settings.size), []).append(k)
+        groups.setdefault(fit_long_side(picture.size, prepared.settings.size), []).append(k)
     for size, members in groups.items():
         limit = limits.setdefault(size, BatchLimit(batch))
 
@@ -95,13 +94,13 @@ def stylise_unit(engine: Engine, styles: StyleSet, pictures: list[Picture], limi
                 progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}", code="batch.images"))
             t0 = time.perf_counter()
             try:
-                styled, result = stylise_pictures(engine, styles, [pictures[k] for k in chunk], progress)
+                styled, result = stylise_pictures(prepared, [pictures[k] for k in chunk], progress)
             except torch.OutOfMemoryError:
                 raise  # in_batches halves the pass
             except Exception as e:  # noqa: BLE001 - the pass failed for its pictures; the unit goes on
                 return Pass(chunk, e, [], (time.perf_counter() - t0) / len(chunk))
             return Pass(chunk, styled, result.total.tolist(), (time.perf_counter() - t0) / len(chunk))
 
-        for chunk, outcome in in_batches(members, limit, run, device=engine.device, size=size, what="image",
+        for chunk, outcome in in_batches(members, limit, run, device=prepared.engine.device, size=size, what="image",
                                          progress=progress):
             yield Pass(chunk, outcome, [], 0.0) if isinstance(outcome, OutOfMemory) else outcome

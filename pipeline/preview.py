@@ -20,7 +20,7 @@ from .media.images import Picture, read_image, write_image
 from .media.video import FrameSpan
 from .media.walk import walk
 from .outputs import MANIFEST_NAME
-from .prepare import prepare
+from .prepare import Prepared, prepare
 from .progress import Callback, Message, ignore
 from .settings import Settings
 from .sheet import contact_sheet
@@ -85,28 +85,28 @@ def run_preview(source: Path, kind: str, clip: Clip | None, output: Path, settin
     else:
         pictures, labels = [at_working_size(read_image(source), settings.size)], [source.name]
     strengths = strengths or (settings.strength,)
-    engine, styles = prepare(settings, progress)
+    prepared = prepare(settings, progress)
     size = pictures[0].size
-    cost = full_seconds(settings, size, trial(engine, styles, size)) * len(pictures) * len(strengths)
+    cost = full_seconds(settings, size, trial(prepared, size)) * len(pictures) * len(strengths)
     progress(Message(f"preview: {len(pictures)} {'frames' if kind == 'video' else 'images'} x "
                      f"{len(strengths)} strength{'s' * (len(strengths) > 1)} at {size[1]}x{size[0]}: about "
-                     f"{duration_text(cost)} on {engine.device}, as long as {len(pictures) * len(strengths)} "
+                     f"{duration_text(cost)} on {prepared.engine.device}, as long as {len(pictures) * len(strengths)} "
                      "images at that size"))
     rows = [("input", [p.rgb for p in pictures])]
     for strength in strengths:
-        at = dataclasses.replace(engine, settings=dataclasses.replace(settings, strength=strength))
-        styled = _stylise_all(at, styles, pictures, progress)
+        at = dataclasses.replace(prepared, settings=dataclasses.replace(settings, strength=strength))
+        styled = _stylise_all(at, pictures, progress)
         pull = style_weight_at(settings.style_weight, strength, settings.size)
         rows.append((f"strength {strength:g} (style weight {pull:.3g} at this size)", [p.rgb for p in styled]))
     write_image(output, Picture(contact_sheet(rows, labels, footer(settings, strengths))))
     return PreviewOutcome(output, labels, list(strengths), time.perf_counter() - started)
 
 
-def _stylise_all(engine, styles, pictures: list[Picture], progress: Callback) -> list[Picture]:
+def _stylise_all(prepared: Prepared, pictures: list[Picture], progress: Callback) -> list[Picture]:
     """Pictures of one working size together (image_job.stylise_unit), in the order given; a pass
     that fails fails the sheet."""
     out: list[Picture] = list(pictures)
-    for done in stylise_unit(engine, styles, pictures, {}, len(pictures), progress):
+    for done in stylise_unit(prepared, pictures, {}, len(pictures), progress):
         if isinstance(done.styled, BaseException):
             raise done.styled
         for k, picture in zip(done.members, done.styled):

@@ -574,10 +574,10 @@ def test_out_of_memory_halves_the_batch_and_an_image_that_never_fits_fails_alone
     write(src / "square.png", photo_crop("astronaut.jpg", 0, 0, 384, 384))
     real = image_job.stylise_pictures
 
-    def fake_oom(engine, styles, pictures, progress):
+    def fake_oom(prepared, pictures, progress):
         if len(pictures) > 2 or pictures[0].size == (64, 64):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(engine, styles, pictures, progress)
+        return real(prepared, pictures, progress)
 
     monkeypatch.setattr(image_job, "stylise_pictures", fake_oom)
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(tmp_path / "cache"))

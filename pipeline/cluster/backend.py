@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..backend import Prepared, UnitJob
+from ..backend import Prepare, UnitJob
 from ..errors import InputError, ProcessingError
 from ..files import atomic_write_bytes
 from ..image_job import ImageOutcome
@@ -39,16 +39,16 @@ class RayBackend:
     def image_units(self, job: UnitJob) -> RayUnits:
         return RayUnits(job, self.cluster)
 
-    def video_executor(self, prepared: Prepared, stop: StopRequest) -> RayExecutor:
-        _, styles = prepared()  # the driver's styles: the targets are computed here, once
+    def video_executor(self, prepared: Prepare, stop: StopRequest) -> RayExecutor:
+        styles = prepared().styles  # the driver's: the targets are computed here, once
         return RayExecutor(self.cluster.pool(styles), styles)
 
-    def stylise_image(self, prepared: Prepared, input_path: Path, output_path: Path,
+    def stylise_image(self, prepared: Prepare, input_path: Path, output_path: Path,
                       progress: Callback) -> ImageOutcome:
         """A unit of one file on one of the workers, the output written here atomically. The worker
         sends back the total loss only: the outcome's content and style losses are NaN."""
         started = time.perf_counter()
-        _, styles = prepared()
+        styles = prepared().styles
         pool, settings = self.cluster.pool(styles), self.cluster.settings
         data = _input_bytes(Path(input_path))
         header = header_size(input_path)
@@ -84,7 +84,7 @@ class RayUnits:
     @property
     def pool(self) -> Pool:
         if self._pool is None:
-            _, styles = self.job.prepared()  # the driver's styles: targets computed here, once
+            styles = self.job.prepared().styles  # the driver's: targets computed here, once
             self._pool = self.cluster.pool(styles)
         return self._pool
 
@@ -127,7 +127,7 @@ class RayUnits:
                 sent.append((task, data))
         if not sent:
             return
-        _, styles = self.job.prepared()
+        styles = self.job.prepared().styles
         header = header_size(sent[0][0].item.path)
         targets = self.pool.targets_ref(styles, fit_long_side(header, self.job.settings.size) if header else None)
         ext = output_format(sent[0][0].out_path)

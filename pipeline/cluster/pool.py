@@ -107,7 +107,7 @@ class Pool:
         if size is None:
             return self.put({})
         if size not in self.targets:
-            levels = scale_sizes(size, styles.engine.settings.scales)
+            levels = scale_sizes(size, styles.settings.scales)
             for level in levels:
                 styles.targets(level)
             held = styles.computed_targets()

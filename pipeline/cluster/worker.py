@@ -23,6 +23,7 @@ from ..files import atomic_write_bytes, file_sha256
 from ..frames import at_working_size
 from ..image_job import Pass, stylise_unit
 from ..media.images import Picture, decode_image, encode_image
+from ..prepare import Prepared
 from ..progress import Estimate, FrameDone
 from ..settings import Settings
 from ..style_targets import StyleSet, StyleTargets
@@ -48,7 +49,8 @@ class Worker:
 
         if threads:
             torch.set_num_threads(threads)
-        self.engine = Engine.create(replace(settings, devices=()))
+        self.settings = replace(settings, devices=())
+        self.engine = Engine.create(self.settings)
         self.styles: StyleSet | None = None
         self.image_limits: dict[tuple[int, int], BatchLimit] = {}
         self.window_batches: dict[tuple[int, int], int] = {}  # the trial runs once per size, not per segment
@@ -61,9 +63,14 @@ class Worker:
                 import ray
 
                 sent = ray.get(sent[0])
-            self.styles = StyleSet(self.engine, tuple(sent))
+            self.styles = StyleSet(self.engine, self.settings, tuple(sent))
         self.styles.seed(targets)
         return self.styles
+
+    def _prepared(self) -> Prepared:
+        """The engine, the style set (after _styles) and the settings, as a local job holds them."""
+        assert self.styles is not None, "a call's styles come first (_styles)"
+        return Prepared(self.engine, self.styles, self.settings)
 
     def ping(self) -> dict:
         return self.identity
@@ -87,13 +94,13 @@ class Worker:
         for name, data in files:
             t0 = time.perf_counter()
             try:
-                pictures.append(at_working_size(decode_image(data, name), self.engine.settings.size))
+                pictures.append(at_working_size(decode_image(data, name), self.settings.size))
             except InputError as e:
                 results[name] = ("input", e.problem, time.perf_counter() - t0, 0.0)
                 continue
             names.append(name)
             read.append(time.perf_counter() - t0)
-        for done in stylise_unit(self.engine, self.styles, pictures, self.image_limits, batch):
+        for done in stylise_unit(self._prepared(), pictures, self.image_limits, batch):
             for j, k in enumerate(done.members):
                 results[names[k]] = self._result(done, j, read[k], ext)
         return self.identity, [results[name] for name, _ in files]
@@ -129,11 +136,11 @@ class Worker:
         clip = _readable_here(clip, source)
         h, w = key["size"]
         if (h, w) not in self.window_batches:
-            self.window_batches[(h, w)] = window_batch(self.engine, self.styles, (h, w))
+            self.window_batches[(h, w)] = window_batch(self._prepared(), (h, w))
         with tempfile.TemporaryDirectory(prefix="nstvid-segment-") as folder:
             work = WorkDir(Path(folder) / f"segment{suffix}", key)
             work.path.mkdir()
-            output = run_segment(self.engine, self.styles, clip, task, work, suffix, save_frames=False,
+            output = run_segment(self._prepared(), clip, task, work, suffix, save_frames=False,
                                  batch=self.window_batches[(h, w)], progress=progress)
             data = output.file.read_bytes() if output.file is not None else None
         output.file = None
@@ -143,8 +150,9 @@ class Worker:
                  workers: int) -> Estimate:
         """The clip's estimate (video.stream.estimate_video) from a timed trial on this worker's device,
         the work shared by `workers` of its kind."""
-        return estimate_video(self.engine, self._styles(sent, targets), _readable_here(clip, source), done=done,
-                              scores=scores, devices=workers)
+        self._styles(sent, targets)
+        return estimate_video(self._prepared(), _readable_here(clip, source), done=done, scores=scores,
+                              devices=workers)
 
     def scan(self, sent: list, clip: Clip, source, first: int, stop: int) -> tuple[dict, ScanPart]:
         """Count frames first..stop-1 of the clip and score its scene cuts (video.clip.scan_part):

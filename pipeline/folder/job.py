@@ -19,7 +19,7 @@ from ..frames import at_working_size, video_size
 from ..media.images import Picture, fit_long_side, header_size, read_image, write_image
 from ..media.video import probe
 from ..outputs import check_output
-from ..prepare import prepare
+from ..prepare import Prepared, prepare
 from ..progress import Callback, Estimate, FileDone, Message, StopRequest
 from ..report.record import FileRecord, failure
 from ..report.summary import JobSummary
@@ -62,10 +62,11 @@ class FolderJob:
         self.index = 0  # files begun, for the "[index/todo]" lines
         self.batch = batch
         self.limits: dict[tuple[int, int], BatchLimit] = {}  # working size -> its batch limit
-        self._prepared = None
+        self._prepared: Prepared | None = None
 
-    def prepared(self):
-        """(engine, styles), built at the first file: a rerun with nothing to do never loads the network."""
+    def prepared(self) -> Prepared:
+        """The engine, style set and settings, built at the first file: a rerun with nothing to do
+        never loads the network."""
         if self._prepared is None:
             self._prepared = prepare(self.settings, self.progress)
         return self._prepared
@@ -73,7 +74,7 @@ class FolderJob:
     def estimate(self, tasks: list[Task]) -> Estimate:
         """How long the files to do will take: a timed trial at the commonest working size, and
         each file's size (image headers; for videos the container's size and frame count)."""
-        engine, styles = self.prepared()
+        prepared = self.prepared()
         long_side = self.settings.size
         images = [fit_long_side(header_size(t.item.path) or (long_side, long_side), long_side)
                   for t in tasks if t.item.kind == "image"]
@@ -85,8 +86,8 @@ class FolderJob:
                 continue  # it fails when its turn comes
             videos.append((video_size(info.width, info.height, long_side), info.frame_count))
         sizes = images + [size for size, _ in videos]
-        measured = trial(engine, styles, max(set(sizes), key=sizes.count))
-        return folder_estimate(self.settings, images, videos, measured, str(engine.device))
+        measured = trial(prepared, max(set(sizes), key=sizes.count))
+        return folder_estimate(self.settings, images, videos, measured, str(prepared.engine.device))
 
     # -- stopping
 
@@ -240,9 +241,8 @@ class FolderJob:
     def _stylise(self, tasks: list[Task]) -> None:
         """Stylise the read pictures pass by pass, writing each pass's outputs; a stop request or
         --max-runtime is looked at after every pass that leaves pictures to do."""
-        engine, styles = self.prepared()
         left = set(range(len(tasks)))
-        for done in image_job.stylise_unit(engine, styles, [t.picture for t in tasks], self.limits, self.batch,
+        for done in image_job.stylise_unit(self.prepared(), [t.picture for t in tasks], self.limits, self.batch,
                                            self.progress):
             styled: list[Picture | BaseException] = (list(done.styled) if isinstance(done.styled, list)
                                                      else [done.styled] * len(done.members))

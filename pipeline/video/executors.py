@@ -17,12 +17,10 @@ import signal
 from dataclasses import replace
 
 from ..batching import window_batch
-from ..engine import Engine
 from ..errors import NstvidError, ProcessingError
-from ..prepare import prepare
+from ..prepare import Prepared, prepare
 from ..progress import Estimate, FrameDone, Message, StopRequest
 from ..settings import Settings
-from ..style_targets import StyleSet
 from .clip import Clip
 from .contract import ExecutorBase, Report
 from .segment import SegmentOutput, SegmentTask, run_segment
@@ -34,15 +32,15 @@ class InProcess(ExecutorBase):
     """Segments one after another on this process's engine: the ordinary single-device job. The
     scan is the base's, one decode here (ffmpeg's decoder threads already use the machine's cores)."""
 
-    def __init__(self, engine: Engine, styles: StyleSet, stop: StopRequest, *, overlap: bool = True):
-        self.engine, self.styles, self.stop_request, self.overlap = engine, styles, stop, overlap
+    def __init__(self, prepared: Prepared, stop: StopRequest, *, overlap: bool = True):
+        self.prepared, self.stop_request, self.overlap = prepared, stop, overlap
         self.task: SegmentTask | None = None
 
     def describe(self) -> str:
-        return str(self.engine.device)
+        return str(self.prepared.engine.device)
 
     def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress) -> Estimate | None:
-        return estimate_video(self.engine, self.styles, clip, done=done, scores=scores)
+        return estimate_video(self.prepared, clip, done=done, scores=scores)
 
     def start(self, clip: Clip, work: WorkDir, suffix: str, report: Report) -> None:
         self.clip, self.work, self.suffix, self.report = clip, work, suffix, report
@@ -68,8 +66,8 @@ class InProcess(ExecutorBase):
         def progress(event) -> None:
             self.report("", event)
 
-        self.batch = self.batch or window_batch(self.engine, self.styles, self.work.size, progress)
-        return run_segment(self.engine, self.styles, self.clip, task, self.work, self.suffix, overlap=self.overlap,
+        self.batch = self.batch or window_batch(self.prepared, self.work.size, progress)
+        return run_segment(self.prepared, self.clip, task, self.work, self.suffix, overlap=self.overlap,
                            batch=self.batch, progress=progress, stop=lambda: bool(self.stop_request))
 
     # stop, kill, close: the base's. run_segment looks at the stop request itself, and nothing
@@ -96,10 +94,10 @@ def _device_worker(settings: Settings, worker: int, device: str, clip: Clip, wor
         return stop_event.is_set() or os.getppid() != parent_pid
 
     try:
-        engine, styles = prepare(replace(settings, device=device, devices=()), progress)
-        batch = window_batch(engine, styles, work.size, progress)
+        prepared = prepare(replace(settings, device=device, devices=()), progress)
+        batch = window_batch(prepared, work.size, progress)
         for task in iter(tasks.get, None):
-            output = run_segment(engine, styles, clip, task, work, suffix, batch=batch, progress=progress,
+            output = run_segment(prepared, clip, task, work, suffix, batch=batch, progress=progress,
                                  stop=stopped)
             events.put(("done", worker, output))
             if output is None:
@@ -127,11 +125,11 @@ class Devices(ExecutorBase):
         return f"{self.workers} devices ({', '.join(self.devices)})"
 
     def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress) -> Estimate | None:
-        engine, styles = prepare(self.settings)  # on the first device, for the estimate's timed trial only
+        prepared = prepare(self.settings)  # on the first device, for the estimate's timed trial only
         try:
-            return estimate_video(engine, styles, clip, done=done, scores=scores, devices=self.workers)
+            return estimate_video(prepared, clip, done=done, scores=scores, devices=self.workers)
         finally:
-            del engine, styles
+            del prepared
 
     def start(self, clip: Clip, work: WorkDir, suffix: str, report: Report) -> None:
         self.work, self.report = work, report

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine
 from ..errors import Interrupted, ProcessingError
 from ..files import atomic_write_bytes
 from ..media.video import TruncatedVideoError, VideoWriter
+from ..prepare import Prepared
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
 from ..report.summary import JobSummary
 from ..settings import Settings
-from ..style_targets import StyleSet
 from .clip import Clip, open_clip
 from .contract import Executor
 from .executors import InProcess
@@ -314,10 +313,10 @@ def _stitch(state: Clipwork, clip: Clip, output_path: Path, settings: Settings, 
         raise
 
 
-def stylise_video(engine: Engine, styles: StyleSet, source: Clip | Path, output_path: Path, *,
+def stylise_video(prepared: Prepared, source: Clip | Path, output_path: Path, *,
                   keep_frames: bool = False, progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
                   overlap: bool = True, comment: str | None = None) -> VideoOutcome:
     """stylise_clip in this process, on engine's device. overlap=False runs decoding, flow, saving
     and encoding in line with the optimisation (the baseline of bench/pipeline.py)."""
-    return stylise_clip(InProcess(engine, styles, stop, overlap=overlap), engine.settings, source, output_path,
+    return stylise_clip(InProcess(prepared, stop, overlap=overlap), prepared.settings, source, output_path,
                         keep_frames=keep_frames, progress=progress, stop=stop, comment=comment)

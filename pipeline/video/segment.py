@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine
 from ..errors import ProcessingError
 from ..frames import flow_source_size
 from ..media.video import VideoWriter
+from ..prepare import Prepared
 from ..progress import Callback, FrameDone, Message, ignore
-from ..style_targets import StyleSet
 from .clip import Clip
 from .pieces import Piece, Segment
 from .plan import End
@@ -55,7 +54,7 @@ class SegmentOutput:
     data: bytes | None = None
 
 
-def run_segment(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str, *,
+def run_segment(prepared: Prepared, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str, *,
                 save_frames: bool = True, overlap: bool = True, batch: int = 0, progress: Callback = ignore,
                 stop: Callable[[], bool] = lambda: False) -> SegmentOutput | None:
     """Stylise and encode one segment into work.segment_path(name, suffix); None when stop() ended
@@ -67,7 +66,7 @@ def run_segment(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask,
     messages. batch: frames per window, decided once per job by the caller (window_batch).
     """
     try:
-        return _run(engine, styles, clip, task, work, suffix, save_frames, overlap, batch, progress, stop)
+        return _run(prepared, clip, task, work, suffix, save_frames, overlap, batch, progress, stop)
     except _Stopped:
         return None
 
@@ -76,10 +75,10 @@ class _Stopped(Exception):
     """Raised inside the writer's block to discard a segment that a stop request cut short."""
 
 
-def _run(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str,
+def _run(prepared: Prepared, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str,
          save_frames: bool, overlap: bool, batch: int, progress: Callback, stop: Callable[[], bool]) -> SegmentOutput:
     seg, piece = task.segment, task.piece
-    settings = engine.settings
+    settings = prepared.settings
     origin = seg.first - (1 if task.anchor is not None else 0)  # decoding starts at the anchor's input
     saved: dict[int, Path | np.ndarray] = {0: task.anchor} if task.anchor is not None else {}
     if save_frames:
@@ -100,7 +99,7 @@ def _run(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask, work: 
         sink = FrameSink(work, writer, threaded=overlap, frames_left=max(seg.frames - len(saved) - 1, 0))
         failed = True
         try:
-            for item in stylise_frames(engine, styles, reader, (h, w), saved=saved, overlap=overlap,
+            for item in stylise_frames(prepared, reader, (h, w), saved=saved, overlap=overlap,
                                        progress=progress, stop=stop, batch=batch):
                 if isinstance(item, End):  # the reader has counted what it decoded: checked below
                     continue
