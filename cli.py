@@ -82,11 +82,13 @@ class Reporter:
         if self.progress is not None:
             self.progress.stop()
 
-    def line(self, text: str, **fields) -> None:
+    def line(self, text: str, code: str, **fields) -> None:
+        """One line of the log; in JSON with its stable `code` (progress.Message.code; "estimate",
+        "iteration", "frame", "file.done" / "file.skipped" / "file.failed" for the other events)."""
         if self.quiet:
             return
         if self.json:
-            print(json.dumps({"time": round(time.time(), 3), "message": text, **fields}), flush=True)
+            print(json.dumps({"time": round(time.time(), 3), "code": code, "message": text, **fields}), flush=True)
         elif self.progress is not None:
             self.progress.console.print(text)
         else:
@@ -99,7 +101,7 @@ class Reporter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
-            self.line(event.text, level=event.level)
+            self.line(event.text, event.code or "message", level=event.level)
         elif isinstance(event, Totals):
             self.files_total, self.files_finished, self.files_since = event.files, 0, time.time()
             if self.progress is not None:
@@ -108,7 +110,7 @@ class Reporter:
                 self.job_task = self.progress.add_task("files", total=event.files, info="", deadline=None)
                 self.task = self.progress.add_task("starting", total=None, info="", deadline=None)
         elif isinstance(event, Estimate):
-            self.line(event.text, estimate_seconds=round(event.seconds, 1), units=event.units)
+            self.line(event.text, "estimate", estimate_seconds=round(event.seconds, 1), units=event.units)
             if self.progress is not None:
                 task = self.job_task if self.job_task is not None else self.task
                 self.progress.update(task, deadline=time.time() + event.seconds)
@@ -121,7 +123,7 @@ class Reporter:
                 # Plain mode: a line every 5 s at most, so cron mail stays short.
                 self.last_line = time.time()
                 self.line(f"{desc} iteration {event.iteration}/{event.iterations} loss {event.loss:.4g}",
-                          scale=event.scale, iteration=event.iteration, loss=event.loss)
+                          "iteration", scale=event.scale, iteration=event.iteration, loss=event.loss)
         elif isinstance(event, FrameDone):
             if not self.video_frames:
                 self.video_since = time.time()
@@ -137,7 +139,7 @@ class Reporter:
                                      **({"deadline": None} if rate and self.job_task is None else {}))
             else:
                 self.line(f"frame {event.index + 1}/{total or '?'} {event.seconds:.2f} s loss {event.loss:.4g}",
-                          frame=event.index + 1, total=total, seconds=event.seconds, loss=event.loss,
+                          "frame", frame=event.index + 1, total=total, seconds=event.seconds, loss=event.loss,
                           **({"frames_per_second": round(rate, 3)} if rate else {}))
         elif isinstance(event, FileDone):
             self.file_done(event)
@@ -150,7 +152,7 @@ class Reporter:
         tally = {"files_done": self.files_finished, "files_total": self.files_total} if counted else {}
         where = {"worker": event.worker, "node": event.node} if event.worker else {}
         self.line(f"{event.status}: {event.path}" + (f" ({event.error})" if event.error else "")
-                  + (f" [{event.worker}]" if event.worker else ""),
+                  + (f" [{event.worker}]" if event.worker else ""), f"file.{event.status}",
                   path=event.path, status=event.status, seconds=event.seconds, error=event.error,
                   output=event.output, **where, **tally)
         if counted and self.job_task is not None:
@@ -279,7 +281,7 @@ def report_outcome(outcome, reporter: Reporter) -> int:
         show_summary(outcome, reporter)
         return outcome.exit_code
     if not isinstance(outcome, DryRun):  # a dry run has said what it would do
-        reporter.line(f"wrote {outcome.output} ({outcome.seconds:.1f} s)", output=str(outcome.output),
+        reporter.line(f"wrote {outcome.output} ({outcome.seconds:.1f} s)", "job.wrote", output=str(outcome.output),
                       seconds=outcome.seconds)
     return 0
 
@@ -300,7 +302,7 @@ def show_summary(summary, reporter: Reporter) -> None:
         table.add_row(*(str(v) for v in fields.values()))
         Console().print(table)
     else:
-        reporter.line("summary " + " ".join(f"{k}={v}" for k, v in fields.items()), **fields)
+        reporter.line("summary " + " ".join(f"{k}={v}" for k, v in fields.items()), "job.summary", **fields)
 
 
 eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,

@@ -11,7 +11,7 @@
 (c) what --devices does with S pieces (pipeline/video/pieces.py): (b) with a lead-in of LEAD_IN
     frames cross-faded into the previous piece's last frames (no scene cut in this clip).
 All against the plain chain (batch 1). E_warp per consecutive pair, the input's DIS flow.
-Every chain is the production one (video/job.py stylise_frames), in line, with --batch set.
+Every chain is the production one (video/stream.py stylise_frames), in line, with --batch set.
 """
 from __future__ import annotations
 

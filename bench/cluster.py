@@ -34,15 +34,16 @@ from pathlib import Path
 import torch
 
 from common import ROOT, SAMPLES, STYLE, measured
-from nstvid.pipeline.cluster.pool import Cluster
-from nstvid.pipeline.cluster.video import stylise_video_on_cluster
+from nstvid.pipeline.cluster.backend import RayBackend
+from nstvid.pipeline.cluster.video import RayExecutor
 from nstvid.pipeline.cluster.worker import Worker
 from nstvid.pipeline.folder.run import run_folder
 from nstvid.pipeline.media.video import VideoWriter, run_ffmpeg
 from nstvid.pipeline.prepare import prepare
-from nstvid.pipeline.progress import FileDone, FrameDone
+from nstvid.pipeline.progress import NEVER_STOP, FileDone, FrameDone, ignore
 from nstvid.pipeline.settings import RunOptions, load
 from nstvid.pipeline.video.clip import open_clip, scan_ranges
+from nstvid.pipeline.video.orchestrator import stylise_clip
 from nstvid.pipeline.video.segment import SegmentOutput
 
 DOC = ROOT / "docs" / "cluster.md"
@@ -103,14 +104,13 @@ def _clip(path: Path, frames: int, scale: str) -> Path:
 def overhead_images(size: int, iterations: int, units: int, tmp: Path) -> dict:
     """units + 1 images through the folder job on one worker; the first result only starts the clock."""
     settings = _settings(size, iterations, 1)
-    cluster = Cluster(_options(1), settings)
+    backend = RayBackend(_options(1), settings, ignore)
     done: list[tuple[float, float]] = []  # (when the driver had recorded it, the worker's seconds)
     try:
-        run_folder(_photos(tmp / "a_photos", units + 1), tmp / "a_out", settings, _options(1),
-                   lambda e: done.append((time.perf_counter(), e.seconds)) if isinstance(e, FileDone) else None,
-                   cluster=cluster)
+        run_folder(_photos(tmp / "a_photos", units + 1), tmp / "a_out", settings, _options(1), backend,
+                   lambda e: done.append((time.perf_counter(), e.seconds)) if isinstance(e, FileDone) else None)
     finally:
-        cluster.close()
+        backend.close()
     return _summary([(t - t0, work) for (t0, _), (t, work) in zip(done, done[1:])])
 
 
@@ -119,15 +119,14 @@ def overhead_video(frame_iterations: int, segments: int, segment_frames: int, tm
     clip's cold first frame, only starts the clock."""
     settings = dataclasses.replace(_settings(512, 1, frame_iterations), segment_frames=segment_frames)
     clip = _clip(tmp / "a_clip.mp4", (segments + 1) * segment_frames, "512:288")
-    cluster = Cluster(_options(1), settings)
+    backend = RayBackend(_options(1), settings, ignore)
     done: list[tuple[float, float]] = []  # per frame, in clip order: (when it came back, the worker's seconds)
     try:
-        _, styles = prepare(settings)
-        stylise_video_on_cluster(cluster.pool(styles), styles, settings, clip, tmp / "a_out.mp4",
-                                 progress=lambda e: done.append((time.perf_counter(), e.seconds))
-                                 if isinstance(e, FrameDone) else None)
+        stylise_clip(backend.video_executor(lambda: prepare(settings), NEVER_STOP), settings, clip,
+                     tmp / "a_out.mp4", progress=lambda e: done.append((time.perf_counter(), e.seconds))
+                     if isinstance(e, FrameDone) else None)
     finally:
-        cluster.close()
+        backend.close()
     per_segment = [done[k:k + segment_frames] for k in range(0, len(done), segment_frames)]
     return _summary([(segment[-1][0] - before[-1][0], sum(s for _, s in segment))
                      for before, segment in zip(per_segment, per_segment[1:])])
@@ -173,28 +172,29 @@ def driver_limit(workers: int, files: int, frames: int, short: int, size: int, t
     """The folder and clip drivers against pass-through workers: files/s, then per video run the
     driver's CPU per frame (its own, its ffmpeg children's) and its memory's growth."""
     settings = _settings(size, 1, 1)
-    cluster = Cluster(_options(workers), settings, worker=PassThrough)
+    backend = RayBackend(_options(workers), settings, ignore, worker=PassThrough)
+    cluster = backend.cluster
     try:
         stamps: list[float] = []
-        run_folder(_photos(tmp / "b_photos", files), tmp / "b_out", settings, _options(workers),
-                   lambda e: stamps.append(time.perf_counter()) if isinstance(e, FileDone) else None, cluster=cluster)
+        run_folder(_photos(tmp / "b_photos", files), tmp / "b_out", settings, _options(workers), backend,
+                   lambda e: stamps.append(time.perf_counter()) if isinstance(e, FileDone) else None)
         files_per_s = (len(stamps) - 1) / (stamps[-1] - stamps[0])
         film = _clip(tmp / "b_film.mp4", frames, "1280:720")
         clip = _clip(tmp / "b_clip.mp4", short, "1280:720")
-        _, styles = prepare(settings)
+        styles = prepare(settings).styles
         pool = cluster.pool(styles)
         rows = []
         # In this order: the film's memory growth is what it needs beyond the short clip's run.
         for name, long_side, path, count in (("1280x720", 1280, clip, short), ("1280x720", 1280, film, frames),
                                              ("512x288", 512, film, frames)):
             with PeakMemory() as memory:
-                _, wall, own, children = measured(lambda: stylise_video_on_cluster(
-                    pool, styles, _settings(long_side, 1, 1), path, tmp / f"b_out{long_side}.mp4"))
+                _, wall, own, children = measured(lambda: stylise_clip(
+                    RayExecutor(pool, styles), _settings(long_side, 1, 1), path, tmp / f"b_out{long_side}.mp4"))
             rows.append({"video": name, "frames": count, "split": len(scan_ranges(open_clip(path), workers)) > 1,
                          "fps": count / wall, "own_ms": 1000 * own / count, "ffmpeg_ms": 1000 * children / count,
                          "memory_mb": memory.growth_mb})
     finally:
-        cluster.close()
+        backend.close()
     return {"files_per_s": files_per_s, "video": rows}
 
 

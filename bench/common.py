@@ -30,7 +30,7 @@ from nstvid.pipeline.media.video import probe, read_frames
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.settings import STYLE_LAYERS, Settings
 from nstvid.pipeline.video.chain import FrameResult
-from nstvid.pipeline.video.job import Finished, stylise_frames
+from nstvid.pipeline.video.stream import Finished, stylise_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_media"
@@ -105,15 +105,15 @@ def at_size(frames: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]
 def chain_frames(settings: Settings, frames: list[np.ndarray], saved: dict[int, np.ndarray] | None = None,
                  size: tuple[int, int] | None = None, batch: int = 1,
                  ) -> tuple[list[np.ndarray], list[float], list[FrameResult | None]]:
-    """The real chain (video/job.py stylise_frames) over frames in memory, in line, `batch` frames
+    """The real chain (video/stream.py stylise_frames) over frames in memory, in line, `batch` frames
     per window (--batch; 1 by default). saved: {index: stylised uint8 frame} replayed instead of
     computed (e.g. a shared first frame). size: the working (h, w) when the frames are the flow's
     larger sources (default: the frames' own). Returns (outputs uint8, seconds per frame: flow
     planning and optimisation, the FrameResult per frame: None for a replayed one)."""
-    engine, styles = prepare(dataclasses.replace(settings, batch=batch))
+    prepared = prepare(dataclasses.replace(settings, batch=batch))
     outs, secs, results = [], [], []
     t = time.perf_counter()
-    for item in stylise_frames(engine, styles, frames, size or frames[0].shape[:2], saved=saved, overlap=False):
+    for item in stylise_frames(prepared, frames, size or frames[0].shape[:2], saved=saved, overlap=False):
         if isinstance(item, Finished):
             now = time.perf_counter()
             outs.append(item.frame)
@@ -193,12 +193,13 @@ def sample_batch(size: tuple[int, int], count: int) -> torch.Tensor:
 
 def losses_per_frame(settings: Settings, outputs: list[np.ndarray], inputs: list[np.ndarray]):
     """Per frame (weighted loss, content loss, style loss) without the temporal term, fp32."""
-    engine, styles = prepare(dataclasses.replace(settings, precision="fp32"))
+    prepared = prepare(dataclasses.replace(settings, precision="fp32"))
+    engine, styles = prepared.engine, prepared.styles
     totals, content, style = [], [], []
     for out, inp in zip(outputs, inputs):
         c_t, c_s = content_targets(engine, to_tensor(inp.astype(np.float32) / 255))
         with torch.no_grad():
-            total, c, st = objective(engine, to_tensor(out.astype(np.float32) / 255), c_t, c_s,
+            total, c, st = objective(engine, prepared.settings, to_tensor(out.astype(np.float32) / 255), c_t, c_s,
                                      styles.targets(out.shape[:2]), None)
         totals.append(float(total[0]))
         content.append(float(c[0]))
@@ -230,24 +231,24 @@ def ages_of(frames: list[np.ndarray]) -> list[np.ndarray]:
     return ages
 
 
-def masked_style_loss(engine, styles, image: np.ndarray, weight: np.ndarray) -> float:
+def masked_style_loss(prepared, image: np.ndarray, weight: np.ndarray) -> float:
     """Style loss of the pixels weighted by `weight` (H, W) in [0, 1]: per layer, the Gram of the
     features times the weight (downsampled by area to the layer), over C x the weights' sum,
     against the style's Gram target, normalised as in losses.style_loss."""
     h, w = image.shape[:2]
-    targets = styles.targets((h, w))
+    engine, layer_weights = prepared.engine, prepared.settings.style_layer_weights
+    targets = prepared.styles.targets((h, w))
     with torch.no_grad():
         feats = engine.features(to_tensor(image.astype(np.float32) / 255).to(engine.device))
     total = 0.0
-    for layer, target, scale, lw in zip(STYLE_LAYERS, targets.grams, targets.scales,
-                                        engine.settings.style_layer_weights):
+    for layer, target, scale, lw in zip(STYLE_LAYERS, targets.grams, targets.scales, layer_weights):
         f = feats[layer].float()[0]
         c, fh, fw = f.shape
         m = torch.from_numpy(cv2.resize(weight, (fw, fh), interpolation=cv2.INTER_AREA)).to(f.device)
         rows = f.reshape(c, -1) * m.reshape(1, -1).sqrt()
         gram = rows @ rows.T / (c * m.sum().clamp_min(1e-6))
         total += lw * float((gram - target[0]).square().mean() / scale[0])
-    return total / sum(engine.settings.style_layer_weights)
+    return total / sum(layer_weights)
 
 
 def twin(region: np.ndarray, old: np.ndarray) -> np.ndarray | None:
@@ -262,7 +263,7 @@ def twin(region: np.ndarray, old: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def region_ratios(engine, styles, output: np.ndarray, age: np.ndarray) -> dict[int, float]:
+def region_ratios(prepared, output: np.ndarray, age: np.ndarray) -> dict[int, float]:
     """{age: style loss of the pixels of that age over that of their twin among the never-revealed
     pixels} for one frame; regions under 1% of the frame are left out (too few pixels)."""
     old = (age == OLD).astype(np.float32)
@@ -271,8 +272,8 @@ def region_ratios(engine, styles, output: np.ndarray, age: np.ndarray) -> dict[i
         region = (age == a).astype(np.float32)
         other = twin(region, old) if region.mean() >= 0.01 else None
         if other is not None:
-            ratios[a] = (masked_style_loss(engine, styles, output, region)
-                         / masked_style_loss(engine, styles, output, other))
+            ratios[a] = (masked_style_loss(prepared, output, region)
+                         / masked_style_loss(prepared, output, other))
     return ratios
 
 
@@ -281,13 +282,13 @@ def revealed_ratio(settings: Settings, outs, inputs, max_age: int = 2) -> tuple[
     same region, on the chain's first frame (a full optimisation of the shot: what a region of that
     shape, at the border say, scores when it is as painted as the rest; the control bench/revealed.py
     gets from a full optimisation of each measured frame, without its cost); (mean, frames counted)."""
-    engine, styles = prepare(dataclasses.replace(settings, precision="fp32"))
+    prepared = prepare(dataclasses.replace(settings, precision="fp32"))
     ages = ages_of(inputs)
     values = []
     for out, age in zip(outs[1:], ages[1:]):
         young = np.where(age <= max_age, 0, OLD).astype(np.uint8)  # one region: ages 0..max_age
-        ratio = region_ratios(engine, styles, out, young).get(0)
-        control = region_ratios(engine, styles, outs[0], young).get(0)
+        ratio = region_ratios(prepared, out, young).get(0)
+        control = region_ratios(prepared, outs[0], young).get(0)
         if ratio is not None and control is not None:
             values.append(ratio / control)
     return (float(np.mean(values)) if values else float("nan")), len(values)

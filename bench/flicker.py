@@ -4,7 +4,7 @@
     .venv/bin/python bench/flicker.py --size 128 --frames 10 --out docs   # also writes the tables
 
 Every real clip in ../shared/media/video (and Sintel alley_2) runs through the real chain
-(video/job.py stylise_frames, batch 1, in line) at the balanced preset, once per variant (a set of
+(video/stream.py stylise_frames, batch 1, in line) at the balanced preset, once per variant (a set of
 settings over the preset). Frames are decoded at the source size and resized by the chain's own
 plan, so a variant's flow_scale sees the larger frames a job decodes. For each clip and variant:
 

@@ -93,6 +93,7 @@ def main() -> None:
         assert r.returncode == 0, r.stderr
 
         # In process: the job alone, no interpreter or torch start-up.
+        from nstvid.pipeline.backend import LocalBackend
         from nstvid.pipeline.folder.run import run_folder
         from nstvid.pipeline.settings import RunOptions, load
 
@@ -102,14 +103,14 @@ def main() -> None:
         inproc = []
         for _ in range(3):
             t0 = time.perf_counter()
-            summary = run_folder(src, out, settings, RunOptions(), lambda e: None)
+            summary = run_folder(src, out, settings, RunOptions(), LocalBackend(settings), lambda e: None)
             inproc.append(time.perf_counter() - t0)
             assert summary.skipped == n and summary.done == 0
         # Touched inputs (new mtime, same content): each one is hashed once, then skipped.
         for p in src.rglob("*.png"):
             os.utime(p)
         t0 = time.perf_counter()
-        summary = run_folder(src, out, settings, RunOptions(), lambda e: None)
+        summary = run_folder(src, out, settings, RunOptions(), LocalBackend(settings), lambda e: None)
         touched_s = time.perf_counter() - t0
         assert summary.skipped == n
         manifest_kb = (out / ".nstvid-manifest.json").stat().st_size / 1024

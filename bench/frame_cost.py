@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/frame_cost.py        # writes docs/frame_cost.md and docs/frame_cost_strip.jpg
 
-Every candidate (a number of iterations per later frame) runs the real chain (video/job.py
+Every candidate (a number of iterations per later frame) runs the real chain (video/stream.py
 stylise_frames, batch 1) over the same later frames of pan, orbit and Sintel alley_2, from one
 shared stylised first frame per clip, in one run. Per candidate against the first (60 iterations,
 the balanced schedule before 0.3.0):

@@ -39,14 +39,14 @@ def main() -> None:
     rows = []
     for content, style in PAIRS:
         settings, _ = load({"styles": (str(args.shared / style),), "size": args.size}, preset="balanced")
-        engine, styles = prepare(settings)
+        prepared = prepare(settings)
         t = time.perf_counter()
         picture = read_image(args.shared / content)
-        (out,), result = stylise_pictures(engine, styles, [picture])
+        (out,), result = stylise_pictures(prepared, [picture])
         print(f"{content} x {style}: {time.perf_counter() - t:.0f} s, content loss "
               f"{float(result.content[0]):.3f}, style loss {float(result.style[0]):.4f}", flush=True)
         height = 240
-        row = [tile(picture.rgb, height), tile(styles.pictures[0].rgb, height), tile(out.rgb, height)]
+        row = [tile(picture.rgb, height), tile(prepared.styles.pictures[0].rgb, height), tile(out.rgb, height)]
         rows.append(np.hstack(row))
     width = max(r.shape[1] for r in rows)
     sheet = np.vstack([cv2.copyMakeBorder(r, 4, 4, 0, width - r.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))

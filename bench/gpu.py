@@ -48,16 +48,16 @@ def bench_cell(size, batch, precision, device, steps, frame_iterations):
     settings = Settings(styles=(str(STYLE),), precision=precision, device=str(device), tolerance=0)
     engine = Engine.create(settings)
     w, h = size
-    targets = StyleSet(engine).targets((h, w))
+    targets = StyleSet(engine, settings).targets((h, w))
     content = sample_batch(size, batch)
     init = content.clone()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
-        optimise(engine, init, content, targets, iterations=2)  # warm-up: kernels, allocator
+        optimise(engine, settings, init, content, targets, iterations=2)  # warm-up: kernels, allocator
         sync(device)
         t = time.perf_counter()
-        optimise(engine, init, content, targets, iterations=steps)
+        optimise(engine, settings, init, content, targets, iterations=steps)
         sync(device)
         per_iter = (time.perf_counter() - t) / steps
     except torch.OutOfMemoryError:

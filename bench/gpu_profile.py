@@ -123,13 +123,13 @@ def section_profile(device, dtype, size, reps) -> list[str]:
     from torch.profiler import ProfilerActivity, profile
 
     w, h = size
-    engine, targets, content = setup(device, dtype, size, 1)
-    optimise(engine, content.clone(), content, targets, iterations=3)  # warm-up
+    engine, settings, targets, content = setup(device, dtype, size, 1)
+    optimise(engine, settings, content.clone(), content, targets, iterations=3)  # warm-up
     sync(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     t = time.perf_counter()
     with profile(activities=activities) as prof:
-        optimise(engine, content.clone(), content, targets, iterations=reps)
+        optimise(engine, settings, content.clone(), content, targets, iterations=reps)
         sync(device)
     wall = time.perf_counter() - t
     events = prof.events()
@@ -178,9 +178,9 @@ def section_ablation(device, dtype, size, reps, modes=("eager", "graph", "compil
     for mode, batch in [(m, b) for m in modes for b in (1, 4)]:
         os.environ[CUDA_GRAPHS_ENV] = "1" if mode == "graph" else ""
         try:
-            engine, targets, content = setup(device, dtype, size, batch, compile=mode == "compile")
-            optimise(engine, content.clone(), content, targets, iterations=5)
-            per = timed(lambda: optimise(engine, content.clone(), content, targets, iterations=reps),
+            engine, settings, targets, content = setup(device, dtype, size, batch, compile=mode == "compile")
+            optimise(engine, settings, content.clone(), content, targets, iterations=5)
+            per = timed(lambda: optimise(engine, settings, content.clone(), content, targets, iterations=reps),
                         device, 1) / (reps + 0.5)
             fell = [m.text for m in engine.notices if m.level == "warning"]
             emit([f"| {batch} | {mode} | {per * 1e3:.2f} | {fell[0] if fell else ''} |"], rows)
@@ -197,7 +197,7 @@ def setup(device, dtype, size, batch, compile: bool = False):
                         compile=compile)
     engine = Engine.create(settings)
     w, h = size
-    return engine, StyleSet(engine).targets((h, w)), sample_batch(size, batch).to(device)
+    return engine, settings, StyleSet(engine, settings).targets((h, w)), sample_batch(size, batch).to(device)
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -39,10 +39,10 @@ def ours_per_iteration(size: int, precision: str, steps: int) -> float:
     engine = Engine.create(settings)
     hw = fit_long_side(read_image(CONTENT).size, size)
     content = to_tensor(resize_rgb(read_image(CONTENT).rgb, hw))
-    targets = StyleSet(engine).targets(hw)
-    optimise(engine, content, content, targets, iterations=2)  # warm-up
+    targets = StyleSet(engine, settings).targets(hw)
+    optimise(engine, settings, content, content, targets, iterations=2)  # warm-up
     t = time.perf_counter()
-    optimise(engine, content, content, targets, iterations=steps)
+    optimise(engine, settings, content, content, targets, iterations=steps)
     return (time.perf_counter() - t) / (steps + 0.5)  # + the final loss evaluation (forward only)
 
 
@@ -66,7 +66,8 @@ def losses(path: Path, size: int) -> tuple[float, float]:
     content = resize_rgb(read_image(CONTENT).rgb, image.shape[:2])
     c_t, c_s = content_targets(engine, to_tensor(content))
     with torch.no_grad():
-        _, c, s = objective(engine, to_tensor(image), c_t, c_s, StyleSet(engine).targets(image.shape[:2]), None)
+        targets = StyleSet(engine, settings).targets(image.shape[:2])
+        _, c, s = objective(engine, settings, to_tensor(image), c_t, c_s, targets, None)
     return float(c[0]), float(s[0])
 
 
@@ -100,7 +101,7 @@ def main() -> None:
     engine = Engine.create(settings)
     hw = fit_long_side(read_image(CONTENT).size, q)
     content = to_tensor(resize_rgb(read_image(CONTENT).rgb, hw))
-    ours = optimise(engine, content, content, StyleSet(engine).targets(hw), iterations=n)
+    ours = optimise(engine, settings, content, content, StyleSet(engine, settings).targets(hw), iterations=n)
     ours_out = work / "ours.png"
     write_image(ours_out, Picture(ours.images[0].permute(1, 2, 0).numpy()))
     base_c, base_s = losses(CONTENT, q)

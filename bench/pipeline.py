@@ -27,9 +27,9 @@ from nstvid.pipeline.media.video import VideoWriter, probe, read_frames, run_ffm
 from nstvid.pipeline.prepare import prepare
 from nstvid.pipeline.progress import FrameDone
 from nstvid.pipeline.settings import Settings, load
-from nstvid.pipeline.video.job import stylise_frames
 from nstvid.pipeline.video.orchestrator import stylise_video
 from nstvid.pipeline.video.plan import plan_steps
+from nstvid.pipeline.video.stream import stylise_frames
 from nstvid.pipeline.video.workdir import WorkDir
 
 
@@ -86,12 +86,12 @@ def main() -> None:
         # in all three runs, and left long it would dilute the per-frame overhead being measured.
         settings, _ = load({"styles": (str(STYLE),), "size": int(size), "batch": 1, "iterations": 20,
                             "scales": 1}, preset=preset)
-        engine, styles = prepare(settings)
+        prepared = prepare(settings)
         h, w = video_size(info.width, info.height, settings.size)
         frames = list(read_frames(clip, size=(w, h), info=info))
-        styles.targets((h, w))  # style targets computed before any timing
+        prepared.styles.targets((h, w))  # style targets computed before any timing
         # One untimed warm-up frame so that both timed runs start with warm kernels and caches.
-        for _ in stylise_frames(engine, styles, frames[:1], (h, w), overlap=False):
+        for _ in stylise_frames(prepared, frames[:1], (h, w), overlap=False):
             pass
         ratios = {False: [], True: []}
         for _ in range(args.repeats):
@@ -103,7 +103,7 @@ def main() -> None:
                         optimising.append(event.seconds)
 
                 t = time.perf_counter()
-                stylise_video(engine, styles, clip, tmp / "out.mp4", overlap=overlap, progress=collect)
+                stylise_video(prepared, clip, tmp / "out.mp4", overlap=overlap, progress=collect)
                 wall = time.perf_counter() - t
                 ratios[overlap].append((wall / len(frames), sum(optimising) / len(frames)))
         costs = side_costs(settings, clip, frames, h, w, tmp)

@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     private_cache()
     base = Settings(styles=(str(STYLE),), size=args.size, precision="fp32")
-    engine, styles = prepare(base)
+    prepared = prepare(base)
     clips = {name: clip_frames(name, args.size, args.frames) for name in ("pan", "orbit")}
     clips["sintel alley_2"] = clip_frames("sintel", args.size, 4)
     md = ["# Newly revealed regions: what their pixels start from", "",
@@ -64,9 +64,9 @@ def main() -> None:
         scores: dict[str, dict[int, list[float]]] = {mode: {a: [] for a in range(AGES)} for mode in MODES}
         for t in range(args.every, len(frames), args.every):
             full, _, _ = chain_frames(dataclasses.replace(base, independent=True), frames[t:t + 1])
-            control = region_ratios(engine, styles, full[0], ages[t])
+            control = region_ratios(prepared, full[0], ages[t])
             for mode in MODES:
-                for a, ratio in region_ratios(engine, styles, results[mode][t], ages[t]).items():
+                for a, ratio in region_ratios(prepared, results[mode][t], ages[t]).items():
                     if a in control:
                         scores[mode][a].append(ratio / control[a])
         for mode in MODES:

@@ -43,7 +43,7 @@ def main() -> None:
     work = open_work(clip, folder / "out.mp4", settings, lambda event: None)
     rows = {}
     serial, *rows["in the driver, one decode"] = measured(lambda: scan(clip))
-    _, styles = prepare(settings)
+    styles = prepare(settings).styles
     cluster = Cluster(RunOptions(engine="ray", ray_address="local", ray_workers=args.workers), settings)
     try:
         executor = RayExecutor(cluster.pool(styles), styles)

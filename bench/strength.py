@@ -34,16 +34,17 @@ PHOTOS = {"astronaut": SHARED / "content" / "astronaut.png", "chelsea": SHARED /
 
 def stylise(settings: Settings, photo: Path):
     """(output RGB float32, content loss ratio to the style image's own) for one photo."""
-    engine, styles = prepare(settings)
+    prepared = prepare(settings)
+    engine, styles = prepared.engine, prepared.styles
     picture = read_image(photo)
-    (out,), _ = stylise_pictures(engine, styles, [picture])
+    (out,), _ = stylise_pictures(prepared, [picture])
     h, w = out.size
     content = to_tensor(resize_rgb(picture.rgb, (h, w)))
     painting = to_tensor(resize_rgb(read_image(STYLE).rgb, (h, w)))
     c_target, c_scale = content_targets(engine, content)
     with torch.no_grad():
-        own = objective(engine, to_tensor(out.rgb), c_target, c_scale, styles.targets((h, w)), None)[1]
-        theirs = objective(engine, painting, c_target, c_scale, styles.targets((h, w)), None)[1]
+        own = objective(engine, settings, to_tensor(out.rgb), c_target, c_scale, styles.targets((h, w)), None)[1]
+        theirs = objective(engine, settings, painting, c_target, c_scale, styles.targets((h, w)), None)[1]
     return out.rgb, float(own / theirs)
 
 

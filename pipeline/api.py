@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from .cluster.connect import check_address, check_installed
 from .errors import InputError, UsageError
-from .folder.lock import output_lock
+from .lock import output_lock
 from .media.images import check_working_size, header_size, read_image
 from .media.sniff import classify
 from .media.video import GIF_LONG_SIDE, GIF_SOURCE, container_codec, encoder_problem
@@ -31,6 +31,7 @@ from .video.clip import Clip, open_clip
 # refuses (a typo in a path, an output that exists, a bad range) is refused in under a second,
 # which is what a cron job or a script that checks many jobs waits for.
 if TYPE_CHECKING:
+    from .backend import Backend
     from .folder.run import FolderSummary
     from .image_job import ImageOutcome
     from .preview import PreviewOutcome
@@ -85,9 +86,9 @@ def _strengths(strength: Any, preview: Any) -> dict[str, Any]:
     """--strength S, or with --preview a list S1,S2,... (one sheet row each)."""
     if strength is None or isinstance(strength, (int, float)):
         return {}
-    values = strength.split(",") if isinstance(strength, str) else list(strength)
+    given = strength.split(",") if isinstance(strength, str) else list(strength)
     try:
-        values = [float(v) for v in values if str(v).strip() != ""]
+        values = [float(v) for v in given if str(v).strip() != ""]
     except ValueError:
         raise UsageError(f"--strength {strength!r}: expected a number from 0 to 1, or several for "
                          "--preview (0.3,0.6,0.9)") from None
@@ -224,22 +225,24 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     from .prepare import prepare
     from .preview import run_preview
     from .report import FileReport, job_info
-    from .video.job import estimate_video
+    from .video.stream import estimate_video
 
     preview = job.options.preview
     if job.options.dry_run and not (job.kind == "folder" and not preview):  # a folder's is the plan
         if job.kind == "video" and not preview:  # the plan and how long it will take
-            engine, styles = prepare(job.settings, progress)
-            progress(estimate_video(engine, styles, job.clip))
-        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}"))
+            progress(estimate_video(prepare(job.settings, progress), job.clip))
+        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}",
+                         code="dry_run.would_stylise"))
         return DryRun(job.output)
     if preview:
         return run_preview(job.input, job.kind, job.clip, job.output, job.settings, preview,
                            job.options.preview_strengths, progress)
     if job.kind == "folder":  # the folder's own lock covers its videos' outputs too
-        if job.options.engine == "ray":
-            return _run_on_cluster(job, progress, stop)
-        return run_folder(job.input, job.output, job.settings, job.options, progress, stop)
+        backend = _backend(job, progress)
+        try:
+            return run_folder(job.input, job.output, job.settings, job.options, backend, progress, stop)
+        finally:
+            backend.close()
     # One run per output: a second one would take the first one's resume frames for its own, or
     # start fresh and delete them, and both would write the output (exit 3 instead).
     lock = output_lock(job.output)
@@ -256,26 +259,41 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
         lock.release()
 
 
-def _run_file(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
-    """A single image or video, its output locked."""
+def _backend(job: Job, progress: Callback) -> Backend:
+    """Where the job runs, chosen here and nowhere else: the Ray workers (the cluster is joined
+    now, so a bad address fails before any work) or this machine (backend.py)."""
+    if job.options.engine == "ray":
+        from .cluster.backend import RayBackend
+
+        return RayBackend(job.options, job.settings, progress)
+    from .backend import LocalBackend
+
+    return LocalBackend(job.settings)
+
+
+def _run_file(job: Job, progress: Callback, stop: StopRequest) -> ImageOutcome | VideoOutcome:
+    """A single image or video, its output locked, on the job's backend (left at the end); a GIF
+    output through a lossless video (_run_gif)."""
     if job.kind == "video" and job.output.suffix.lower() == ".gif":
         return _run_gif(job, progress, stop)
-    from .image_job import stylise_file
     from .prepare import prepare
-    from .video.executors import local_executor
     from .video.orchestrator import stylise_clip
 
-    if job.options.engine == "ray":
-        return _run_on_cluster(job, progress, stop)
-    if job.kind == "image":
-        engine, styles = prepare(job.settings, progress)
-        return stylise_file(engine, styles, job.input, job.output, progress=progress)
-    executor = local_executor(job.settings, stop, lambda: prepare(job.settings, progress))
-    return stylise_clip(executor, job.settings, job.clip, job.output, keep_frames=job.options.keep_frames,
-                        progress=progress, stop=stop, comment=job.clip.record())
+    backend = _backend(job, progress)
+    try:
+        def prepared():
+            return prepare(job.settings, progress)
+
+        if job.kind == "image":
+            return backend.stylise_image(prepared, job.input, job.output, progress)
+        return stylise_clip(backend.video_executor(prepared, stop), job.settings, job.clip, job.output,
+                            keep_frames=job.options.keep_frames, progress=progress, stop=stop,
+                            comment=job.clip.record())
+    finally:
+        backend.close()
 
 
-def _run_gif(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
+def _run_gif(job: Job, progress: Callback, stop: StopRequest) -> ImageOutcome | VideoOutcome:
     """A video into an animated GIF: the clip stylised into a lossless video beside it (GIF_SOURCE,
     hidden; it and its resume folder are kept until the GIF is made), then one palette for the
     whole clip, the input GIF's loop kept (a video's loops for ever)."""
@@ -283,34 +301,10 @@ def _run_gif(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
 
     source = job.output.with_name(f".{job.output.name}{GIF_SOURCE[0]}")
     outcome = _run_file(dataclasses.replace(job, output=source), progress, stop)
-    progress(Message(f"making {job.output.name}: one palette for the clip"))
+    progress(Message(f"making {job.output.name}: one palette for the clip", code="gif.palette"))
     write_gif(source, job.output, gif_loop(job.input))
     source.unlink(missing_ok=True)
     return dataclasses.replace(outcome, output=job.output)
-
-
-def _run_on_cluster(job: Job, progress: Callback, stop: StopRequest) -> Outcome:
-    """A folder, a video or an image on the Ray workers (cluster/); the cluster is joined first,
-    so a bad address fails before any work, and left at the end."""
-    from .cluster.image import stylise_image_on_cluster
-    from .cluster.pool import Cluster
-    from .cluster.video import stylise_video_on_cluster
-    from .folder.run import run_folder
-    from .prepare import prepare
-
-    cluster = Cluster(job.options, job.settings, progress)
-    try:
-        if job.kind == "folder":
-            return run_folder(job.input, job.output, job.settings, job.options, progress, stop, cluster)
-        _, styles = prepare(job.settings, progress)  # here: the style targets, computed once
-        if job.kind == "image":
-            return stylise_image_on_cluster(cluster.pool(styles), styles, job.settings, job.input, job.output,
-                                            progress)
-        return stylise_video_on_cluster(cluster.pool(styles), styles, job.settings, job.clip, job.output,
-                                        keep_frames=job.options.keep_frames, progress=progress, stop=stop,
-                                        comment=job.clip.record())
-    finally:
-        cluster.close()
 
 
 def stylise(input: str | Path, style: str | Path | Iterable[str | Path] | None = None,

@@ -15,12 +15,12 @@ from typing import TypeVar
 
 import torch
 
-from .engine import Engine, pick_device
+from .engine import pick_device
 from .errors import ProcessingError
 from .gatys import optimise
+from .prepare import Prepared
 from .progress import Callback, Message, ignore
 from .settings import Settings
-from .style_targets import StyleSet
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,13 +43,13 @@ class BatchLimit:
     size: int
 
 
-def window_batch(engine: Engine, styles: StyleSet, size: tuple[int, int], progress: Callback = ignore) -> int:
+def window_batch(prepared: Prepared, size: tuple[int, int], progress: Callback = ignore) -> int:
     """Video frames per window at working size (h, w): --batch N, or auto (see the module doc)."""
-    if engine.settings.batch > 0:
-        return engine.settings.batch
-    if engine.device.type != "cuda":
+    if prepared.settings.batch > 0:
+        return prepared.settings.batch
+    if prepared.engine.device.type != "cuda":
         return 1
-    return trial_batch(engine, styles, size, progress)
+    return trial_batch(prepared, size, progress)
 
 
 def image_batch(settings: Settings) -> int:
@@ -60,19 +60,20 @@ def image_batch(settings: Settings) -> int:
     return AUTO_CUDA_IMAGE_BATCH if pick_device(settings.device).type == "cuda" else 1
 
 
-def trial_batch(engine: Engine, styles: StyleSet, size: tuple[int, int], progress: Callback) -> int:
+def trial_batch(prepared: Prepared, size: tuple[int, int], progress: Callback) -> int:
     """The batch of TRIAL_BATCHES with the best items/s over 3 timed steps (after 2 of warm-up),
     stopping at the first that runs out of memory."""
     h, w = size
-    targets = styles.targets((h, w))
+    engine, settings = prepared.engine, prepared.settings
+    targets = prepared.styles.targets((h, w))
     best, best_rate, rates = 1, 0.0, []
     for b in TRIAL_BATCHES:
         images = torch.rand(b, 3, h, w, device=engine.device)
         try:
-            optimise(engine, images, images, targets, iterations=2)  # warm-up
+            optimise(engine, settings, images, images, targets, iterations=2)  # warm-up
             torch.cuda.synchronize(engine.device)
             t = time.perf_counter()
-            optimise(engine, images, images, targets, iterations=3)
+            optimise(engine, settings, images, images, targets, iterations=3)
             torch.cuda.synchronize(engine.device)
         except torch.OutOfMemoryError:
             break
@@ -113,7 +114,7 @@ def in_batches(items: Sequence[T], limit: BatchLimit, run: Callable[[list[T]], R
             if len(chunk) > 1:
                 limit.size = len(chunk) // 2
                 progress(Message(f"out of memory: batch at {label} halved to {limit.size}, retried",
-                                 level="warning"))
+                                 level="warning", code="batch.halved"))
                 continue
             result = OutOfMemory(f"one {label} {what} does not fit in {device} memory; try a smaller --size")
         yield chunk, result

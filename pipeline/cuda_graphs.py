@@ -40,7 +40,7 @@ class Iterations:
         self.output: torch.Tensor | None = None
         self.calls = 0
         self.graphed = cuda_graphs_requested()
-        if self.graphed and (engine.device.type != "cuda" or engine.settings.compile):
+        if self.graphed and (engine.device.type != "cuda" or engine.compile):
             self.graphed = False
             why = "needs CUDA" if engine.device.type != "cuda" else "is not combined with --compile"
             engine.notice_once(f"{CUDA_GRAPHS_ENV}: a CUDA graph {why}; running eagerly")

@@ -90,14 +90,15 @@ def describe_failure(error: BaseException) -> str:
 
 @dataclass
 class Engine:
-    """The extractor on its device plus the autocast policy. Build once, use for every frame."""
+    """The extractor on its device plus the autocast policy. Build once, use for every frame.
+    The job's settings are not here: they travel beside it (prepare.Prepared)."""
 
-    settings: Settings
     device: torch.device
     dtype: torch.dtype | None
     extractor: VGGFeatures
     weights: WeightSource
     # The compiled objective while --compile is on and works; None: eager (or not compiled yet).
+    compile: bool = False  # --compile: the objective through torch.compile
     compiled: Callable | None = None
     compile_failed: bool = False
     # Events for the job's callback, which the engine does not know (it is built before the job's
@@ -122,7 +123,7 @@ class Engine:
             # already are by torch's default.
             torch.backends.cudnn.benchmark = True
             torch.set_float32_matmul_precision("high")
-        return cls(settings, device, dtype, extractor, source)
+        return cls(device, dtype, extractor, source, compile=settings.compile)
 
     def notice_once(self, text: str) -> None:
         """Queue a warning for the job's callback, once per engine."""
@@ -141,7 +142,7 @@ class Engine:
         minutes, and "reduce-overhead" (CUDA graphs of its own) reuses output buffers that the
         optimiser's autograd graph holds (cuda_graphs.py captures whole iterations instead).
         """
-        if not self.settings.compile or self.compile_failed:
+        if not self.compile or self.compile_failed:
             return fn
         if self.compiled is None:
             backend = os.environ.get(COMPILE_BACKEND_ENV, "inductor")
@@ -164,7 +165,7 @@ class Engine:
         lazily at its first call), fall back to eager for the rest of the job and run step() again.
         Out of memory is not a compile failure: it propagates for the callers' batch halving.
         """
-        if not self.settings.compile or self.compile_failed:
+        if not self.compile or self.compile_failed:
             return step()
         try:
             return step()

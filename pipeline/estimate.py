@@ -14,11 +14,10 @@ import numpy as np
 import torch
 
 from . import flow
-from .engine import Engine
 from .gatys import optimise, scale_sizes
+from .prepare import Prepared
 from .progress import Estimate
 from .settings import Settings
-from .style_targets import StyleSet
 
 
 @dataclass(frozen=True)
@@ -35,17 +34,18 @@ class Trial:
         return self.iteration * (size[0] * size[1]) / (self.size[0] * self.size[1])
 
 
-def trial(engine: Engine, styles: StyleSet, size: tuple[int, int], frame: np.ndarray | None = None) -> Trial:
+def trial(prepared: Prepared, size: tuple[int, int], frame: np.ndarray | None = None) -> Trial:
     """Time 2 iterations (after 1 of warm-up) at (h, w) on a picture of that size (a real frame
     when given: the optimiser's work does not depend on it, but flow timing does)."""
     h, w = size
     image = (torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255 if frame is not None
              else torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)))
-    targets = styles.targets((h, w))
-    optimise(engine, image, image, targets, iterations=1)
+    engine, settings = prepared.engine, prepared.settings
+    targets = prepared.styles.targets((h, w))
+    optimise(engine, settings, image, image, targets, iterations=1)
     _sync(engine.device)
     started = time.perf_counter()
-    optimise(engine, image, image, targets, iterations=2)
+    optimise(engine, settings, image, image, targets, iterations=2)
     _sync(engine.device)
     # optimise() also runs one objective without gradients at the end: about half an iteration.
     per_iteration = (time.perf_counter() - started) / 2.5

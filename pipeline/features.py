@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
-from .settings import file_sha256
+from .files import file_sha256
 
 # torchvision's vgg19().features indices of the layers we may ask for.
 LAYER_INDEX = {
@@ -124,8 +124,9 @@ def vgg19_body(last: int, pooling: str = "max") -> nn.Sequential:
         if item == "M":
             modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
         else:
-            modules += [nn.Conv2d(channels, item, 3, padding=1, device="meta"), nn.ReLU(inplace=True)]
-            channels = item
+            out = int(item)
+            modules += [nn.Conv2d(channels, out, 3, padding=1, device="meta"), nn.ReLU(inplace=True)]
+            channels = out
     return nn.Sequential(*modules[: last + 1])
 
 

@@ -6,6 +6,7 @@ per-sample state, so a batch of B behaves like B separate runs (up to floating-p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,11 @@ from .losses import (
 )
 from .optimizers import BatchedAdam, BatchedLBFGS
 from .progress import Callback, Iteration, ignore
-from .settings import CONTENT_LAYER, MIN_SIDE, STYLE_LAYERS
-from .style_targets import StyleSet, StyleTargets
+from .settings import CONTENT_LAYER, MIN_SIDE, STYLE_LAYERS, Settings
+from .style_targets import StyleTargets
+
+if TYPE_CHECKING:
+    from .prepare import Prepared
 
 MIN_SCALE_SIDE = 64  # coarser levels than this have no room for relu5_1 and only cost time
 STOP_WINDOW = 20  # iterations over which the relative loss change is averaged for early stopping
@@ -96,10 +100,9 @@ def content_targets(engine: Engine, content: torch.Tensor) -> tuple[torch.Tensor
     return target, target_scale(target)
 
 
-def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, content_scale: torch.Tensor,
-              style: StyleTargets, temporal: Temporal | None) -> tuple[torch.Tensor, ...]:
-    """Per-sample (total, content, style) losses of images x (B, 3, H, W)."""
-    s = engine.settings
+def objective(engine: Engine, s: Settings, x: torch.Tensor, content_target: torch.Tensor,
+              content_scale: torch.Tensor, style: StyleTargets, temporal: Temporal | None) -> tuple[torch.Tensor, ...]:
+    """Per-sample (total, content, style) losses of images x (B, 3, H, W) under settings s."""
     feats = engine.features(x)
     c = content_loss(feats[CONTENT_LAYER], content_target, content_scale)
     st = style_loss([gram(feats[layer]) for layer in STYLE_LAYERS], style.grams, style.scales,
@@ -124,7 +127,7 @@ def objective(engine: Engine, x: torch.Tensor, content_target: torch.Tensor, con
     return total, c, st
 
 
-def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: StyleTargets, *,
+def optimise(engine: Engine, s: Settings, init: torch.Tensor, content: torch.Tensor, style: StyleTargets, *,
              iterations: int, temporal: Temporal | None = None, scale: int = 1, scales: int = 1,
              progress: Callback = ignore) -> Result:
     """Run the optimiser from init (B, 3, H, W) towards content (B, 3, H, W) and the style targets.
@@ -132,7 +135,6 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
     Stops a sample early when its loss changed by less than settings.tolerance (relative, per
     iteration, averaged over STOP_WINDOW iterations); the batch ends when all have stopped.
     """
-    s = engine.settings
     device = engine.device
     c_target, c_scale = content_targets(engine, content.to(device))
     c_target = c_target.float()  # once, not at every iteration
@@ -150,7 +152,7 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
         with record_function("nstvid.objective"):
             x = _unflatten(flat, shape, channels_last)
             # --compile: the objective compiled (engine.py); looked up each time, for its fallback.
-            total, _, _ = engine.compiled_version(objective)(engine, x, c_target, c_scale, style, temporal)
+            total, _, _ = engine.compiled_version(objective)(engine, s, x, c_target, c_scale, style, temporal)
         with record_function("nstvid.backward"):
             (grad,) = torch.autograd.grad(total.sum(), flat)
         with torch.no_grad(), record_function("nstvid.optimizer"):
@@ -177,7 +179,7 @@ def optimise(engine: Engine, init: torch.Tensor, content: torch.Tensor, style: S
                 break
     x = _unflatten(flat.detach(), shape, channels_last)
     with torch.no_grad():
-        total, c, st = objective(engine, x, c_target, c_scale, style, temporal)
+        total, c, st = objective(engine, s, x, c_target, c_scale, style, temporal)
     return Result(x.clamp(0, 1).contiguous().cpu(), c.cpu(), st.cpu(), total.cpu(), len(history))
 
 
@@ -217,7 +219,7 @@ def resize_batch(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(images, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def coarse_to_fine(engine: Engine, styles: StyleSet, content: torch.Tensor, init: torch.Tensor, *,
+def coarse_to_fine(prepared: Prepared, content: torch.Tensor, init: torch.Tensor, *,
                    iterations: int, scales: int, temporal: Temporal | None = None,
                    progress: Callback = ignore) -> Result:
     """Coarse-to-fine stylisation of content (B, 3, H, W) from init (B, 3, H', W'), both in [0, 1].
@@ -225,7 +227,8 @@ def coarse_to_fine(engine: Engine, styles: StyleSet, content: torch.Tensor, init
     Each level starts from the previous level's result upsampled. With --preserve-colors the
     optimisation runs on luminance and the content's chroma is put back at the end.
     """
-    preserve = engine.settings.preserve_colors
+    engine, styles, settings = prepared.engine, prepared.styles, prepared.settings
+    preserve = settings.preserve_colors
     target_content = luminance(content) if preserve else content
     x = luminance(init) if preserve else init
     sizes = scale_sizes(tuple(content.shape[-2:]), scales)
@@ -234,7 +237,7 @@ def coarse_to_fine(engine: Engine, styles: StyleSet, content: torch.Tensor, init
         level_content = resize_batch(target_content, size)
         x = resize_batch(x, size)
         temporal_level = temporal if size == tuple(content.shape[-2:]) else None
-        result = optimise(engine, x, level_content, styles.targets(size), iterations=iterations,
+        result = optimise(engine, settings, x, level_content, styles.targets(size), iterations=iterations,
                           temporal=temporal_level, scale=level, scales=len(sizes), progress=progress)
         x = result.images
     if preserve:

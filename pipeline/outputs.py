@@ -8,6 +8,10 @@ from .errors import OutputError
 from .media.images import check_writable_folder, output_format
 from .media.video import container_problem
 
+# A folder job's manifest (folder/manifest.py), in its output folder: it also marks the folder as
+# an nstvid output folder, which a walk of an input folder leaves out.
+MANIFEST_NAME = ".nstvid-manifest.json"
+
 
 def default_output(input_path: Path, styles: tuple[str, ...], kind: str) -> Path:
     """photo.jpg + starry.jpg -> photo_starry.png beside the input (clip.mov -> clip_starry.mp4;

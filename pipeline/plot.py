@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from .errors import UsageError
-from .media.images import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def require_matplotlib():

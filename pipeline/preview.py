@@ -14,11 +14,13 @@ from pathlib import Path
 from .errors import UsageError
 from .estimate import duration_text, full_seconds, trial
 from .frames import at_working_size, to_float, video_size
-from .image_job import stylise_pictures
+from .image_job import stylise_unit
 from .losses import style_weight_at
-from .media.images import Picture, read_image, working_size, write_image
+from .media.images import Picture, read_image, write_image
 from .media.video import FrameSpan
-from .prepare import prepare
+from .media.walk import walk
+from .outputs import MANIFEST_NAME
+from .prepare import Prepared, prepare
 from .progress import Callback, Message, ignore
 from .settings import Settings
 from .sheet import contact_sheet
@@ -61,10 +63,9 @@ def _video_pictures(clip: Clip, count: int, long_side: int) -> tuple[list[Pictur
 
 
 def _folder_pictures(folder: Path, output: Path, count: int, long_side: int) -> tuple[list[Picture], list[str]]:
-    from .folder.walk import walk
-
-    pictures, labels = [], []
-    for item in walk(folder, output):
+    pictures: list[Picture] = []
+    labels: list[str] = []
+    for item in walk(folder, output, skip_folders_holding=(MANIFEST_NAME,)):
         if item.kind == "image" and len(pictures) < count:
             pictures.append(at_working_size(read_image(item.path), long_side))
             labels.append(item.rel)
@@ -84,32 +85,31 @@ def run_preview(source: Path, kind: str, clip: Clip | None, output: Path, settin
     else:
         pictures, labels = [at_working_size(read_image(source), settings.size)], [source.name]
     strengths = strengths or (settings.strength,)
-    engine, styles = prepare(settings, progress)
+    prepared = prepare(settings, progress)
     size = pictures[0].size
-    cost = full_seconds(settings, size, trial(engine, styles, size)) * len(pictures) * len(strengths)
+    cost = full_seconds(settings, size, trial(prepared, size)) * len(pictures) * len(strengths)
     progress(Message(f"preview: {len(pictures)} {'frames' if kind == 'video' else 'images'} x "
                      f"{len(strengths)} strength{'s' * (len(strengths) > 1)} at {size[1]}x{size[0]}: about "
-                     f"{duration_text(cost)} on {engine.device}, as long as {len(pictures) * len(strengths)} "
+                     f"{duration_text(cost)} on {prepared.engine.device}, as long as {len(pictures) * len(strengths)} "
                      "images at that size"))
     rows = [("input", [p.rgb for p in pictures])]
     for strength in strengths:
-        at = dataclasses.replace(engine, settings=dataclasses.replace(settings, strength=strength))
-        styled = _stylise_all(at, styles, pictures, progress)
+        at = dataclasses.replace(prepared, settings=dataclasses.replace(settings, strength=strength))
+        styled = _stylise_all(at, pictures, progress)
         pull = style_weight_at(settings.style_weight, strength, settings.size)
         rows.append((f"strength {strength:g} (style weight {pull:.3g} at this size)", [p.rgb for p in styled]))
     write_image(output, Picture(contact_sheet(rows, labels, footer(settings, strengths))))
     return PreviewOutcome(output, labels, list(strengths), time.perf_counter() - started)
 
 
-def _stylise_all(engine, styles, pictures: list[Picture], progress: Callback) -> list[Picture]:
-    """Pictures of one working size together, others alone; in the order given."""
-    out: list[Picture | None] = [None] * len(pictures)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for k, picture in enumerate(pictures):
-        groups.setdefault(working_size(picture.size, engine.settings.size), []).append(k)
-    for members in groups.values():
-        styled, _ = stylise_pictures(engine, styles, [pictures[k] for k in members], progress)
-        for k, picture in zip(members, styled):
+def _stylise_all(prepared: Prepared, pictures: list[Picture], progress: Callback) -> list[Picture]:
+    """Pictures of one working size together (image_job.stylise_unit), in the order given; a pass
+    that fails fails the sheet."""
+    out: list[Picture] = list(pictures)
+    for done in stylise_unit(prepared, pictures, {}, len(pictures), progress):
+        if isinstance(done.styled, BaseException):
+            raise done.styled
+        for k, picture in zip(done.members, done.styled):
             out[k] = picture
     return out
 

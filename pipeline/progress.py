@@ -11,6 +11,10 @@ class Message:
 
     text: str
     level: str = "info"  # info | warning
+    # A stable name for what the line says ("folder.nothing_to_do", "video.resuming"): the JSON
+    # log's `code`, which scripts and tests match instead of the wording. "" for lines that are
+    # only read by people (the JSON log shows them as "message").
+    code: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .errors import InputError, UsageError
+from .files import file_sha256
 
 DEFAULT_PRESET = "balanced"
 PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a number
@@ -35,6 +36,17 @@ MIN_SIDE = 16
 # overnight job rerun on another machine or with other GPUs neither redoes nor discards work.
 RESULTS = ("style_targets", "image", "video_frames", "video")
 NOTHING = "nothing"
+# The image formats a folder job writes (--image-format), each with the file extensions it is read
+# from: the one list media/images.py (IMAGE_EXTENSIONS) and the option take theirs from.
+IMAGE_FORMATS = {"png": ("png",), "jpg": ("jpg", "jpeg"), "webp": ("webp",), "tiff": ("tiff", "tif"),
+                 "bmp": ("bmp",)}
+
+
+def image_format(value: Any) -> str:
+    """--image-format's parser: 'JPEG', '.jpg' -> 'jpg' (a name outside IMAGE_FORMATS is left for
+    validate() to refuse)."""
+    text = str(value).strip().lower().lstrip(".")
+    return next((name for name, extensions in IMAGE_FORMATS.items() if text in extensions), text)
 
 
 # Help panels of `nstvid --help`, in their order there.
@@ -47,7 +59,8 @@ PANELS = (INPUT_OUTPUT, LOOK, VIDEO, PERFORMANCE, CLUSTER, JOB_CONTROL)
 class Flag:
     """A field's command-line form. Each option is declared once, as a field of Settings or
     RunOptions with a Flag; the CLI's options, the API's keywords and the config keys all come
-    from those fields, and the help shows the field's default."""
+    from those fields, and the help shows the field's default. A help text may name the field's
+    choices as {choices} ("a | b | c")."""
 
     help: str
     panel: str
@@ -60,15 +73,38 @@ class Flag:
 
 
 def option(default: Any, help: str, panel: str, *names: str, sets: Any = None, kind: Any = None,
-           changes: str = "image") -> Any:
-    """A field with a command-line flag (see Flag) that changes `changes` (see RESULTS)."""
-    return dataclasses.field(default=default, metadata={"flag": Flag(help, panel, names, sets, kind),
-                                                        "changes": changes})
+           changes: str = "image", choices: Sequence[str] = (), parse: Any = None) -> Any:
+    """A field with a command-line flag (see Flag) that changes `changes` (see RESULTS).
+
+    choices: the values allowed (validate() refuses others; the help's {choices} lists them).
+    parse: turns a config, flag or keyword value into the field's value (default: by the
+    default's type; a tuple's items are str unless parse is given for them, e.g. float)."""
+    flag = Flag(help.replace("{choices}", " | ".join(choices)), panel, names, sets, kind)
+    return dataclasses.field(default=default, metadata={"flag": flag, "changes": changes,
+                                                        "choices": tuple(choices), "parse": parse})
 
 
-def setting(default: Any, changes: str) -> Any:
-    """A field without a flag (config files and the API only) that changes `changes`."""
-    return dataclasses.field(default=default, metadata={"changes": changes})
+def setting(default: Any, changes: str = NOTHING, choices: Sequence[str] = (), parse: Any = None) -> Any:
+    """A field without a flag (config files and the API only) that changes `changes`; choices and
+    parse as option's."""
+    return dataclasses.field(default=default, metadata={"changes": changes, "choices": tuple(choices),
+                                                        "parse": parse})
+
+
+def _words(choices: Sequence[str]) -> str:
+    """('a', 'b', 'c') -> 'a, b or c'."""
+    return ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else "".join(choices)
+
+
+def check_choices(values: Any) -> None:
+    """UsageError naming the first field of `values` (a Settings or RunOptions) whose value is not
+    one of its declared choices (by its flag where it has one)."""
+    for f in fields(values):
+        allowed = f.metadata.get("choices")
+        value = getattr(values, f.name)
+        if allowed and value not in allowed:
+            name = f.metadata["flag"].flag_names(f.name)[0] if "flag" in f.metadata else f.name
+            raise UsageError(f"{name} {value!r}: expected {_words(allowed)}")
 
 
 def changes(field: dataclasses.Field) -> str:
@@ -82,7 +118,7 @@ class Settings:
     styles: tuple[str, ...] = option((), "Style image; repeat to blend several.", INPUT_OUTPUT,
                                      "--style", "-s", kind=list[Path], changes="style_targets")
     style_blend: tuple[float, ...] = option((), "Blend weights for the styles, e.g. 0.7,0.3 (none: equal).",
-                                            LOOK, kind=str, changes="style_targets")
+                                            LOOK, kind=str, changes="style_targets", parse=float)
     style_scale: float = option(1.0, "Style size relative to the content (1 = same area).", LOOK,
                                 changes="style_targets")
 
@@ -99,10 +135,10 @@ class Settings:
     content_weight: float = option(1.0, "Weight of the content loss (relu4_2).", LOOK)
     style_weight: float = option(10.0, "Weight of the Gram style loss (relu1_1..relu5_1).", LOOK)
     tv_weight: float = option(0.1, "Weight of the total-variation smoothness loss.", LOOK)
-    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    style_layer_weights: tuple[float, ...] = setting((1.0, 1.0, 1.0, 1.0, 1.0), "image", parse=float)
 
     # Optimiser
-    optimizer: str = option("lbfgs", "lbfgs | adam.", LOOK)
+    optimizer: str = option("lbfgs", "{choices}.", LOOK, choices=("lbfgs", "adam"))
     learning_rate: float = 0.02  # adam only; L-BFGS takes unit steps
     init: str = option("content", "Start image: content | noise | FILE.", LOOK)
     seed: int = option(0, "Random seed (noise init).", LOOK)
@@ -112,10 +148,10 @@ class Settings:
     # Model and hardware
     weights: str = option("embedded", "VGG19 weights: embedded | torchvision | PATH to a state dict.", LOOK,
                           changes="style_targets")
-    pooling: str = option("max", "max | avg pooling in VGG19.", LOOK, changes="style_targets")
+    pooling: str = option("max", "{choices} pooling in VGG19.", LOOK, changes="style_targets", choices=("max", "avg"))
     device: str = option("auto", "auto | cpu | cuda[:N] | mps.", PERFORMANCE, changes=NOTHING)
-    precision: str = option("auto", "auto | fp32 | bf16 | fp16 (autocast; Grams stay fp32).", PERFORMANCE,
-                            changes="style_targets")
+    precision: str = option("auto", "{choices} (autocast; Grams stay fp32).", PERFORMANCE,
+                            changes="style_targets", choices=("auto", "fp32", "bf16", "fp16"))
     compile: bool = option(False, "torch.compile the objective (falls back to eager with a warning).",
                            PERFORMANCE, sets=True, changes=NOTHING)
 
@@ -127,16 +163,16 @@ class Settings:
     flow: bool = option(True, "Video: warm start from the previous output without warping.", VIDEO,
                         "--no-flow", sets=False, changes="video_frames")
     # What newly revealed pixels start from: content | inpaint | warp (docs/temporal.md).
-    revealed: str = setting("inpaint", "video_frames")
+    revealed: str = setting("inpaint", "video_frames", choices=("content", "inpaint", "warp"))
     # Flow computed on frames this many times the working size (capped at the source).
     flow_scale: float = setting(1.0, "video_frames")
     # 0-255: distrust the warp where the warped previous input differs by more; 0: off.
     flow_check: float = setting(0.0, "video_frames")
     # How the previous output is warped: linear | cubic | lanczos. Lanczos (8x8) keeps the strokes
     # that bilinear blurs a little at every frame (docs/motion.md).
-    warp_interpolation: str = setting("lanczos", "video_frames")
+    warp_interpolation: str = setting("lanczos", "video_frames", choices=("linear", "cubic", "lanczos"))
     # The DIS flow's preset (flow.DIS_PRESETS): ultrafast | fast | medium | fine.
-    flow_preset: str = setting("medium", "video_frames")
+    flow_preset: str = setting("medium", "video_frames", choices=("ultrafast", "fast", "medium", "fine"))
     # Weight of the temporal term on the fine scales (the warped difference minus its Gaussian
     # low pass of temporal_sigma px), against 1 on the coarse: 1 holds every scale alike
     # (Ruder et al.), lower lets the style term re-sharpen the strokes each warp blurs.
@@ -186,24 +222,13 @@ class Settings:
             raise UsageError(f"--scales {self.scales}: must be at least 1")
         if self.iterations < 0 or self.frame_iterations < 0:
             raise UsageError("--iterations and --frame-iterations must not be negative")
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise UsageError(f"--optimizer {self.optimizer!r}: expected lbfgs or adam")
-        if self.revealed not in ("content", "inpaint", "warp"):
-            raise UsageError(f"revealed {self.revealed!r}: expected content, inpaint or warp")
-        if self.warp_interpolation not in ("linear", "cubic", "lanczos"):
-            raise UsageError(f"warp_interpolation {self.warp_interpolation!r}: expected linear, cubic or lanczos")
+        check_choices(self)  # optimizer, pooling, precision, revealed, warp_interpolation, flow_preset
         if self.segment_frames < 1:
             raise UsageError(f"segment_frames {self.segment_frames}: must be at least 1")
-        if self.flow_preset not in ("ultrafast", "fast", "medium", "fine"):
-            raise UsageError(f"flow_preset {self.flow_preset!r}: expected ultrafast, fast, medium or fine")
         if not 0 <= self.temporal_detail <= 1 or self.temporal_sigma <= 0:
             raise UsageError("temporal_detail must be between 0 and 1, temporal_sigma positive")
         if self.flow_scale < 1 or self.flow_check < 0 or self.settle_iterations < 0:
             raise UsageError("flow_scale must be at least 1; flow_check and settle_iterations not negative")
-        if self.pooling not in ("max", "avg"):
-            raise UsageError(f"--pooling {self.pooling!r}: expected max or avg")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise UsageError(f"--precision {self.precision!r}: expected auto, fp32, bf16 or fp16")
         if self.style_scale <= 0:
             raise UsageError(f"--style-scale {self.style_scale}: must be positive")
         if self.style_blend:
@@ -250,15 +275,6 @@ def style_file_hashes(settings: Settings) -> list[str]:
     return hashes
 
 
-def file_sha256(path: str | Path) -> str:
-    """Content hash of a file (style images, inputs): what caches and manifests are keyed by."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class RunOptions:
     """How a job runs and reports; never changes a result, so never hashed."""
@@ -270,38 +286,38 @@ class RunOptions:
                                     "not make).", INPUT_OUTPUT, sets=True)
     keep_frames: bool = option(False, "Video: keep the resume work folder after success.", VIDEO, sets=True)
     quiet: bool = option(False, "Print errors only.", JOB_CONTROL, "--quiet", "-q", sets=True)
-    log_format: str = option("auto", "auto (bar on a terminal, lines otherwise) | plain | json.", JOB_CONTROL)
-    image_format: str = option("png", "Folder: output image format (png | jpg | webp | tiff).", INPUT_OUTPUT)
+    log_format: str = option("auto", "{choices} (auto: a bar on a terminal, lines otherwise).", JOB_CONTROL,
+                             choices=("auto", "plain", "json"))
+    image_format: str = option("png", "Folder: output image format ({choices}).", INPUT_OUTPUT,
+                               choices=tuple(IMAGE_FORMATS), parse=image_format)
     report: str | None = option(None, "Write a report of the job here: .json (one record per file) or .html "
                                       "(a page with thumbnails, failures first, kept up to date as the job goes).",
                                 INPUT_OUTPUT, kind=Path)
     max_runtime: float | None = option(None, "Folder: stop cleanly after this long (e.g. 90m, 6h).",
-                                       JOB_CONTROL, kind=str)
+                                       JOB_CONTROL, kind=str, parse=lambda text: parse_duration(text))  # below
     dry_run: bool = option(False, "Say what would be done, do nothing.", JOB_CONTROL, sets=True)
     start: str | None = option(None, "Video: start here (1:30, 90s, or 120f frames in).", VIDEO)
     duration: str | None = option(None, "Video: stylise this long (20s, 48f).", VIDEO)
     end: str | None = option(None, "Video: stop here (instead of --duration).", VIDEO)
     preview: int = option(0, f"Video/folder: stylise N frames or images ({PREVIEW_COUNT} when N is left "
                              "out) onto one sheet, then stop.", JOB_CONTROL)
-    preview_strengths: tuple[float, ...] = ()  # one sheet row per strength (--strength 0.3,0.6,0.9)
-    engine: str = option("local", "local | ray: run a folder or video on a Ray cluster "
-                                  "(pip install '.[ray]' in the nstvid folder).", CLUSTER)
+    # One sheet row per strength (--strength 0.3,0.6,0.9 with --preview).
+    preview_strengths: tuple[float, ...] = setting((), parse=float)
+    engine: str = option("local", "{choices}: run a folder or video on a Ray cluster "
+                                  "(pip install '.[ray]' in the nstvid folder).", CLUSTER, choices=("local", "ray"))
     ray_address: str = option("auto", "auto (the cluster `ray start` set up) | local (a private one) | "
                                       "HOST:PORT.", CLUSTER)
     ray_workers: int = option(0, "Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs).", CLUSTER)
     command: tuple[str, ...] = ()  # the command line the job came from (the CLI's argv), for its report
 
     def validate(self) -> "RunOptions":
-        if self.log_format not in ("auto", "plain", "json"):
-            raise UsageError(f"--log-format {self.log_format!r}: expected auto, plain or json")
+        check_choices(self)  # log_format, image_format, engine
         if self.max_runtime is not None and self.max_runtime < 0:
             raise UsageError(f"--max-runtime {self.max_runtime:g}: must not be negative")
         if self.duration is not None and self.end is not None:
             raise UsageError("--duration and --end both given: give one of them")
         for option, text in (("--start", self.start), ("--duration", self.duration), ("--end", self.end)):
             parse_point(text, option)
-        if self.engine not in ("local", "ray"):
-            raise UsageError(f"--engine {self.engine!r}: expected local or ray")
         if self.ray_workers < 0:
             raise UsageError(f"--ray-workers {self.ray_workers}: must be 0 (one per GPU) or positive")
         if self.report is not None and Path(self.report).suffix.lower() not in (".json", ".html"):
@@ -371,10 +387,13 @@ def parse_point(text: Any, option: str) -> tuple[float, bool] | None:
 
 
 def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
-    """Coerce a config / flag / keyword value to the type of cls's field; UsageError names the source."""
-    if name == "max_runtime":
-        return parse_duration(value)
+    """A config / flag / keyword value as cls's field takes it: by the field's parse, else by its
+    default's type (a tuple's items by parse, else str); UsageError names the source."""
+    field = next(f for f in fields(cls) if f.name == name)
+    parse = field.metadata.get("parse")
     default = getattr(cls(), name)
+    if parse is not None and not isinstance(default, tuple):
+        return parse(value)
     try:
         if isinstance(default, bool):
             if isinstance(value, str):
@@ -386,8 +405,8 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
             return bool(value)
         if isinstance(default, tuple):
             items = value.split(",") if isinstance(value, str) else list(value)
-            kind = float if name in ("style_blend", "style_layer_weights", "preview_strengths") else str
-            return tuple(kind(v) for v in items if str(v).strip() != "")
+            item = parse or str
+            return tuple(item(v) for v in items if str(v).strip() != "")
         if default is None:
             return str(value)
         return type(default)(value)

@@ -15,9 +15,10 @@ import torch
 
 from .color import luminance
 from .engine import Engine
+from .files import atomic_write_bytes, file_sha256
 from .losses import gram, target_scale
-from .media.images import Picture, atomic_write_bytes, read_image, resize_rgb
-from .settings import STYLE_LAYERS, file_sha256
+from .media.images import Picture, read_image, resize_rgb
+from .settings import STYLE_LAYERS, Settings
 
 CACHE_VERSION = 2
 
@@ -44,11 +45,11 @@ class StyleTargets:
 class StyleSet:
     """The style images of a job, read once; targets per working size, memoised and disk-cached."""
 
-    def __init__(self, engine: Engine, sent: tuple[list[Picture], list[str]] | None = None):
-        """sent: (pictures, file hashes) of settings.styles read elsewhere (a Ray worker has no
-        access to the driver's files); None: read them here."""
-        self.engine = engine
-        settings = engine.settings
+    def __init__(self, engine: Engine, settings: Settings, sent: tuple[list[Picture], list[str]] | None = None):
+        """settings: the job's (which styles, blended how, at what scale); sent: (pictures, file
+        hashes) of settings.styles read elsewhere (a Ray worker has no access to the driver's
+        files); None: read them here."""
+        self.engine, self.settings = engine, settings
         if sent is None:
             sent = [read_image(path) for path in settings.styles], [file_sha256(p) for p in settings.styles]
         self.pictures, self.file_hashes = sent
@@ -57,7 +58,7 @@ class StyleSet:
         self.computed = 0  # working sizes whose targets were computed (not memoised, not on disk)
 
     def key(self, working_size: tuple[int, int]) -> str:
-        s = self.engine.settings
+        s = self.settings
         # Beyond the settings: what "embedded" weights and "auto" precision resolve to here.
         parts = {
             "version": CACHE_VERSION,
@@ -101,7 +102,7 @@ class StyleSet:
 
     @torch.no_grad()
     def _compute(self, working_size: tuple[int, int]) -> StyleTargets:
-        s = self.engine.settings
+        s = self.settings
         area = working_size[0] * working_size[1] * s.style_scale ** 2
         grams = [0.0] * len(STYLE_LAYERS)
         for picture, weight in zip(self.pictures, s.blend_weights):

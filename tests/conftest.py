@@ -6,6 +6,7 @@ and in-process alike (`make test-fp32`); unset, each test runs as it asks (mostl
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -54,6 +55,22 @@ def set_flag(args, flag: str, value=None) -> list:
     elif value is not None:
         args += [flag, str(value)]
     return args
+
+
+def log(stdout: str) -> list[dict]:
+    """The lines of a `--log-format json` run's log, each with its stable `code` (progress.Message)."""
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def codes(stdout: str) -> list[str]:
+    """The codes of a `--log-format json` run's log lines, in order."""
+    return [line["code"] for line in log(stdout)]
+
+
+def said(stdout: str, code: str, **fields) -> list[dict]:
+    """The JSON log lines of `code` whose fields include `fields` (paths compared as strings)."""
+    want = {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
+    return [line for line in log(stdout) if line["code"] == code and all(line.get(k) == v for k, v in want.items())]
 
 
 def settings(**values):

@@ -243,7 +243,7 @@ from nstvid.pipeline.video.workdir import open_work
 
 source, address, style, output = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
 settings = Settings(styles=(style,), size=32, scales=1, iterations=1)
-_, styles = prepare(settings)
+styles = prepare(settings).styles
 cluster = Cluster(RunOptions(engine="ray", ray_address=address, ray_workers=2), settings)
 try:
     executor = RayExecutor(cluster.pool(styles), styles)

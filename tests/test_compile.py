@@ -83,13 +83,14 @@ def test_compiled_bf16_objective_matches_eager_within_rounding(cache_dir, monkey
     photo = to_tensor(resize_rgb(read_image(CONTENT).rgb, (43, 64)))
     results = {}
     for compile in (False, True):
-        engine = Engine.create(dataclasses.replace(settings, compile=compile))
-        targets = StyleSet(engine).targets((43, 64))
+        made = dataclasses.replace(settings, compile=compile)
+        engine = Engine.create(made)
+        targets = StyleSet(engine, made).targets((43, 64))
         c_target, c_scale = content_targets(engine, photo)
 
         def step():
             x = photo.clone().requires_grad_(True)
-            total = engine.compiled_version(objective)(engine, x, c_target, c_scale, targets, None)[0]
+            total = engine.compiled_version(objective)(engine, made, x, c_target, c_scale, targets, None)[0]
             total.sum().backward()
             return total.detach(), x.grad
 
@@ -143,9 +144,10 @@ def test_failure_at_first_call_falls_back_and_redoes_the_step(monkeypatch, backe
     content = to_tensor(resize_rgb(read_image(CONTENT).rgb, (32, 48)))
     results, events = {}, []
     for compile_ in (False, True):
-        engine = Engine.create(dataclasses.replace(base, compile=compile_))
-        targets = StyleSet(engine).targets((32, 48))
-        results[compile_] = optimise(engine, content, content, targets, iterations=2, progress=events.append)
+        made = dataclasses.replace(base, compile=compile_)
+        engine = Engine.create(made)
+        targets = StyleSet(engine, made).targets((32, 48))
+        results[compile_] = optimise(engine, made, content, content, targets, iterations=2, progress=events.append)
         assert engine.compiled is None  # eager from the failure on (or never compiled)
     warnings = [e for e in events if isinstance(e, Message) and e.level == "warning"]
     assert len(warnings) == 1 and FALLBACK in warnings[0].text and words in warnings[0].text, warnings

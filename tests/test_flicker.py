@@ -135,10 +135,10 @@ from nstvid.pipeline.video.orchestrator import stylise_video
 
 short, folder, style, precision = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 made = Settings(styles=(style,), size=64, scales=1, iterations=3, frame_iterations=3, batch=2)
-engine, styles = prepare(dataclasses.replace(made, precision=precision) if precision else made)
+prepared = prepare(dataclasses.replace(made, precision=precision) if precision else made)
 for overlap in (False, True):
     out = folder / f"out_{overlap}.mp4"
-    outcome = stylise_video(engine, styles, short, out, keep_frames=True, overlap=overlap)
+    outcome = stylise_video(prepared, short, out, keep_frames=True, overlap=overlap)
     print(json.dumps({"overlap": overlap, "frames": outcome.frames}))
 """
 

@@ -249,6 +249,7 @@ def test_chain_starts_revealed_pixels_as_asked(clips, revealed, tmp_path, monkey
     and, where it is not (the strip the pan brings in), from what `revealed` says and not from the
     other starts. Read at zero iterations, where the frame is its start."""
     from nstvid.pipeline.engine import Engine
+    from nstvid.pipeline.prepare import Prepared
     from nstvid.pipeline.settings import Settings
     from nstvid.pipeline.style_targets import StyleSet
     from nstvid.pipeline.video.chain import Chain
@@ -258,7 +259,7 @@ def test_chain_starts_revealed_pixels_as_asked(clips, revealed, tmp_path, monkey
     settings = Settings(styles=(str(SAMPLES / "starry_night.jpg"),), precision="fp32", device="cpu",
                         frame_iterations=0, revealed=revealed)
     engine = Engine.create(settings)
-    chain = Chain(engine, StyleSet(engine))
+    chain = Chain(Prepared(engine, StyleSet(engine, settings), settings))
     # 20 frames apart: the pan has moved 5.6 px at this size (a frame apart it is still slow)
     first, second = (cv2.resize(f, (96, 54), interpolation=cv2.INTER_AREA) for f in clips["pan"][0:21:20])
     painting = (np.random.default_rng(0).random((54, 96, 3)) * 255).astype(np.uint8)  # any output

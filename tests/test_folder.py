@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import command
+from conftest import codes, command, said
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 
 # The tree tests run in order on one state (the module's `tree`): one worker takes them all.
@@ -33,7 +33,7 @@ CHELSEA = SAMPLES / "chelsea.png"
 STYLE = SAMPLES / "starry_night.jpg"
 PAN = SAMPLES / "pan.mp4"
 # fp32: on a CPU, bf16 autocast is slower at these sizes.
-TINY = ["--size", "32", "--scales", "1", "--iterations", "2", "--precision", "fp32", "--log-format", "plain"]
+TINY = ["--size", "32", "--scales", "1", "--iterations", "2", "--precision", "fp32", "--log-format", "json"]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -184,7 +184,7 @@ def test_tree_bad_files_reported_with_reasons(tree):
         record = report["by_name"][rel]
         assert record["status"] == "failed", record
         assert words.lower() in record["error"].lower(), record
-        assert f"failed: {tree['src'] / rel}" in tree["first"].stdout
+        assert said(tree["first"].stdout, "file.failed", path=tree["src"] / rel)
     listed = set(report["by_name"])
     assert not any(name.startswith((".", "stylised", "trip/loop")) or "/." in name for name in listed), listed
     assert "README.txt" not in listed and report["left_out"] == ["README.txt"]
@@ -199,11 +199,11 @@ def test_tree_rerun_does_nothing(tree):
     assert report["done"] == 0
     assert {rec["status"] for rec in report["files"]} <= {"skipped", "failed"}
     assert report["skipped"] == len(tree["good"]) + 1  # the video too
-    assert "nothing to do" in r.stdout
+    assert "folder.nothing_to_do" in codes(r.stdout)
     # Only unusable files are left, and those are not retried: the network is never loaded.
     assert all(rec["status"] == "skipped" or rec["error"] == tree["first_report"]["by_name"][name]["error"]
                for name, rec in report["by_name"].items())
-    assert "device" not in r.stdout and "style targets" not in r.stdout, r.stdout
+    assert not {"engine.ready", "style_targets.computed", "style_targets.cached"} & set(codes(r.stdout)), r.stdout
 
 
 def test_tree_changed_input_is_redone(tree, env):
@@ -224,7 +224,7 @@ def test_tree_rerun_on_other_devices_redoes_nothing(tree, env):
     r = nstvid(env, *tree["args"], "--device", "cpu", "--batch", "2", "--devices", "cpu,cpu")
     report = report_of(tree["report"])
     assert r.returncode == 1, r.stdout + r.stderr  # the bad files still fail
-    assert report["done"] == 0 and "nothing to do" in r.stdout, r.stdout
+    assert report["done"] == 0 and "folder.nothing_to_do" in codes(r.stdout), r.stdout
     assert report["by_name"]["clips/pan.mp4"]["status"] == "skipped"
 
 
@@ -271,9 +271,10 @@ def test_a_manifest_of_an_older_version_redoes_its_files_over_their_own_outputs(
     old_entry = {"status": "done", "output": "cat.png", "settings": "0123456789abcdef",
                  "size": (inputs / "cat.png").stat().st_size, "mtime_ns": (inputs / "cat.png").stat().st_mtime_ns}
     (out / MANIFEST_NAME).write_text(json.dumps({"version": MANIFEST_VERSION - 1, "files": {"cat.png": old_entry}}))
-    r = run_nstvid(inputs, "--style", STYLE, "-o", out, "--size", "32", "--iterations", "2", "--scales", "1")
+    r = run_nstvid(inputs, "--style", STYLE, "-o", out, "--size", "32", "--iterations", "2", "--scales", "1",
+                   "--log-format", "json")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "older nstvid" in r.stdout + r.stderr
+    assert "manifest.older" in codes(r.stdout), r.stdout + r.stderr
     assert (out / "cat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / MANIFEST_NAME).read_text())["version"] == MANIFEST_VERSION
 def test_tree_video(tree):
@@ -345,7 +346,7 @@ def test_sigkill_never_leaves_partial_outputs_and_rerun_finishes(tmp_path, env):
     src = small_tree(tmp_path / "in", 5)
     out = tmp_path / "out"
     args = [src, "--style", STYLE, "-o", out, "--report", tmp_path / "r.json",
-            "--size", "48", "--scales", "1", "--iterations", "6", "--precision", "fp32", "--log-format", "plain"]
+            "--size", "48", "--scales", "1", "--iterations", "6", "--precision", "fp32", "--log-format", "json"]
     bad, stop = [], threading.Event()
 
     def poll():
@@ -378,7 +379,7 @@ def test_sigkill_never_leaves_partial_outputs_and_rerun_finishes(tmp_path, env):
         watcher.join()
     assert not bad, bad
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "took over a stale lock" in rerun.stdout
+    assert "lock.stale_taken" in codes(rerun.stdout), rerun.stdout
     report = report_of(tmp_path / "r.json")
     assert report["done"] + report["skipped"] == 5 and report["skipped"] >= 2
     assert all(complete_image(out / f"sub{i % 2}" / f"cat{i}.png") for i in range(5))
@@ -394,25 +395,27 @@ def test_dry_run_and_max_runtime(tmp_path, env):
     src = small_tree(tmp_path / "in", 4)
     out = tmp_path / "out"
     args = [src, "--style", STYLE, "-o", out, "--report", tmp_path / "r.json",
-            "--size", "48", "--scales", "1", "--iterations", "4", "--precision", "fp32", "--log-format", "plain"]
+            "--size", "48", "--scales", "1", "--iterations", "4", "--precision", "fp32", "--log-format", "json"]
     before = tree_hashes(src)
     dry = nstvid(env, *args, "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert dry.stdout.count("would stylise") == 4
-    assert f"would stylise {src / 'sub0' / 'cat0.png'} -> {out / 'sub0' / 'cat0.png'}" in dry.stdout
+    assert codes(dry.stdout).count("dry_run.would_stylise") == 4
+    assert said(dry.stdout, "dry_run.would_stylise",
+                message=f"would stylise {src / 'sub0' / 'cat0.png'} -> {out / 'sub0' / 'cat0.png'}")
     assert not out.exists() and not (tmp_path / "r.json").exists()
 
     # The clock starts before the network is loaded, so 1 s runs out during the first file.
     short = nstvid(env, *args, "--max-runtime", "1s")
     assert short.returncode == 0, short.stdout + short.stderr
-    assert "max runtime" in short.stdout
+    assert "job.max_runtime" in codes(short.stdout), short.stdout
     report = report_of(tmp_path / "r.json")
     assert report["stopped_early"] and 1 <= report["done"] < 4 and report["failed"] == 0
     assert report["done"] + report["pending"] == 4
     first_done = report["done"]
 
     dry = nstvid(env, *args, "--dry-run")
-    assert dry.stdout.count("would skip") == first_done and dry.stdout.count("would stylise") == 4 - first_done
+    assert codes(dry.stdout).count("dry_run.would_skip") == first_done
+    assert codes(dry.stdout).count("dry_run.would_stylise") == 4 - first_done
 
     rest = nstvid(env, *args)
     assert rest.returncode == 0, rest.stdout + rest.stderr
@@ -461,7 +464,7 @@ def test_overnight_config_is_a_valid_job_file(tmp_path, env):
 # Batches of images that share a working size (--batch)
 
 # conftest.TINY, in fp32 so that the comparison does not depend on the CPU's bf16 support.
-BATCH_ARGS = ["--size", "64", "--scales", "1", "--iterations", "3", "--precision", "fp32", "--log-format", "plain"]
+BATCH_ARGS = ["--size", "64", "--scales", "1", "--iterations", "3", "--precision", "fp32", "--log-format", "json"]
 
 
 def photo_crop(name: str, y: int = 0, x: int = 0, h: int = 240, w: int = 320) -> np.ndarray:
@@ -497,7 +500,7 @@ def test_batch_of_same_size_images_matches_single_runs(tmp_path, run_nstvid):
         assert sorted(manifest) == ["astronaut.png", "cat.png", "cat_ear.png", "coffee.png"]
         for rel, entry in manifest.items():
             assert entry["status"] == "done", (batch, rel, entry)
-            assert f"done: {src / rel}" in r.stdout  # a FileDone per file
+            assert said(r.stdout, "file.done", path=src / rel)  # a FileDone per file
             assert report["by_name"][rel]["status"] == "done" and report["by_name"][rel]["seconds"] > 0
         assert not list(out.rglob(".*.part"))
     for rel in ("astronaut.png", "cat.png", "cat_ear.png", "coffee.png"):
@@ -529,12 +532,13 @@ def test_mixed_size_folder_batches_by_size_and_a_corrupt_image_fails_alone(tmp_p
     args = [src, "--style", STYLE, "-o", out, "--report", report_path, "--batch", 4, *BATCH_ARGS]
     r = run_nstvid(*args)
     assert r.returncode == 1, r.stdout + r.stderr  # one file failed
-    assert "batch of 3 images at 64x48" in r.stdout and "batch of 2 images at 64x64" in r.stdout, r.stdout
-    assert r.stdout.count("batch of") == 2  # coffee (64x43) ran alone
+    batches = [line["message"] for line in said(r.stdout, "batch.images")]
+    assert sorted(batches) == ["batch of 2 images at 64x64", "batch of 3 images at 64x48"], r.stdout
+    # coffee (64x43) ran alone
     report = report_of(report_path)
     broken = report["by_name"]["a/broken.jpg"]
     assert broken["status"] == "failed" and "corrupt" in broken["error"], broken
-    assert f"failed: {src / 'a' / 'broken.jpg'}" in r.stdout
+    assert said(r.stdout, "file.failed", path=src / "a" / "broken.jpg")
     expected = {"a/cat0.png": (48, 64), "a/cat1.png": (48, 64), "a/cat2.png": (48, 64),
                 "b/astronaut.png": (64, 64), "b/astronaut_flipped.png": (64, 64), "coffee.png": (43, 64)}
     for rel, shape in expected.items():
@@ -546,7 +550,8 @@ def test_mixed_size_folder_batches_by_size_and_a_corrupt_image_fails_alone(tmp_p
     assert not (out / "a" / "broken.jpg.png").exists() and not (out / "a" / "broken.png").exists()
     # A rerun has nothing to do and does not load the network.
     again = run_nstvid(*args)
-    assert again.returncode == 1 and "nothing to do" in again.stdout and "device" not in again.stdout
+    assert again.returncode == 1 and "folder.nothing_to_do" in codes(again.stdout)
+    assert "engine.ready" not in codes(again.stdout), again.stdout
     assert report_of(report_path)["skipped"] == 6
 
 
@@ -558,9 +563,10 @@ def test_out_of_memory_halves_the_batch_and_an_image_that_never_fits_fails_alone
     import torch
 
     from nstvid.pipeline import image_job
+    from nstvid.pipeline.backend import LocalBackend
     from nstvid.pipeline.folder.run import run_folder
     from nstvid.pipeline.progress import Message
-    from nstvid.pipeline.settings import Settings
+    from nstvid.pipeline.settings import RunOptions, Settings
 
     src, out = tmp_path / "in", tmp_path / "out"
     for i in range(4):
@@ -568,20 +574,21 @@ def test_out_of_memory_halves_the_batch_and_an_image_that_never_fits_fails_alone
     write(src / "square.png", photo_crop("astronaut.jpg", 0, 0, 384, 384))
     real = image_job.stylise_pictures
 
-    def fake_oom(engine, styles, pictures, progress):
+    def fake_oom(prepared, pictures, progress):
         if len(pictures) > 2 or pictures[0].size == (64, 64):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(engine, styles, pictures, progress)
+        return real(prepared, pictures, progress)
 
     monkeypatch.setattr(image_job, "stylise_pictures", fake_oom)
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(tmp_path / "cache"))
     settings = Settings(styles=(str(STYLE),), size=64, scales=1, iterations=2, precision="fp32",
                         device="cpu", batch=4)
     events = []
-    summary = run_folder(src, out, settings, progress=events.append)
-    lines = [e.text for e in events if isinstance(e, Message)]
-    assert "out of memory: batch at 64x48 halved to 2, retried" in lines, lines
-    assert lines.count("batch of 2 images at 64x48") == 2 and "batch of 4 images at 64x48" in lines
+    summary = run_folder(src, out, settings, RunOptions(), LocalBackend(settings), progress=events.append)
+    halved = [e.text for e in events if isinstance(e, Message) and e.code == "batch.halved"]
+    assert halved == ["out of memory: batch at 64x48 halved to 2, retried"], halved
+    batches = [e.text for e in events if isinstance(e, Message) and e.code == "batch.images"]
+    assert batches.count("batch of 2 images at 64x48") == 2 and "batch of 4 images at 64x48" in batches
     assert summary.done == 4 and summary.failed == 1, summary.records
     square = next(r for r in summary.records if r["path"].endswith("square.png"))
     assert square["error"] == "one 64x64 image does not fit in cpu memory; try a smaller --size"

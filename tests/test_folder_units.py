@@ -12,23 +12,26 @@ import pytest
 
 from nstvid.pipeline.errors import LockedError
 from nstvid.pipeline.folder import manifest as manifest_module
-from nstvid.pipeline.folder.lock import LOCK_NAME, FolderLock, _boot_id, _proc_start
 from nstvid.pipeline.folder.manifest import JOURNAL_NAME, MANIFEST_NAME, Manifest
+from nstvid.pipeline.lock import LOCK_NAME, FolderLock, _boot_id, _proc_start
 from nstvid.pipeline.progress import Message
 
 
 def entry(status: str, n: int) -> dict:
-    return {"status": status, "output": f"f{n}.png", "settings": "abc", "size": n, "mtime_ns": n, "sha256": "0"}
+    return {"status": status, "output": f"f{n}.png", "settings": "abc", "size": n, "mtime_ns": n, "sha256": "0",
+            **({"seconds": 1.0} if status == "done" else {})}
+
+
+def start(manifest: Manifest, n: int) -> None:
+    manifest.started(f"f{n}.png", output=f"f{n}.png", settings="abc", size=n, mtime_ns=n, sha256="0")
 
 
 def test_journal_replays_records_and_ignores_a_line_cut_short(tmp_path):
     path = tmp_path / MANIFEST_NAME
     first = Manifest(path)
     for n in range(3):
-        first.files[f"f{n}.png"] = entry("started", n)
-        first.record(f"f{n}.png")
-    first.files["f1.png"] = entry("done", 1)
-    first.record("f1.png")
+        start(first, n)
+    first.done("f1.png", 1.0)
     first.close()  # killed before save(): only the journal holds the run
     assert not path.exists()
     journal = tmp_path / JOURNAL_NAME
@@ -36,13 +39,13 @@ def test_journal_replays_records_and_ignores_a_line_cut_short(tmp_path):
     with open(journal, "a") as f:
         f.write('{"rel": "f2.png", "entry": {"status": "do')  # the kill cut this line
     again = Manifest(path)
-    assert again.files == {"f0.png": entry("started", 0), "f1.png": entry("done", 1), "f2.png": entry("started", 2)}
-    assert again.dirty  # the replayed journal is folded in at the next save
+    assert again.entries == {"f0.png": entry("started", 0), "f1.png": entry("done", 1), "f2.png": entry("started", 2)}
+    assert again.changed  # the replayed journal is folded in at the next save
     again.save()
     again.close()
     assert not journal.exists()
-    assert json.loads(path.read_text())["files"] == again.files
-    assert Manifest(path).files == again.files and not Manifest(path).dirty
+    assert json.loads(path.read_text())["files"] == again.entries
+    assert Manifest(path).entries == again.entries and not Manifest(path).changed
 
 
 def test_journal_is_compacted_into_the_manifest(tmp_path, monkeypatch):
@@ -50,20 +53,19 @@ def test_journal_is_compacted_into_the_manifest(tmp_path, monkeypatch):
     path = tmp_path / MANIFEST_NAME
     m = Manifest(path)
     for n in range(4):
-        m.files[f"f{n}.png"] = entry("done", n)
-        m.record(f"f{n}.png")
+        start(m, n)  # a journal line each
     m.close()
     on_disk = json.loads(path.read_text())["files"]
     assert sorted(on_disk) == ["f0.png", "f1.png", "f2.png"]  # compacted after the third record
     assert len((tmp_path / JOURNAL_NAME).read_text().splitlines()) == 1  # the fourth, since
-    assert sorted(Manifest(path).files) == ["f0.png", "f1.png", "f2.png", "f3.png"]
+    assert sorted(Manifest(path).entries) == ["f0.png", "f1.png", "f2.png", "f3.png"]
 
 
 def test_unreadable_manifest_warns_and_starts_afresh(tmp_path):
     path = tmp_path / MANIFEST_NAME
     path.write_text("{ not json")
     events = []
-    assert Manifest(path, events.append).files == {}
+    assert Manifest(path, events.append).entries == {}
     assert len(events) == 1 and events[0].level == "warning" and str(path) in events[0].text
 
 

@@ -88,13 +88,13 @@ def test_cuda_only_switches_stay_off_on_the_cpu(engine, monkeypatch):
     CPU runs eagerly, says so once, and gives the eager result to the bit."""
     assert not torch.backends.cudnn.benchmark
     assert torch.get_float32_matmul_precision() == "highest"
-    targets = StyleSet(engine).targets((32, 48))
+    targets = StyleSet(engine, FP32).targets((32, 48))
     image = photo()
-    eager = optimise(engine, image, image, targets, iterations=3)
+    eager = optimise(engine, FP32, image, image, targets, iterations=3)
     monkeypatch.setenv(CUDA_GRAPHS_ENV, "1")
     events = []
-    graphed = optimise(engine, image, image, targets, iterations=3, progress=events.append)
-    again = optimise(engine, image, image, targets, iterations=3, progress=events.append)
+    graphed = optimise(engine, FP32, image, image, targets, iterations=3, progress=events.append)
+    again = optimise(engine, FP32, image, image, targets, iterations=3, progress=events.append)
     assert torch.equal(graphed.images, eager.images) and torch.equal(again.images, eager.images)
     warnings = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
     assert warnings == [f"{CUDA_GRAPHS_ENV}: a CUDA graph needs CUDA; running eagerly"], warnings
@@ -104,21 +104,21 @@ def test_cuda_only_switches_stay_off_on_the_cpu(engine, monkeypatch):
 def test_a_loss_that_is_not_finite_stops_the_pass_at_the_next_check(engine):
     """The finiteness check runs with the others (every iteration on the CPU, every 10 on CUDA),
     not as a host sync of its own."""
-    targets = StyleSet(engine).targets((32, 48))
+    targets = StyleSet(engine, FP32).targets((32, 48))
     image = photo()
     broken = image.clone()
     broken[0, 0, 0, 0] = float("nan")
-    result = optimise(engine, broken, image, targets, iterations=5)
+    result = optimise(engine, FP32, broken, image, targets, iterations=5)
     assert result.iterations == 1
 
 
 def test_the_neighbour_grid_computed_once_is_the_one_computed_per_call(engine):
-    targets = StyleSet(engine).targets((32, 48))
+    targets = StyleSet(engine, FP32).targets((32, 48))
     frames = torch.cat([photo(), photo().flip(-1)])
     flow = torch.randn(2, 2, 32, 48, generator=torch.Generator().manual_seed(3))
     raw = Temporal(frames.flip(0), torch.ones(2, 1, 32, 48), flow, torch.ones(2, 1, 32, 48))
     c_target, c_scale = content_targets(engine, frames)
     with torch.no_grad():
-        per_call = objective(engine, frames, c_target, c_scale, targets, raw)[0]
-        once = objective(engine, frames, c_target, c_scale, targets, raw.prepared(engine.device))[0]
+        per_call = objective(engine, FP32, frames, c_target, c_scale, targets, raw)[0]
+        once = objective(engine, FP32, frames, c_target, c_scale, targets, raw.prepared(engine.device))[0]
     assert torch.equal(per_call, once)

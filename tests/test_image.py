@@ -25,12 +25,13 @@ def losses_of(image_path: Path, content_path: Path, size: int) -> tuple[float, f
     """(content loss, style loss) of an image against the sample content and style, our loss."""
     settings = Settings(styles=(str(STYLE),), size=size, precision="fp32", device="cpu")
     engine = Engine.create(settings)
-    styles = StyleSet(engine)
+    styles = StyleSet(engine, settings)
     image = read_image(image_path).rgb
     content = resize_rgb(read_image(content_path).rgb, image.shape[:2])
     c_target, c_scale = content_targets(engine, to_tensor(content))
     with torch.no_grad():
-        _, c, s = objective(engine, to_tensor(image), c_target, c_scale, styles.targets(image.shape[:2]), None)
+        _, c, s = objective(engine, settings, to_tensor(image), c_target, c_scale, styles.targets(image.shape[:2]),
+                            None)
     return float(c[0]), float(s[0])
 
 

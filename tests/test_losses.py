@@ -59,8 +59,9 @@ def test_temporal_detail_frees_the_strokes_and_holds_where_the_painting_is():
 def test_temporal_weight_holds_at_512_px_and_grows_with_the_square_of_the_size_above():
     """The objective's temporal term is 50x the temporal loss up to 512 px, 200x at 1024 px: with one
     weight for every size, larger frames flickered more (docs/temporal_size.md)."""
-    engine = Engine.create(Settings(styles=(str(STYLE),), precision="fp32", device="cpu"))
-    styles = StyleSet(engine)
+    settings = Settings(styles=(str(STYLE),), precision="fp32", device="cpu")
+    engine = Engine.create(settings)
+    styles = StyleSet(engine, settings)
     photo = read_image(CONTENT).rgb
     for width, weight in ((256, 50), (512, 50), (1024, 200)):
         strip = to_tensor(resize_rgb(photo, (width * 2 // 3, width))[100:132])  # 32 rows: VGG is quick
@@ -69,8 +70,8 @@ def test_temporal_weight_holds_at_512_px_and_grows_with_the_square_of_the_size_a
         c_target, c_scale = content_targets(engine, strip)
         targets = styles.targets(tuple(strip.shape[-2:]))
         with torch.no_grad():
-            with_temporal = objective(engine, strip, c_target, c_scale, targets, Temporal(moved, mask))[0]
-            without = objective(engine, strip, c_target, c_scale, targets, None)[0]
+            with_temporal = objective(engine, settings, strip, c_target, c_scale, targets, Temporal(moved, mask))[0]
+            without = objective(engine, settings, strip, c_target, c_scale, targets, None)[0]
         term = float(with_temporal - without)
         s = engine.settings
         expected = weight * float(temporal_loss(strip, moved, mask, s.temporal_detail, s.temporal_sigma))
@@ -105,20 +106,20 @@ def test_batch_equals_single_runs(optimizer):
     settings = Settings(styles=(str(STYLE),), precision="fp32", device="cpu", optimizer=optimizer,
                         learning_rate=0.05, tolerance=0)
     engine = Engine.create(settings)
-    targets = StyleSet(engine).targets((48, 48))
+    targets = StyleSet(engine, settings).targets((48, 48))
     content = _crops(48, 5)[:4]
-    batch = optimise(engine, content, content, targets, iterations=1)
-    singles = torch.cat([optimise(engine, content[i:i + 1], content[i:i + 1], targets, iterations=1).images
+    batch = optimise(engine, settings, content, content, targets, iterations=1)
+    singles = torch.cat([optimise(engine, settings, content[i:i + 1], content[i:i + 1], targets, iterations=1).images
                          for i in range(4)])
     assert (batch.images - singles).abs().max() < 1e-6
-    batch = optimise(engine, content, content, targets, iterations=8)
+    batch = optimise(engine, settings, content, content, targets, iterations=8)
     assert (batch.images - content).abs().mean() > 0.005  # and it did move
-    single_totals = torch.cat([optimise(engine, content[i:i + 1], content[i:i + 1], targets,
+    single_totals = torch.cat([optimise(engine, settings, content[i:i + 1], content[i:i + 1], targets,
                                         iterations=8).total for i in range(4)])
     assert torch.allclose(batch.total, single_totals, rtol=0.02)
     neighbour = _crops(48, 5)[4:]
     other = torch.cat([neighbour, content[1:]])
-    moved = optimise(engine, other, other, targets, iterations=8)
+    moved = optimise(engine, settings, other, other, targets, iterations=8)
     assert torch.equal(moved.images[1:], batch.images[1:])
     assert (moved.images[0] - batch.images[0]).abs().max() > 0.05  # sample 0 did change
 

@@ -50,7 +50,9 @@ def test_json_lines_count_the_job():
         for event in _events():
             reporter(event)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert all(x["code"] for x in lines), lines
     files = [x for x in lines if "status" in x]
+    assert [x["code"] for x in files] == ["file.done"] * 3
     assert [(x["path"], x["files_done"], x["files_total"], x["node"]) for x in files] == [
         ("a.png", 1, 3, "127.0.0.1"), ("b.png", 2, 3, "127.0.0.1"), ("c.mp4", 3, 3, "127.0.0.1")]
     frames = [x for x in lines if "frame" in x]

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import CONTENT, STYLE, command
+from conftest import CONTENT, STYLE, codes, command, said
 from nstvid.pipeline.media.images import read_image
 from test_video import PAN, clip, count_frames
 
@@ -101,7 +101,7 @@ def test_a_truncated_manifest_is_rebuilt_from_the_outputs_own_records(tmp_path, 
     (src / "cat.png").write_bytes(CONTENT.read_bytes())
     (src / "astronaut.jpg").write_bytes((CONTENT.parent / "astronaut.jpg").read_bytes())
     clip(src, PAN, 3, "pan.mp4")
-    args = [src, "--style", STYLE, "-o", out, "--report", report, *TINY]
+    args = [src, "--style", STYLE, "-o", out, "--report", report, *TINY, "--log-format", "json"]
     assert run_nstvid(*args).returncode == 0
     manifest = out / MANIFEST_NAME
 
@@ -109,17 +109,18 @@ def test_a_truncated_manifest_is_rebuilt_from_the_outputs_own_records(tmp_path, 
         manifest.write_bytes(manifest.read_bytes()[:60])
         r = run_nstvid(*args)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert "unreadable manifest" in r.stdout and "prove their origin" in r.stdout, r.stdout
+        assert {"manifest.unreadable", "folder.proven"} <= set(codes(r.stdout)), r.stdout
         return r, json.loads(report.read_text())
 
     r, data = rerun()
     assert (data["done"], data["skipped"], data["failed"]) == (0, 3, 0), data
-    assert "nothing to do" in r.stdout and "style targets" not in r.stdout, r.stdout
+    assert "folder.nothing_to_do" in codes(r.stdout), r.stdout
+    assert not {"style_targets.computed", "style_targets.cached"} & set(codes(r.stdout)), r.stdout
     assert set(json.loads(manifest.read_text())["files"]) == {"cat.png", "astronaut.jpg", "pan.mp4"}
     (out / "cat.png").unlink()
     r, data = rerun()
     assert (data["done"], data["skipped"], data["failed"]) == (1, 2, 0), data
-    assert f"done: {src / 'cat.png'}" in r.stdout
+    assert said(r.stdout, "file.done", path=src / "cat.png"), r.stdout
 
 
 def test_a_bad_codec_or_crf_is_refused_before_any_work(tmp_path, run_nstvid):
@@ -183,9 +184,10 @@ def test_a_single_output_lock_left_by_a_killed_run_is_taken_over(tmp_path, run_n
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}))
-    r = run_nstvid(CONTENT, "--style", STYLE, "-o", out, *TINY)
+    r = run_nstvid(CONTENT, "--style", STYLE, "-o", out, *TINY, "--log-format", "json")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"took over a stale lock from pid {dead.pid}" in r.stdout, r.stdout
+    (taken,) = said(r.stdout, "lock.stale_taken")
+    assert f"pid {dead.pid}" in taken["message"], r.stdout
     assert out.is_file() and not lock.exists()
 
 

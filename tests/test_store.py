@@ -20,10 +20,11 @@ import pytest
 
 from conftest import REALSHORT, settings
 from nstvid.pipeline.media.video import VideoWriter, read_frames
-from nstvid.pipeline.video.clip import open_clip
-from nstvid.pipeline.video.executors import scan_here
+from nstvid.pipeline.video.clip import Clip, open_clip
+from nstvid.pipeline.video.contract import ExecutorBase, Report
 from nstvid.pipeline.video.orchestrator import stylise_clip
 from nstvid.pipeline.video.segment import SegmentOutput, SegmentTask
+from nstvid.pipeline.video.workdir import WorkDir
 
 FRAMES = 36  # all of realshort
 SEGMENT = 4  # frames per segment: 9 in one piece
@@ -33,11 +34,10 @@ class Crash(KeyboardInterrupt):
     """What kill -9 leaves, as near as a test in one process gets: the run stops between two stores."""
 
 
-class PassThrough:
-    """The orchestrator's executor shape (video/executors.py), with `workers` workers in name that
-    run one segment at a time: each output frame is its input frame, decoded at the working size."""
-
-    scan = staticmethod(scan_here)
+class PassThrough(ExecutorBase):
+    """An executor (video/contract.py; mypy checks it against the contract in `make test`), with
+    `workers` workers in name that run one segment at a time: each output frame is its input
+    frame, decoded at the working size."""
 
     def __init__(self, workers: int, crash_after: int | None = None):
         self.workers, self.crash_after = workers, crash_after
@@ -48,10 +48,7 @@ class PassThrough:
     def describe(self) -> str:
         return f"{self.workers} pass-through workers"
 
-    def estimate(self, clip, work, scores, done, progress):
-        return None
-
-    def start(self, clip, work, suffix, report) -> None:
+    def start(self, clip: Clip, work: WorkDir, suffix: str, report: Report) -> None:
         self.clip, self.work, self.suffix = clip, work, suffix
 
     @property
@@ -65,7 +62,7 @@ class PassThrough:
     def submit(self, task: SegmentTask) -> None:
         self.in_hand.append(task)
 
-    def next(self, timeout: float) -> SegmentOutput:
+    def next(self, timeout: float) -> SegmentOutput | None:
         if self.crash_after is not None and len(self.ran) == self.crash_after:
             raise Crash
         task = self.in_hand.pop(0)
@@ -87,17 +84,8 @@ class PassThrough:
         self.folder.append(sum(p.name.startswith(("frame_", "lead_")) for p in self.work.path.iterdir()))
         return SegmentOutput(segment, path, raw)
 
-    def stop(self) -> None:
-        pass
-
     def kill(self) -> None:
         self.in_hand = []
-
-    def identities(self) -> dict:
-        return {}
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,12 @@ LAYERS = {
     "__main__": 6, "cli": 5, "__init__": 5,
     "pipeline.api": 4,
     "pipeline.folder": 3, "pipeline.cluster": 3, "pipeline.preview": 3,
-    "pipeline.video": 2, "pipeline.image_job": 2, "pipeline.report": 2,
+    "pipeline.video": 2, "pipeline.image_job": 2, "pipeline.backend": 2, "pipeline.report": 2,
     "pipeline.prepare": 1, "pipeline.batching": 1, "pipeline.outputs": 1, "pipeline.frames": 1,
     "pipeline.gatys": 1, "pipeline.optimizers": 1, "pipeline.cuda_graphs": 1, "pipeline.style_targets": 1,
     "pipeline.estimate": 1, "pipeline.sheet": 1, "pipeline.plot": 1, "pipeline.engine": 1, "pipeline.features": 1,
     "pipeline.losses": 1, "pipeline.color": 1, "pipeline.flow": 1, "pipeline.media": 1,
-    "pipeline.errors": 0, "pipeline.progress": 0, "pipeline.settings": 0, "pipeline": 0,
+    "pipeline.errors": 0, "pipeline.progress": 0, "pipeline.settings": 0, "pipeline.files": 0, "pipeline": 0,
 }
 
 
@@ -219,3 +219,109 @@ def test_a_refused_job_is_refused_before_torch_loads(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["2", "False"], r.stdout
+
+
+def _calls_and_compares(path: Path):
+    """(names called, engine comparisons) in path: `X(...)` by X's name, and `... .engine == "ray"`."""
+    tree = ast.parse(path.read_text())
+    called = {node.func.id if isinstance(node.func, ast.Name) else node.func.attr for node in ast.walk(tree)
+              if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))}
+    compares = [node for node in ast.walk(tree) if isinstance(node, ast.Compare)
+                and any(isinstance(side, ast.Attribute) and side.attr == "engine"
+                        for side in [node.left, *node.comparators])]
+    return called, compares
+
+
+def test_where_a_job_runs_is_chosen_once():
+    """Only api.py picks Ray or this machine (it builds the job's one backend); the jobs take the
+    backend, and no job, runner or executor asks which it is. settings.py only checks the value,
+    and the report only words it (page, summary: "ray" as the job's devices)."""
+    pickers = {}
+    for path in PACKAGE_FILES:
+        called, compares = _calls_and_compares(path)
+        name = module_name(path)
+        words_only = name.startswith(("pipeline.report", "pipeline.settings"))
+        if {"RayBackend", "LocalBackend"} & called or (compares and not words_only):
+            pickers[name] = sorted({"RayBackend", "LocalBackend"} & called) + [ast.unparse(c) for c in compares]
+    assert list(pickers) == ["pipeline.api"], pickers
+    builds_cluster = [module_name(p) for p in PACKAGE_FILES if "Cluster" in _calls_and_compares(p)[0]]
+    assert builds_cluster == ["pipeline.cluster.backend"], builds_cluster
+
+
+def test_no_on_cluster_parameter_and_jobs_below_the_cluster():
+    """No callback stands for the cluster (`on_cluster`); folder/ and preview.py import nothing
+    from cluster/, and preview.py nothing from folder/."""
+    for path in PACKAGE_FILES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.arg):
+                assert node.arg != "on_cluster", f"{module_name(path)}: an on_cluster parameter"
+    for path in PACKAGE_FILES:
+        name, targets = module_name(path), imports_of(path)
+        if name.startswith("pipeline.folder") or name == "pipeline.preview":
+            assert not [t for t in targets if t.startswith("pipeline.cluster")], (name, targets)
+        if name == "pipeline.preview":
+            assert not [t for t in targets if t.startswith("pipeline.folder")], (name, targets)
+
+
+def test_overnight_config_names_every_option_at_its_default_or_a_stated_nightly_value():
+    """configs/overnight.toml, "every option nstvid knows": each Settings and RunOptions field but
+    those of one run (the command line, a preview, a dry run, part of a clip), each at its default
+    but the values a nightly job sets (where it writes, its log and report, its time limit, its
+    style). A new field, or a changed default, fails here until the file says it."""
+    import dataclasses
+
+    from nstvid.pipeline import settings
+
+    one_run = {"command", "preview", "preview_strengths", "dry_run", "start", "duration", "end"}
+    nightly = {"output", "report", "log_format", "max_runtime", "styles"}
+    values = settings.read_config(ROOT / "configs" / "overnight.toml")
+    defaults = {f.name: f.default for cls in (settings.Settings, settings.RunOptions) for f in dataclasses.fields(cls)}
+    assert sorted(set(defaults) - one_run - set(values)) == [], "missing from overnight.toml"
+    assert "strength" in values
+    differ = sorted(name for name, value in values.items() if value != defaults[name])
+    assert differ == sorted(nightly), differ
+
+
+_DRIFTED = '''
+from pathlib import Path
+
+from nstvid.pipeline.settings import Settings
+from nstvid.pipeline.video.contract import ExecutorBase
+from nstvid.pipeline.video.orchestrator import stylise_clip
+
+
+class Drifted(ExecutorBase):
+    """An executor whose submit() lost its task, as the tests' double once drifted."""
+
+    free = 1
+    busy = False
+
+    def start(self, clip, work, suffix, report) -> None:
+        pass
+
+    def submit(self) -> None:
+        pass
+
+    def next(self, timeout: float) -> None:
+        return None
+
+
+def run(path: Path) -> None:
+    stylise_clip(Drifted(), Settings(), path, path)
+'''
+
+
+def test_a_drifted_executor_fails_the_type_check(tmp_path):
+    """The executor contract is checked, not only written: mypy (make typecheck's configuration)
+    refuses an executor that no longer matches it where the orchestrator takes one."""
+    pytest.importorskip("mypy")
+    link = ROOT / "build" / "mypy" / "nstvid"  # what `make typecheck` makes
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(Path("..") / "..")
+    module = tmp_path / "drifted.py"
+    module.write_text(_DRIFTED)
+    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), str(module)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'incompatible type "Drifted"; expected "Executor"' in r.stdout, r.stdout

@@ -174,20 +174,19 @@ def test_a_disk_too_full_for_the_resume_frames_fails_at_the_first_frame(tmp_path
 
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
     short = clip(tmp_path, PAN, 6, "short.mp4")
-    engine, styles = prepare(settings(styles=(str(STYLE),), size=64, scales=1, iterations=3,
-                                      frame_iterations=2))
+    prepared = prepare(settings(styles=(str(STYLE),), size=64, scales=1, iterations=3, frame_iterations=2))
     out = tmp_path / "out.mp4"
     real = shutil.disk_usage
     with monkeypatch.context() as m:
         m.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=10_000))
         with pytest.raises(OutputError) as failed:
-            stylise_video(engine, styles, short, out)
+            stylise_video(prepared, short, out)
     message = str(failed.value)
     assert "\n" not in message and "disk too full" in message and "5 frames" in message, message
     assert ".out.mp4.nstvid-work" in message and "10 KB is free" in message
     assert not out.exists()
     assert (tmp_path / ".out.mp4.nstvid-work" / "frame_000000.png").is_file()
-    outcome = stylise_video(engine, styles, short, out)
+    outcome = stylise_video(prepared, short, out)
     assert outcome.resumed_from >= 1 and outcome.frames == 6 and count_frames(out) == 6
 
 
@@ -214,11 +213,11 @@ def test_split_clip_prefers_scene_cuts_and_leads_in_elsewhere():
 def test_the_plan_covers_every_frame_once_in_order():
     """Segments' encoded ranges and seams tile the clip; each segment after a piece's first starts
     where the one before it stopped (its anchor), and raw frames are those a seam blends."""
-    from nstvid.pipeline.video.pieces import Seam, plan_clip
+    from nstvid.pipeline.video.pieces import Seam, lay_out_clip
 
     for frames, workers, cuts in ((10, 2, []), (100, 1, []), (130, 3, [40]), (300, 4, [7, 150]), (5, 8, [])):
         scores = [0.8 if i + 1 in cuts else 0.0 for i in range(frames - 1)]
-        plan = plan_clip(frames, workers, scores, 0.35, 24)
+        plan = lay_out_clip(frames, workers, scores, 0.35, 24)
         covered = []
         for part in plan.parts():
             covered += list(range(part.first, part.stop) if isinstance(part, Seam)

@@ -107,7 +107,7 @@ class Pool:
         if size is None:
             return self.put({})
         if size not in self.targets:
-            levels = scale_sizes(size, styles.engine.settings.scales)
+            levels = scale_sizes(size, styles.settings.scales)
             for level in levels:
                 styles.targets(level)
             held = styles.computed_targets()
@@ -158,7 +158,8 @@ class Pool:
         if call.attempts >= MAX_ATTEMPTS:
             return call, WorkerLost(f"worker lost {call.attempts} times ({call.lost[-1]})")
         self.progress(Message(f"worker lost during {call.method} ({type(error).__name__}): retrying, "
-                              f"attempt {call.attempts + 1} of {MAX_ATTEMPTS}", level="warning"))
+                              f"attempt {call.attempts + 1} of {MAX_ATTEMPTS}", level="warning",
+                              code="ray.worker_lost"))
         self.waiting.appendleft(call)
         self._dispatch()
         return None

@@ -18,19 +18,18 @@ import uuid
 from pathlib import Path
 
 from ..errors import ProcessingError
-from ..media.images import atomic_write_bytes
-from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
-from ..settings import Settings
+from ..progress import Callback, FrameDone, Message
 from ..style_targets import StyleSet
-from ..video.clip import Clip, merge_scans, scan, scan_ranges
-from ..video.orchestrator import VideoOutcome, stylise_clip
+from ..video.clip import Clip, ScanPart, merge_scans, scan, scan_ranges
+from ..video.contract import ExecutorBase
 from ..video.segment import SegmentOutput, SegmentTask
 from ..video.workdir import WorkDir
 from .pool import Pool
 
 
-class RayExecutor:
-    """Segments as calls of the pool's workers, one in hand per worker."""
+class RayExecutor(ExecutorBase):
+    """Segments as calls of the pool's workers, one in hand per worker (video/contract.py). A
+    segment comes back as bytes (SegmentOutput.data), which the orchestrator stores."""
 
     def __init__(self, pool: Pool, styles: StyleSet):
         self.pool, self.styles = pool, styles
@@ -76,7 +75,8 @@ class RayExecutor:
         tags = [("scan", number) for number in range(len(ranges))]  # the pool tells calls apart by identity
         for tag, (first, stop) in zip(tags, ranges):
             self.pool.submit("scan", clip, source, first, stop, tag=tag)
-        parts, failed = {}, None
+        parts: dict[int, ScanPart] = {}
+        failed: BaseException | None = None
         while len(parts) < len(ranges) and failed is None:
             got = self.pool.next_result(1.0)
             if got is None:
@@ -158,13 +158,11 @@ class RayExecutor:
         identity, data, output = value
         if call.retries:
             self.report("", Message(f"{where} done after {call.retries} lost worker(s), on {identity['worker']}",
-                                    level="warning"))
+                                    level="warning", code="ray.segment_retried"))
         self.workers_seen.add(identity["worker"])
         self.nodes.add(identity["node"])
         self.retries += call.retries
-        if data is not None:
-            output.file = self.work.segment_path(task.segment.name, self.suffix)
-            atomic_write_bytes(output.file, data)
+        output.data = data  # stored by the orchestrator, the resume folder's one writer of segments
         for index, seconds, loss in output.stylised:  # those whose events were late or lost
             if index not in reported:
                 self.report("", FrameDone(index, None, seconds, loss))
@@ -187,10 +185,3 @@ class RayExecutor:
         self.in_flight = []
         self.reported.clear()
 
-
-def stylise_video_on_cluster(pool: Pool, styles: StyleSet, settings: Settings, source: Clip | Path,
-                             output_path: Path, *, keep_frames: bool = False, progress: Callback = ignore,
-                             stop: StopRequest = NEVER_STOP, comment: str | None = None) -> VideoOutcome:
-    """stylise_clip on the pool's workers; styles: the driver's, which computes the targets once."""
-    return stylise_clip(RayExecutor(pool, styles), settings, source, output_path, keep_frames=keep_frames,
-                        progress=progress, stop=stop, comment=comment)

@@ -3,7 +3,7 @@
 Images arrive as bytes and go back encoded. A video segment is decoded here from the input (read
 where it is, on a shared volume, or from a copy sent once per node through the object store) and
 goes back encoded, with the few raw frames a seam or the next segment needs: a worker needs no
-access to the driver's files. The work itself is what a local run does: image_job.stylise_pictures
+access to the driver's files. The work itself is what a local run does: image_job.stylise_unit
 for a unit of images, video.segment.run_segment for a segment.
 This module never imports ray: it is importable, and testable, without the extra installed.
 """
@@ -16,18 +16,20 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..batching import BatchLimit, in_batches, window_batch
+from ..batching import BatchLimit, OutOfMemory, window_batch
 from ..engine import Engine, describe_failure
 from ..errors import InputError
+from ..files import atomic_write_bytes, file_sha256
 from ..frames import at_working_size
-from ..image_job import stylise_pictures
-from ..media.images import Picture, atomic_write_bytes, decode_image, encode_image
+from ..image_job import Pass, stylise_unit
+from ..media.images import Picture, decode_image, encode_image
+from ..prepare import Prepared
 from ..progress import Estimate, FrameDone
-from ..settings import Settings, file_sha256
+from ..settings import Settings
 from ..style_targets import StyleSet, StyleTargets
 from ..video.clip import Clip, ScanPart, scan_part
-from ..video.job import estimate_video
 from ..video.segment import SegmentOutput, SegmentTask, run_segment
+from ..video.stream import estimate_video
 from ..video.workdir import WorkDir
 
 Targets = dict[tuple[int, int], StyleTargets]
@@ -47,10 +49,11 @@ class Worker:
 
         if threads:
             torch.set_num_threads(threads)
-        self.engine = Engine.create(replace(settings, devices=()))
+        self.settings = replace(settings, devices=())
+        self.engine = Engine.create(self.settings)
         self.styles: StyleSet | None = None
         self.image_limits: dict[tuple[int, int], BatchLimit] = {}
-        self.window_batches: dict[tuple[int, int], int] = {}  # the trial runs once per size, not per chunk
+        self.window_batches: dict[tuple[int, int], int] = {}  # the trial runs once per size, not per segment
         self.identity = {"node": _node_address(), "worker": f"{socket.gethostname()}:{os.getpid()}",
                          "device": str(self.engine.device)}
 
@@ -60,9 +63,14 @@ class Worker:
                 import ray
 
                 sent = ray.get(sent[0])
-            self.styles = StyleSet(self.engine, sent)
+            self.styles = StyleSet(self.engine, self.settings, tuple(sent))
         self.styles.seed(targets)
         return self.styles
+
+    def _prepared(self) -> Prepared:
+        """The engine, the style set (after _styles) and the settings, as a local job holds them."""
+        assert self.styles is not None, "a call's styles come first (_styles)"
+        return Prepared(self.engine, self.styles, self.settings)
 
     def ping(self) -> dict:
         return self.identity
@@ -76,45 +84,38 @@ class Worker:
 
     def images(self, sent: list, targets: Targets, files: list[tuple[str, bytes]], ext: str, batch: int
                ) -> tuple[dict, list[FileResult]]:
-        """Stylise image files sent as (name, bytes), batched by working size; results in the
-        order given, outputs encoded for extension ext (".png", ".jpg", ...)."""
+        """Stylise image files sent as (name, bytes) (image_job.stylise_unit: batched by working
+        size); results in the order given, outputs encoded for extension ext (".png", ".jpg", ...)."""
         self._styles(sent, targets)
         results: dict[str, FileResult] = {}
-        by_size: dict[tuple[int, int], list[tuple[str, Picture, float]]] = {}
+        names: list[str] = []
+        pictures: list[Picture] = []
+        read: list[float] = []  # seconds each took to decode
         for name, data in files:
             t0 = time.perf_counter()
             try:
-                picture = at_working_size(decode_image(data, name), self.engine.settings.size)
+                pictures.append(at_working_size(decode_image(data, name), self.settings.size))
             except InputError as e:
                 results[name] = ("input", e.problem, time.perf_counter() - t0, 0.0)
                 continue
-            by_size.setdefault(picture.size, []).append((name, picture, time.perf_counter() - t0))
-        for size, group in by_size.items():
-            results.update(self._stylise_group(size, group, ext, batch))
+            names.append(name)
+            read.append(time.perf_counter() - t0)
+        for done in stylise_unit(self._prepared(), pictures, self.image_limits, batch):
+            for j, k in enumerate(done.members):
+                results[names[k]] = self._result(done, j, read[k], ext)
         return self.identity, [results[name] for name, _ in files]
 
-    def _stylise_group(self, size: tuple[int, int], group: list[tuple[str, Picture, float]], ext: str,
-                       batch: int) -> dict[str, FileResult]:
-        limit = self.image_limits.setdefault(size, BatchLimit(batch))
-        out: dict[str, FileResult] = {}
-
-        def run(chunk):
-            t0 = time.perf_counter()
-            styled, result = stylise_pictures(self.engine, self.styles, [p for _, p, _ in chunk])
-            share = (time.perf_counter() - t0) / len(chunk)
-            return [("done", encode_image(picture, ext), read + share, float(loss))
-                    for (_, _, read), picture, loss in zip(chunk, styled, result.total.tolist())]
-
+    @staticmethod
+    def _result(done: Pass, j: int, read: float, ext: str) -> FileResult:
+        """The j-th picture of a pass, encoded for ext, or the error that failed it."""
+        if isinstance(done.styled, OutOfMemory):
+            return "error", str(done.styled), 0.0, 0.0
+        if isinstance(done.styled, BaseException):
+            return "error", describe_failure(done.styled), read, 0.0
         try:
-            for chunk, outcome in in_batches(group, limit, run, device=self.engine.device, size=size,
-                                             what="image"):
-                for (name, _, _read), result in zip(chunk, outcome if isinstance(outcome, list)
-                                                   else [("error", str(outcome), 0.0, 0.0)] * len(chunk)):
-                    out[name] = result
-        except Exception as e:  # noqa: BLE001 - the pass failed for its files; the job goes on
-            reason = describe_failure(e)
-            out.update({name: ("error", reason, read, 0.0) for name, _, read in group if name not in out})
-        return out
+            return "done", encode_image(done.styled[j], ext), read + done.seconds, float(done.losses[j])
+        except Exception as e:  # noqa: BLE001 - this file fails; the unit goes on
+            return "error", describe_failure(e), read, 0.0
 
     def segment(self, sent: list, targets: Targets, clip: Clip, source, task: SegmentTask, key: dict,
                 suffix: str, events) -> tuple[dict, bytes | None, SegmentOutput]:
@@ -135,11 +136,11 @@ class Worker:
         clip = _readable_here(clip, source)
         h, w = key["size"]
         if (h, w) not in self.window_batches:
-            self.window_batches[(h, w)] = window_batch(self.engine, self.styles, (h, w))
+            self.window_batches[(h, w)] = window_batch(self._prepared(), (h, w))
         with tempfile.TemporaryDirectory(prefix="nstvid-segment-") as folder:
             work = WorkDir(Path(folder) / f"segment{suffix}", key)
             work.path.mkdir()
-            output = run_segment(self.engine, self.styles, clip, task, work, suffix, save_frames=False,
+            output = run_segment(self._prepared(), clip, task, work, suffix, save_frames=False,
                                  batch=self.window_batches[(h, w)], progress=progress)
             data = output.file.read_bytes() if output.file is not None else None
         output.file = None
@@ -147,10 +148,11 @@ class Worker:
 
     def estimate(self, sent: list, targets: Targets, clip: Clip, source, scores: list[float], done: int,
                  workers: int) -> Estimate:
-        """The clip's estimate (video.job.estimate_video) from a timed trial on this worker's device,
+        """The clip's estimate (video.stream.estimate_video) from a timed trial on this worker's device,
         the work shared by `workers` of its kind."""
-        return estimate_video(self.engine, self._styles(sent, targets), _readable_here(clip, source), done=done,
-                              scores=scores, devices=workers)
+        self._styles(sent, targets)
+        return estimate_video(self._prepared(), _readable_here(clip, source), done=done, scores=scores,
+                              devices=workers)
 
     def scan(self, sent: list, clip: Clip, source, first: int, stop: int) -> tuple[dict, ScanPart]:
         """Count frames first..stop-1 of the clip and score its scene cuts (video.clip.scan_part):

@@ -1,46 +1,37 @@
 """One folder job's work and its record of every file: the stop / --max-runtime check, the units
 run in this process, and the bookkeeping of each file (manifest entry, report record, FileDone),
-which a cluster run (remote.py) shares.
+which every backend's runner of units shares (backend.py).
 """
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 from .. import image_job
-from ..batching import BatchLimit, OutOfMemory, in_batches
-from ..errors import FileError, InputError, Interrupted, NstvidError, OutputError, TruncatedInputError
+from ..backend import Backend
+from ..batching import BatchLimit
+from ..errors import InputError, Interrupted, OutputError
 from ..estimate import folder_estimate, trial
+from ..files import file_sha256
 from ..frames import at_working_size, video_size
-from ..media.images import check_working_size, header_size, read_image, working_size, write_image
+from ..media.images import Picture, check_working_size, header_size, read_image, working_size, write_image
 from ..media.video import probe
 from ..outputs import check_output
-from ..prepare import prepare
+from ..prepare import Prepared, prepare
 from ..progress import Callback, Estimate, FileDone, Message, StopRequest
+from ..report.record import FileRecord, failure
 from ..report.summary import JobSummary
-from ..settings import RunOptions, Settings, file_sha256
-from ..video.executors import local_executor
+from ..settings import RunOptions, Settings
 from ..video.orchestrator import stylise_clip
 from .manifest import Manifest
 from .origin import record
-from .plan import Task
+from .triage import Task
 
 
 class FolderSummary(JobSummary):
     """A folder job's summary (report/summary.py): what run_folder returns and the report shows."""
-
-
-def signal_number(exc: BaseException) -> int:
-    if isinstance(exc, Interrupted):
-        return exc.signum
-    if exc.args and isinstance(exc.args[0], int):
-        return exc.args[0]
-    return int(signal.SIGINT)
 
 
 def _clean_stale_parts(out_path: Path) -> None:
@@ -50,17 +41,6 @@ def _clean_stale_parts(out_path: Path) -> None:
             part.unlink(missing_ok=True)
     except OSError:
         pass
-
-
-def _failure(exc: BaseException) -> tuple[str, bool]:
-    """(one-line reason, permanent) for a file's failure. Unusable content fails the same way every
-    time: remembered as permanent. Anything else (disk full, out of memory) is tried again next run."""
-    if isinstance(exc, FileError):
-        return exc.problem, isinstance(exc, (InputError, TruncatedInputError))
-    text = str(exc).strip().splitlines()
-    if isinstance(exc, NstvidError):
-        return (text[0] if text else type(exc).__name__), False
-    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__), False
 
 
 class Attempt:
@@ -82,10 +62,11 @@ class FolderJob:
         self.index = 0  # files begun, for the "[index/todo]" lines
         self.batch = batch
         self.limits: dict[tuple[int, int], BatchLimit] = {}  # working size -> its batch limit
-        self._prepared = None
+        self._prepared: Prepared | None = None
 
-    def prepared(self):
-        """(engine, styles), built at the first file: a rerun with nothing to do never loads the network."""
+    def prepared(self) -> Prepared:
+        """The engine, style set and settings, built at the first file: a rerun with nothing to do
+        never loads the network."""
         if self._prepared is None:
             self._prepared = prepare(self.settings, self.progress)
         return self._prepared
@@ -93,7 +74,7 @@ class FolderJob:
     def estimate(self, tasks: list[Task]) -> Estimate:
         """How long the files to do will take: a timed trial at the commonest working size, and
         each file's size (image headers; for videos the container's size and frame count)."""
-        engine, styles = self.prepared()
+        prepared = self.prepared()
         long_side = self.settings.size
         images = [working_size(header_size(t.item.path) or (long_side, long_side), long_side)
                   for t in tasks if t.item.kind == "image"]
@@ -105,8 +86,8 @@ class FolderJob:
                 continue  # it fails when its turn comes
             videos.append((video_size(info.width, info.height, long_side), info.frame_count))
         sizes = images + [size for size, _ in videos]
-        measured = trial(engine, styles, max(set(sizes), key=sizes.count))
-        return folder_estimate(self.settings, images, videos, measured, str(engine.device))
+        measured = trial(prepared, max(set(sizes), key=sizes.count))
+        return folder_estimate(self.settings, images, videos, measured, str(prepared.engine.device))
 
     # -- stopping
 
@@ -116,23 +97,20 @@ class FolderJob:
         if s.interrupted or s.stopped_early:
             return True
         if self.stop:
-            s.interrupted = True
-            s.exit_code = 128 + self.stop.signum
+            s.stopped_by(self.stop.signum)
             self.progress(Message(f"stopping on signal {self.stop.signum}: {self.open} file(s) left for "
-                                  "the next run", level="warning"))
+                                  "the next run", level="warning", code="job.stopping"))
             return True
         limit = self.options.max_runtime
         if limit is not None and time.monotonic() - self.started > limit:
             s.stopped_early = True
             self.progress(Message(f"max runtime {limit:g} s reached: stopping, "
-                                  f"{self.open} file(s) left for the next run"))
+                                  f"{self.open} file(s) left for the next run", code="job.max_runtime"))
             return True
         return False
 
     def not_started(self, task: Task) -> None:
-        task.record["status"] = "pending"
-        task.record["error"] = "not started: " + ("interrupted" if self.summary.interrupted
-                                                  else "max runtime reached")
+        task.record.not_started(self.summary.interrupted)
         self.summary.pending += 1
         self.open -= 1
 
@@ -140,20 +118,16 @@ class FolderJob:
         """A second signal (KeyboardInterrupt) or a video's Interrupted: the files in hand are
         abandoned (a video keeps its resume state) and left pending; the rest is bookkeeping."""
         s = self.summary
-        s.interrupted = True
-        s.exit_code = 128 + signal_number(exc)
+        s.stopped_by(exc)
         for task in tasks:
             video = task.item.kind == "video"
-            task.record["status"] = "pending"
-            task.record["error"] = ("interrupted: resumes next run" if video
-                                    else "interrupted: abandoned, redone next run")
-            task.record["seconds"] = round(task.seconds, 3)
+            task.record.interrupted(task.seconds)
             s.pending += 1
             self.open -= 1
             self.progress(Message(f"interrupted: {task.item.path} " + (
                 "stopped (it resumes next run)" if video else "abandoned (it is redone next run)"),
-                level="warning"))
-        self.manifest.dirty = True
+                level="warning", code="file.interrupted"))
+        self.manifest.abandoned()
 
     # -- one file's bookkeeping
 
@@ -161,17 +135,15 @@ class FolderJob:
         """Record the file as started (so that a rerun may replace the output it leaves), make its
         output folder and check the output path. Raises OSError / OutputError: the file fails."""
         item = task.item
-        sha = task.sha256 or file_sha256(item.path)
-        self.manifest.files[item.rel] = {"status": "started", "output": item.out_rel, "settings": task.digest,
-                                         "size": item.size, "mtime_ns": item.mtime_ns, "sha256": sha}
-        self.manifest.record(item.rel)
+        self.manifest.started(item.rel, output=item.out_rel, settings=task.digest, size=item.size,
+                              mtime_ns=item.mtime_ns, sha256=task.sha256 or file_sha256(item.path))
         task.out_path.parent.mkdir(parents=True, exist_ok=True)
         _clean_stale_parts(task.out_path)
         check_output(item.path, task.out_path, kind=item.kind, overwrite=True, codec=self.settings.codec)
 
     def origin(self, task: Task) -> str:
         """The record a begun file's output keeps of its origin (origin.py)."""
-        return record(self.manifest.files[task.item.rel]["sha256"], task.digest)
+        return record(self.manifest.sha256(task.item.rel), task.digest)
 
     @contextmanager
     def attempt(self, task: Task) -> Iterator[Attempt]:
@@ -198,27 +170,23 @@ class FolderJob:
 
     def announce(self, task: Task) -> None:
         self.index += 1
-        self.progress(Message(f"[{self.index}/{self.todo}] {task.item.path} -> {task.out_path}"))
+        self.progress(Message(f"[{self.index}/{self.todo}] {task.item.path} -> {task.out_path}", code="file.start"))
 
     def fail(self, task: Task, error: BaseException) -> None:
-        reason, permanent = _failure(error)
-        entry = self.manifest.files.setdefault(task.item.rel, {})
-        entry.update(status="failed", error=reason, permanent=permanent)
+        reason, permanent = failure(error)
         try:
-            self.manifest.record(task.item.rel)
+            self.manifest.failed(task.item.rel, reason, permanent)
         except OutputError:
             pass  # saved at the end
         self.open -= 1
         record_failure(task.record, reason, task.seconds, self.summary, self.progress)
 
     def done(self, task: Task) -> None:
-        entry = self.manifest.files[task.item.rel]
-        entry.update(status="done", seconds=round(task.seconds, 3))
         try:
-            self.manifest.record(task.item.rel)  # a kill from here on does not cost this file
+            self.manifest.done(task.item.rel, task.seconds)  # a kill from here on does not cost this file
         except OutputError as e:
             self.progress(Message(f"{e}; saved at the end instead", level="warning"))
-        task.record.update(status="done", seconds=round(task.seconds, 3))
+        task.record.done(task.seconds)
         self.summary.done += 1
         self.open -= 1
         self.progress(FileDone(str(task.item.path), "done", task.seconds, output=str(task.out_path),
@@ -226,19 +194,20 @@ class FolderJob:
 
     # -- the work
 
-    def run_video(self, task: Task, on_cluster: Callable[..., object] | None = None) -> None:
-        """Stylise one video here, on --devices, or with on_cluster(path, out_path, **options)."""
+    def run_video(self, task: Task, backend: Backend) -> None:
+        """Stylise one video on the backend's executor (this process, --devices, Ray workers); a
+        record of the Ray workers that made it names them and the segments run again."""
         self.announce(task)
         try:
             with self.attempt(task) as attempt:
                 self.begin(task)
-                options = dict(keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop,
-                               comment=self.origin(task))
-                if on_cluster is not None:
-                    on_cluster(task.item.path, task.out_path, **options)
-                else:
-                    stylise_clip(local_executor(self.settings, self.stop, self.prepared), self.settings,
-                                 task.item.path, task.out_path, **options)
+                executor = backend.video_executor(self.prepared, self.stop)
+                stylise_clip(executor, self.settings, task.item.path, task.out_path,
+                             keep_frames=self.options.keep_frames, progress=self.progress, stop=self.stop,
+                             comment=self.origin(task))
+                where = executor.identities()
+                if where:
+                    task.record.made_on(", ".join(where["nodes"]), ", ".join(where["workers"]), where["retries"])
         except (KeyboardInterrupt, Interrupted) as e:
             self.interrupted([task], e)
             return
@@ -246,14 +215,15 @@ class FolderJob:
             self.done(task)
 
     def run_images(self, tasks: list[Task]) -> None:
-        """Read every image of a unit first, then stylise those of one working size together.
+        """Read every image of a unit first, then stylise them (image_job.stylise_unit: those of
+        one working size together, in passes up to the batch limit).
 
         A file that cannot be read (corrupt, gone, output folder not writable) fails alone here,
         before any optimisation; the others go on as a batch. Pictures are kept at their working
         size only, so a unit of large photos costs little memory while it waits."""
         self.prepared()
         try:
-            by_size: dict[tuple[int, int], list[Task]] = {}
+            ready: list[Task] = []
             for task in tasks:
                 self.announce(task)
                 with self.attempt(task) as attempt:
@@ -262,52 +232,32 @@ class FolderJob:
                     check_working_size(task.item.path, picture.size, self.settings.size)
                     task.picture = at_working_size(picture, self.settings.size)
                 if not attempt.failed:
-                    by_size.setdefault(task.picture.size, []).append(task)
-            for k, (size, same_size) in enumerate(by_size.items()):
-                if k > 0 and self.halted():  # _run cleared the unit's first pass just before
-                    for task in same_size:
-                        self.not_started(task)
-                    continue
-                self._stylise_batches(size, same_size)
+                    ready.append(task)
+            self._stylise(ready)
         except (KeyboardInterrupt, Interrupted) as e:
-            self.interrupted([t for t in tasks if not t.record["status"]], e)
+            self.interrupted([t for t in tasks if not t.record.status], e)
         finally:
             for task in tasks:
                 task.picture = None
 
-    def _stylise_batches(self, size: tuple[int, int], tasks: list[Task]) -> None:
-        """Stylise tasks whose pictures are all of working size (h, w), in passes of up to the
-        size's batch limit (batching.in_batches halves it on out of memory); a stop request or
-        --max-runtime is looked at before every pass after the first."""
-        engine, styles = self.prepared()
-        limit = self.limits.setdefault(size, BatchLimit(self.batch))
-
-        def run(chunk: list[Task]):
-            if len(chunk) > 1:
-                self.progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}"))
-            t0 = time.perf_counter()
-            try:
-                styled, _ = image_job.stylise_pictures(engine, styles, [t.picture for t in chunk], self.progress)
-            except torch.OutOfMemoryError:
-                raise
-            except Exception as e:  # noqa: BLE001 - the pass failed for all its files; the job goes on
-                styled = e
-            return styled, (time.perf_counter() - t0) / len(chunk)
-
-        finished = 0
-        for chunk, outcome in in_batches(tasks, limit, run, device=engine.device, size=size, what="image",
-                                         progress=self.progress):
-            finished += len(chunk)
-            styled, share = (outcome, 0.0) if isinstance(outcome, OutOfMemory) else outcome
-            for task, picture in zip(chunk, styled if isinstance(styled, list) else [styled] * len(chunk)):
-                task.seconds += share
-                self._write(task, picture)
-            if finished < len(tasks) and self.halted():
-                for task in tasks[finished:]:
-                    self.not_started(task)
+    def _stylise(self, tasks: list[Task]) -> None:
+        """Stylise the read pictures pass by pass, writing each pass's outputs; a stop request or
+        --max-runtime is looked at after every pass that leaves pictures to do."""
+        left = set(range(len(tasks)))
+        for done in image_job.stylise_unit(self.prepared(), [t.picture for t in tasks], self.limits, self.batch,
+                                           self.progress):
+            styled: list[Picture | BaseException] = (list(done.styled) if isinstance(done.styled, list)
+                                                     else [done.styled] * len(done.members))
+            for k, picture in zip(done.members, styled):
+                tasks[k].seconds += done.seconds
+                self._write(tasks[k], picture)
+                left.discard(k)
+            if left and self.halted():
+                for k in sorted(left):
+                    self.not_started(tasks[k])
                 return
 
-    def _write(self, task: Task, picture) -> None:
+    def _write(self, task: Task, picture: Picture | BaseException) -> None:
         """Write one stylised picture (atomic: a temp file renamed into place), or fail the file
         with the error its pass raised."""
         if isinstance(picture, BaseException):
@@ -319,9 +269,9 @@ class FolderJob:
             self.done(task)
 
 
-
-def record_failure(record: dict, reason: str, seconds: float, summary: FolderSummary, progress: Callback) -> None:
-    record.update(status="failed", error=reason, seconds=round(seconds, 3))
+def record_failure(record: FileRecord, reason: str, seconds: float, summary: FolderSummary,
+                   progress: Callback) -> None:
+    record.failed(reason, seconds)
     summary.failed += 1
     progress(FileDone(record["path"], "failed", seconds, error=reason, output=record["output"],
                       worker=record.get("worker", ""), node=record.get("node", "")))

@@ -14,15 +14,17 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputError
-from ..settings import MIN_SIDE
+from ..files import atomic_write_bytes
+from ..settings import IMAGE_FORMATS, MIN_SIDE
 from . import png
 
 # OpenCV's own log lines ("[ WARN:0@0.2] global loadsave.cpp ...") would reach the terminal glued to
 # nstvid's; every failure they describe is raised here as a one-line error instead.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
-IMAGE_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp",
-                    ".tif": ".tiff", ".tiff": ".tiff", ".bmp": ".bmp"}
+# Extension -> the format's own (".jpeg" -> ".jpg"), from the one list of image formats.
+IMAGE_EXTENSIONS = {f".{extension}": f".{name}" for name, extensions in IMAGE_FORMATS.items()
+                    for extension in extensions}
 SIXTEEN_BIT_FORMATS = {".png", ".tiff"}
 
 
@@ -253,31 +255,6 @@ def read_record(path: Path) -> str | None:
             key, _, text = body.decode("latin-1").partition(":")
             return text if key == RECORD_KEY else None
     return None
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path so that path only ever holds the complete file."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    except OSError as e:
-        raise OutputError(folder, f"output folder not writable ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes 0600 files; outputs get the usual umask-based mode like any new file.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(f.fileno(), 0o666 & ~umask)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(path, f"cannot write ({e.strerror})") from None
-    except BaseException:  # even Ctrl-C: no temp file left behind, then re-raised
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_writable_folder(folder: Path) -> None:

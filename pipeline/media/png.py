@@ -3,7 +3,7 @@
 libpng reports a damaged file on stderr before OpenCV sees the failure (and warns there about
 some colour profiles), so a PNG is checked here first and its iCCP profile, which OpenCV does not
 use, is left out of what libpng reads. A tEXt chunk carries the record an output keeps of how it
-was made (folder.plan: outputs that prove their origin).
+was made (folder.triage: outputs that prove their origin).
 """
 from __future__ import annotations
 

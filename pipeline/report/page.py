@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -105,7 +106,7 @@ def header(summary: JobSummary, now: float) -> str:
             f'{escape(text)}</span> <span class="totals" id="totals">{totals}</span></p></header>')
 
 
-def failures(records: list[dict], base: Path | None) -> str:
+def failures(records: Sequence[dict], base: Path | None) -> str:
     failed = [r for r in records if r.get("status") == "failed"]
     if not failed:
         return '<section id="failures" class="no-failures"><h2>Failures (0)</h2><p>No file failed.</p></section>'

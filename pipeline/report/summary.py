@@ -2,9 +2,8 @@
 file) and the job it describes (`JobInfo`: command line, settings, devices, start and end).
 
 A folder job's `FolderSummary` is a JobSummary; a single image or video run with a report gets one
-of one record (`api.run`). Records are plain dicts, the JSON report's: path, status (done | skipped
-| failed | pending), error (one line), seconds, output, kind (image | video), and with --engine ray
-worker, node and retries.
+of one record (`api.run`). Records are record.py's FileRecords (dicts, the JSON report's lines),
+which own their wording; the summary owns the job's exit code (stopped_by, settle).
 """
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from ..engine import pick_device
 from ..settings import RunOptions, Settings
+from .record import FileRecord, stopped_exit_code
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class JobSummary:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
-    records: list[dict] = field(default_factory=list)  # one per file: path, status, error, seconds, output, kind
+    records: list[FileRecord] = field(default_factory=list)  # one per file (record.py)
     exit_code: int = 0  # 0 all done, 1 some failed, 128 + signal when interrupted
     pending: int = 0  # not started: --max-runtime reached, or interrupted
     interrupted: bool = False
@@ -50,6 +50,16 @@ class JobSummary:
     ended_at: float | None = None  # wall-clock end; None while the job runs
     report_seconds: float = 0.0  # spent writing the HTML report (thumbnails, E_warp samples, the page)
     left_out: list[str] = field(default_factory=list)  # a folder's files neither image nor video (relative)
+
+    def stopped_by(self, exc: BaseException | int) -> None:
+        """A signal (or KeyboardInterrupt) stopped the job: exit code 128 + its number."""
+        self.interrupted = True
+        self.exit_code = stopped_exit_code(exc)
+
+    def settle(self) -> None:
+        """The exit code of a job that ran to its end (or to --max-runtime): 1 when a file failed."""
+        if not self.interrupted:
+            self.exit_code = 1 if self.failed else 0
 
     @property
     def finished(self) -> bool:

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from ..errors import NstvidError, OutputError, UsageError
-from ..media.images import atomic_write_bytes, header_size
+from ..files import atomic_write_bytes
+from ..media.images import header_size
 from ..media.video import FrameSpan, probe
 from ..progress import Callback, Event, FileDone, Message, Totals
 from .page import Asset, document, failures, header, job_section, left_out, pager, row, rows_table, video_article
@@ -228,7 +229,7 @@ class ReportPage:
                 for which, data in (("in", inp), ("out", out)):
                     size = _jpeg_size(data)
                     pair.append(self._keep(data, size, embed, record["output"], FRAME, f"{which}{k}"))
-                frames.append(tuple(pair))
+                frames.append((pair[0], pair[1]))
             self.videos[key] = (sample, frames)
         return self.videos[key]
 

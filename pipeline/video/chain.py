@@ -21,11 +21,10 @@ import torch
 from .. import flow
 from ..batching import BatchLimit, OutOfMemory, in_batches
 from ..color import luminance, recombine
-from ..engine import Engine
 from ..frames import initial_images, to_float, to_rgb, to_tensor
 from ..gatys import Result, Temporal, coarse_to_fine, optimise, warp_batch
+from ..prepare import Prepared
 from ..progress import Callback, ignore
-from ..style_targets import StyleSet
 from .plan import Step, plan_steps
 
 
@@ -43,9 +42,9 @@ class FrameResult:
 class Chain:
     """State carried from frame to frame: the previous input and output frames."""
 
-    def __init__(self, engine: Engine, styles: StyleSet):
-        self.engine = engine
-        self.styles = styles
+    def __init__(self, prepared: Prepared):
+        self.prepared = prepared
+        self.engine, self.styles, self.settings = prepared.engine, prepared.styles, prepared.settings
         self.prev_input: np.ndarray | None = None  # (H, W, 3) uint8, as decoded (Step.inputs)
         self.prev_output: np.ndarray | None = None  # (H, W, 3) float32 [0, 1]
 
@@ -68,7 +67,7 @@ class Chain:
         def run(frames: list[np.ndarray]) -> list[FrameResult]:
             if len(frames) == len(step.frames):
                 return self.run(step)  # as planned: its flows came from the decode thread
-            return [r for part in plan_steps(self.engine.settings, self.anchor, frames, (h, w))
+            return [r for part in plan_steps(self.settings, self.anchor, frames, (h, w))
                     for r in self.run(part)]
 
         results: list[FrameResult] = []
@@ -83,9 +82,9 @@ class Chain:
         """Stylise one planned step, in one pass."""
         if step.how == "warm":
             return self._warm(step)
-        s = self.engine.settings
+        s = self.settings
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
-        result = coarse_to_fine(self.engine, self.styles, content, initial_images(s, content),
+        result = coarse_to_fine(self.prepared, content, initial_images(s, content),
                          iterations=s.iterations, scales=s.scales)
         if min(s.settle_iterations, s.frame_iterations) and not s.independent:
             settled = self._settle_full(result, content)
@@ -101,13 +100,13 @@ class Chain:
         full size still moves it: frame 2, the first such run, repainted its strokes, a pop of
         many times the later pairs' flicker (docs/temporal.md). Run here, that move happens
         before the first frame is shown, not between frames 1 and 2."""
-        s = self.engine.settings
+        s = self.settings
         h, w = content.shape[-2:]
         images, target = result.images, content
         if s.preserve_colors:
             images, target = luminance(images), luminance(content)
         ones = torch.ones(images.shape[0], 1, h, w)
-        settled = optimise(self.engine, images, target, self.styles.targets((h, w)),
+        settled = optimise(self.engine, s, images, target, self.styles.targets((h, w)),
                            iterations=min(s.settle_iterations, s.frame_iterations),
                            temporal=Temporal(images, ones))
         if s.preserve_colors:
@@ -117,7 +116,7 @@ class Chain:
     def _warm(self, step: Step) -> list[FrameResult]:
         """Window batching: frames t..t+B-1 each start from the last finished output (frame t-1)
         warped to them, with a temporal loss to that anchor and to their neighbour in the window."""
-        s = self.engine.settings
+        s = self.settings
         h, w = step.frames[0].shape[:2]
         content = torch.cat([to_tensor(to_float(f)) for f in step.frames])
         warped_t = torch.cat([to_tensor(np.clip(flow.warp(self.prev_output, f, s.warp_interpolation), 0, 1))
@@ -132,7 +131,7 @@ class Chain:
         temporal = Temporal(warped_t, mask_t,
                             torch.from_numpy(np.stack(step.to_neighbour)).permute(0, 3, 1, 2).contiguous(),
                             torch.from_numpy(np.stack(step.neighbour_mask))[:, None])
-        result = optimise(self.engine, init, target, self.styles.targets((h, w)),
+        result = optimise(self.engine, s, init, target, self.styles.targets((h, w)),
                           iterations=s.frame_iterations, temporal=temporal)
         if len(step.frames) > 1:
             self._settle_last(step, result, target)
@@ -157,7 +156,7 @@ class Chain:
         """What the pixels the warp cannot bring (disoccluded, entering the view) start from,
         (B, 3, H, W) in [0, 1]: --revealed content (Ruder et al.), warp (the warped output as it
         is: border smear, occluder texture) or inpaint (flow.fill_unreliable of the warped output)."""
-        how = self.engine.settings.revealed
+        how = self.settings.revealed
         if how == "content":
             return content
         if how == "warp":
@@ -173,13 +172,13 @@ class Chain:
         settled frame, and the next window's first frame moved away from it. frame_iterations / 2
         more iterations on this one frame, with the temporal loss to frame k-1's output as in the
         sequential chain, settle it (window boundaries measured in docs/design.md)."""
-        s = self.engine.settings
+        s = self.settings
         k = len(step.frames) - 1
         to_previous = torch.from_numpy(step.to_neighbour[k]).permute(2, 0, 1)[None].contiguous()
         warped = warp_batch(result.images[k - 1:k], to_previous)
         mask = torch.from_numpy(step.neighbour_mask[k])[None, None]
         h, w = target.shape[-2:]
-        last = optimise(self.engine, result.images[k:], target[k:], self.styles.targets((h, w)),
+        last = optimise(self.engine, s, result.images[k:], target[k:], self.styles.targets((h, w)),
                         iterations=max(1, s.frame_iterations // 2), temporal=Temporal(warped, mask))
         for mine, settled in ((result.images, last.images), (result.content, last.content),
                               (result.style, last.style), (result.total, last.total)):

@@ -1,12 +1,12 @@
 """Where a clip's segments run, on this machine: in this process, or one worker process per device
-(--devices). The Ray executor (cluster/video.py) has the same shape; the orchestrator
-(orchestrator.py) plans, dispatches, stores and joins for all three.
+(--devices). Both keep the executor contract (contract.py), as the Ray executor (cluster/video.py)
+does; the orchestrator (orchestrator.py) plans, dispatches, stores and joins for all three.
 
-An executor runs one segment per worker at a time: submit() hands one to a free worker, next()
-returns the next finished SegmentOutput (its file already in the work folder), or None. Progress of
-the work (FrameDone per frame, messages) reaches the orchestrator through `report(worker, event)`.
-Local workers save every finished frame in the shared work folder, so a stop request or a crash
-loses nothing: the rerun replays them (run_segment).
+Progress of the work (FrameDone per frame, messages) reaches the orchestrator through
+`report(worker, event)`. Local workers encode each segment into the resume folder and save every
+finished frame there, through the WorkDir the orchestrator handed to start() (a --devices worker
+gets that same WorkDir), so a stop request or a crash loses nothing: the rerun replays them
+(run_segment).
 """
 from __future__ import annotations
 
@@ -14,46 +14,33 @@ import multiprocessing
 import os
 import queue
 import signal
-from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from ..batching import window_batch
-from ..engine import Engine
 from ..errors import NstvidError, ProcessingError
-from ..prepare import prepare
+from ..prepare import Prepared, prepare
 from ..progress import Estimate, FrameDone, Message, StopRequest
 from ..settings import Settings
-from ..style_targets import StyleSet
-from .clip import Clip, scan
-from .job import estimate_video
+from .clip import Clip
+from .contract import ExecutorBase, Report
 from .segment import SegmentOutput, SegmentTask, run_segment
+from .stream import estimate_video
 from .workdir import WorkDir
 
-Report = Callable[[str, object], None]  # (worker name, "" in this process; a Message or FrameDone)
 
+class InProcess(ExecutorBase):
+    """Segments one after another on this process's engine: the ordinary single-device job. The
+    scan is the base's, one decode here (ffmpeg's decoder threads already use the machine's cores)."""
 
-def scan_here(clip: Clip, work: WorkDir, progress) -> tuple:
-    """The scan of a clip on this machine: one decode in this process (ffmpeg's decoder threads
-    already use the machine's cores; the Ray executor splits it over nodes)."""
-    return scan(clip)
-
-
-class InProcess:
-    """Segments one after another on this process's engine: the ordinary single-device job."""
-
-    workers = 1
-    scan = staticmethod(scan_here)
-
-    def __init__(self, engine: Engine, styles: StyleSet, stop: StopRequest, *, overlap: bool = True):
-        self.engine, self.styles, self.stop_request, self.overlap = engine, styles, stop, overlap
+    def __init__(self, prepared: Prepared, stop: StopRequest, *, overlap: bool = True):
+        self.prepared, self.stop_request, self.overlap = prepared, stop, overlap
         self.task: SegmentTask | None = None
 
     def describe(self) -> str:
-        return str(self.engine.device)
+        return str(self.prepared.engine.device)
 
-    def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress) -> Estimate:
-        return estimate_video(self.engine, self.styles, clip, done=done, scores=scores)
+    def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress) -> Estimate | None:
+        return estimate_video(self.prepared, clip, done=done, scores=scores)
 
     def start(self, clip: Clip, work: WorkDir, suffix: str, report: Report) -> None:
         self.clip, self.work, self.suffix, self.report = clip, work, suffix, report
@@ -79,24 +66,15 @@ class InProcess:
         def progress(event) -> None:
             self.report("", event)
 
-        self.batch = self.batch or window_batch(self.engine, self.styles, self.work.size, progress)
-        return run_segment(self.engine, self.styles, self.clip, task, self.work, self.suffix, overlap=self.overlap,
+        self.batch = self.batch or window_batch(self.prepared, self.work.size, progress)
+        return run_segment(self.prepared, self.clip, task, self.work, self.suffix, overlap=self.overlap,
                            batch=self.batch, progress=progress, stop=lambda: bool(self.stop_request))
 
-    def stop(self) -> None:
-        pass  # run_segment looks at the stop request itself
-
-    def kill(self) -> None:
-        pass  # nothing runs apart from this process
-
-    def identities(self) -> dict:
-        return {}  # VideoOutcome's Ray fields stay empty
-
-    def close(self) -> None:
-        pass
+    # stop, kill, close: the base's. run_segment looks at the stop request itself, and nothing
+    # runs apart from this process.
 
 
-def _device_worker(settings: Settings, worker: int, device: str, clip: Clip, output_path: Path, key: dict,
+def _device_worker(settings: Settings, worker: int, device: str, clip: Clip, work: WorkDir,
                    suffix: str, tasks, events, stop_event, parent_pid: int, cpu_threads: int) -> None:
     """One worker process: segments from `tasks` until None, each run with this device's engine;
     outputs and progress go to `events` as (kind, worker, value)."""
@@ -116,11 +94,10 @@ def _device_worker(settings: Settings, worker: int, device: str, clip: Clip, out
         return stop_event.is_set() or os.getppid() != parent_pid
 
     try:
-        engine, styles = prepare(replace(settings, device=device, devices=()), progress)
-        work = WorkDir(output_path, key)
-        batch = window_batch(engine, styles, work.size, progress)
+        prepared = prepare(replace(settings, device=device, devices=()), progress)
+        batch = window_batch(prepared, work.size, progress)
         for task in iter(tasks.get, None):
-            output = run_segment(engine, styles, clip, task, work, suffix, batch=batch, progress=progress,
+            output = run_segment(prepared, clip, task, work, suffix, batch=batch, progress=progress,
                                  stop=stopped)
             events.put(("done", worker, output))
             if output is None:
@@ -131,11 +108,10 @@ def _device_worker(settings: Settings, worker: int, device: str, clip: Clip, out
         events.put(("error", worker, f"{type(e).__name__}: {e}"))
 
 
-class Devices:
+class Devices(ExecutorBase):
     """One spawned worker process per device in settings.devices, each with its own engine,
-    taking segments from one queue; the frames are saved in the shared work folder."""
-
-    scan = staticmethod(scan_here)
+    taking segments from one queue; the frames are saved in the shared work folder. The scan is
+    the base's, one decode here."""
 
     def __init__(self, settings: Settings, stop: StopRequest):
         self.settings, self.stop_request = settings, stop
@@ -148,12 +124,12 @@ class Devices:
     def describe(self) -> str:
         return f"{self.workers} devices ({', '.join(self.devices)})"
 
-    def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress) -> Estimate:
-        engine, styles = prepare(self.settings)  # on the first device, for the estimate's timed trial only
+    def estimate(self, clip: Clip, work: WorkDir, scores: list[float], done: int, progress) -> Estimate | None:
+        prepared = prepare(self.settings)  # on the first device, for the estimate's timed trial only
         try:
-            return estimate_video(engine, styles, clip, done=done, scores=scores, devices=self.workers)
+            return estimate_video(prepared, clip, done=done, scores=scores, devices=self.workers)
         finally:
-            del engine, styles
+            del prepared
 
     def start(self, clip: Clip, work: WorkDir, suffix: str, report: Report) -> None:
         self.work, self.report = work, report
@@ -163,9 +139,8 @@ class Devices:
         self.tasks, self.events, self.stop_event = context.Queue(), context.Queue(), context.Event()
         self.processes = [
             context.Process(target=_device_worker, name=f"nstvid {name}", daemon=True,
-                            args=(self.settings, j, device, clip, work.output,
-                                  work.key, suffix, self.tasks, self.events, self.stop_event, os.getpid(),
-                                  cpu_threads))
+                            args=(self.settings, j, device, clip, work, suffix, self.tasks, self.events,
+                                  self.stop_event, os.getpid(), cpu_threads))
             for j, (name, device) in enumerate(zip(self.names, self.devices))]
         for process in self.processes:
             process.start()
@@ -209,9 +184,6 @@ class Devices:
         """Ask every worker to save its frame in hand and stop."""
         self.stop_event.set()
 
-    def identities(self) -> dict:
-        return {}
-
     def kill(self) -> None:
         for process in self.processes:
             if process.is_alive():
@@ -230,11 +202,3 @@ class Devices:
             if process.is_alive():
                 process.kill()
 
-
-def local_executor(settings: Settings, stop: StopRequest, prepared: Callable[[], tuple[Engine, StyleSet]]):
-    """Devices for --devices (the workers build their own engines), else InProcess on the engine
-    and styles that prepared() gives (built once per job by the caller)."""
-    if settings.devices:
-        return Devices(settings, stop)
-    engine, styles = prepared()
-    return InProcess(engine, styles, stop)

@@ -1,6 +1,6 @@
-"""One clip, on any executor: plan, dispatch, store, stitch. The one orchestrator of a video.
+"""One clip, on any executor: lay out, dispatch, store, stitch. The one orchestrator of a video.
 
-* Plan (pieces.py): the exact frame count and scene cuts from a fast thumbnail decode (never the
+* Lay out (pieces.py): the exact frame count and scene cuts from a fast thumbnail decode (never the
   container's count; the executor's scan: here in one decode, on Ray split over the workers),
   then pieces (parallel chains) and their segments.
 * Dispatch: each free worker gets the next segment of a piece already started, else of the piece
@@ -26,16 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine
 from ..errors import Interrupted, ProcessingError
+from ..files import atomic_write_bytes
 from ..media.video import TruncatedVideoError, VideoWriter
+from ..prepare import Prepared
 from ..progress import NEVER_STOP, Callback, FrameDone, Message, StopRequest, ignore
 from ..report.summary import JobSummary
 from ..settings import Settings
-from ..style_targets import StyleSet
 from .clip import Clip, open_clip
+from .contract import Executor
 from .executors import InProcess
-from .pieces import ClipPlan, Seam, Segment, cross_fade, plan_clip
+from .pieces import ClipLayout, Seam, Segment, cross_fade, lay_out_clip
 from .segment import SegmentOutput, SegmentTask
 from .workdir import WorkDir, open_work
 
@@ -64,10 +65,10 @@ class PieceState:
 
 @dataclass
 class Clipwork:
-    """The orchestrator's state of one clip: the plan, the stored parts, each piece's progress,
+    """The orchestrator's state of one clip: the layout, the stored parts, each piece's progress,
     and the count of owned frames finished (lead-ins are extra work, not counted)."""
 
-    plan: ClipPlan
+    layout: ClipLayout
     work: WorkDir
     suffix: str
     settings: Settings
@@ -83,7 +84,7 @@ class Clipwork:
         return f"{self.settings.codec} crf {self.settings.crf}"
 
     def remaining(self, number: int) -> int:
-        segments = self.plan.segments[number]
+        segments = self.layout.segments[number]
         state = self.pieces[number]
         return sum(s.frames for s in segments[state.next:])
 
@@ -92,16 +93,16 @@ def _resume(state: Clipwork) -> None:
     """Take the parts an earlier run stored: per piece the segments done in order (a gap redoes
     from there), as far as the saved frames they leave for later are there: a seam's sides until
     the seam is encoded, and the anchor of a half-done piece (a missing one redoes from there)."""
-    plan, work = state.plan, state.work
+    layout, work = state.layout, state.work
     done = work.segments_done(state.encoding)
-    for seam in plan.seams:
+    for seam in layout.seams:
         if seam.name in done and done[seam.name].get("span") == [seam.first, seam.stop]:
             state.done[seam.name] = done[seam.name]
-    pending = [(i, lead) for seam in plan.seams if seam.name not in state.done
+    pending = [(i, lead) for seam in layout.seams if seam.name not in state.done
                for i in range(seam.first, seam.stop) for lead in (False, True)]
-    state.pieces = [PieceState() for _ in plan.pieces]
-    for number, segments in enumerate(plan.segments):
-        piece, taken = plan.pieces[number], 0
+    state.pieces = [PieceState() for _ in layout.pieces]
+    for number, segments in enumerate(layout.segments):
+        piece, taken = layout.pieces[number], 0
         for segment in segments:
             record = done.get(segment.name)
             sides = [(i, lead) for i, lead in pending if segment.first <= i < segment.stop
@@ -130,11 +131,11 @@ def _needed(state: Clipwork) -> set[tuple[int, bool]]:
     segment is stored, so the folder stays flat in clip length."""
     needed = set()
     for number, current in enumerate(state.pieces):
-        segments = state.plan.segments[number]
+        segments = state.layout.segments[number]
         if 0 < current.next < len(segments):
             last = segments[current.next - 1].stop - 1
-            needed.add((last, last < state.plan.pieces[number].keep_from))
-    for seam in state.plan.seams:
+            needed.add((last, last < state.layout.pieces[number].keep_from))
+    for seam in state.layout.seams:
         if seam.name not in state.done:
             needed.update((i, lead) for i in range(seam.first, seam.stop) for lead in (False, True))
     return needed
@@ -150,19 +151,19 @@ def _forget(state: Clipwork, indices) -> None:
             state.work.forget([index], lead=lead)
 
 
-def _dispatch(state: Clipwork, executor) -> None:
+def _dispatch(state: Clipwork, executor: Executor) -> None:
     """Hand each free worker the next segment of a piece: a piece already started first (so that
     no more pieces are half done, each holding an anchor, than there are workers), then the piece
     with the most frames left (so that the longest start early and none is left for the end)."""
     while executor.free > 0:
         ready = [n for n, p in enumerate(state.pieces)
-                 if not p.in_flight and p.next < len(state.plan.segments[n])]
+                 if not p.in_flight and p.next < len(state.layout.segments[n])]
         if not ready:
             return
         number = max(ready, key=lambda n: (state.pieces[n].next > 0, state.remaining(n)))
         current = state.pieces[number]
         current.in_flight = True
-        executor.submit(SegmentTask(state.plan.segments[number][current.next], state.plan.pieces[number],
+        executor.submit(SegmentTask(state.layout.segments[number][current.next], state.layout.pieces[number],
                                     current.anchor))
 
 
@@ -171,7 +172,11 @@ def _store(state: Clipwork, output: SegmentOutput) -> None:
     needed: the segment's own (a local worker saved them all), and the previous segment's anchor.
     The new anchor is written before the record, so a crash between the two costs nothing."""
     segment, work = output.segment, state.work
-    piece = state.plan.pieces[segment.piece]
+    piece = state.layout.pieces[segment.piece]
+    if output.data is not None:  # sent as bytes (a Ray worker): written here, as every stored part is
+        output.file = work.segment_path(segment.name, state.suffix)
+        atomic_write_bytes(output.file, output.data)
+        output.data = None
     for index, frame in output.raw.items():
         lead = index < piece.keep_from
         if not work.has(index, lead=lead):  # a local worker saved its frames already
@@ -180,9 +185,9 @@ def _store(state: Clipwork, output: SegmentOutput) -> None:
                         state.done)
     current = state.pieces[segment.piece]
     current.next, current.in_flight = segment.number + 1, False
-    finished = current.next == len(state.plan.segments[segment.piece])
+    finished = current.next == len(state.layout.segments[segment.piece])
     current.anchor = None if finished else output.raw[segment.stop - 1]
-    earlier = state.plan.segments[segment.piece][segment.number - 1].stop - 1 if segment.number else segment.first
+    earlier = state.layout.segments[segment.piece][segment.number - 1].stop - 1 if segment.number else segment.first
     _forget(state, [*range(segment.first, segment.stop), earlier])
     _join_seams(state)
 
@@ -191,11 +196,11 @@ def _join_seams(state: Clipwork) -> None:
     """Encode every seam whose two sides are both in: the previous piece's frames, cross-faded
     into the lead-in of the piece after it."""
     work = state.work
-    for seam in state.plan.seams:
+    for seam in state.layout.seams:
         indices = range(seam.first, seam.stop)
         if seam.name in state.done or not all(work.has(i) and work.has(i, lead=True) for i in indices):
             continue
-        piece = state.plan.pieces[seam.piece]
+        piece = state.layout.pieces[seam.piece]
         path = work.segment_path(seam.name, state.suffix)
         h, w = work.size
         with VideoWriter(path, w, h, state.fps, crf=state.settings.crf, codec=state.settings.codec) as writer:
@@ -205,7 +210,7 @@ def _join_seams(state: Clipwork) -> None:
         _forget(state, indices)
 
 
-def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path: Path, *,
+def stylise_clip(executor: Executor, settings: Settings, source: Clip | Path, output_path: Path, *,
                  keep_frames: bool = False, progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
                  comment: str | None = None) -> VideoOutcome:
     """Stylise a video (or the part a Clip names) into output_path on `executor` (executors.py:
@@ -217,12 +222,12 @@ def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path:
     work = open_work(clip, output_path, settings, progress)
     progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
     frames, scores, truncated = executor.scan(clip, work, progress)
-    plan = plan_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
-    state = Clipwork(plan, work, output_path.suffix, settings, clip.info.fps, keep_frames=keep_frames)
+    layout = lay_out_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
+    state = Clipwork(layout, work, output_path.suffix, settings, clip.info.fps, keep_frames=keep_frames)
     _resume(state)
     resumed = len(state.finished)
     _announce(state, executor, clip, scores, progress)
-    parts = plan.parts()
+    parts = layout.parts()
     try:
         _run(state, executor, clip, parts, progress, stop)
     except KeyboardInterrupt:  # a second Ctrl-C: abort now, without waiting for the frames in hand
@@ -240,38 +245,42 @@ def stylise_clip(executor, settings: Settings, source: Clip | Path, output_path:
                         **executor.identities())
 
 
-def _announce(state: Clipwork, executor, clip: Clip, scores: list[float], progress: Callback) -> None:
+def _announce(state: Clipwork, executor: Executor, clip: Clip, scores: list[float], progress: Callback) -> None:
     """What a rerun takes from the last one, the estimate, and how the clip is cut."""
-    plan, resumed = state.plan, len(state.finished)
+    layout, resumed = state.layout, len(state.finished)
     if resumed:
-        first_missing = next(i for i in range(plan.frames + 1) if i not in state.finished)
-        progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised"))
-        segments = [s for piece in plan.segments for s in piece]
+        first_missing = next(i for i in range(layout.frames + 1) if i not in state.finished)
+        progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised",
+                         code="video.resuming"))
+        segments = [s for piece in layout.segments for s in piece]
         stored = sum(s.name in state.done for s in segments)
-        progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run"))
+        progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run",
+                         code="video.segments_stored"))
     estimate = executor.estimate(clip, state.work, scores, resumed, progress)
     if estimate is not None:
         progress(estimate)
-    if len(plan.pieces) > 1:
-        progress(Message(f"{plan.frames} frames in {len(plan.pieces)} pieces on {executor.describe()}: " + ", ".join(
-            f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "") for p in plan.pieces)))
+    if len(layout.pieces) > 1:
+        spans = ", ".join(f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "")
+                          for p in layout.pieces)
+        progress(Message(f"{layout.frames} frames in {len(layout.pieces)} pieces on {executor.describe()}: {spans}",
+                         code="video.pieces"))
 
 
-def _run(state: Clipwork, executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
+def _run(state: Clipwork, executor: Executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
          stop: StopRequest) -> None:
     """Dispatch and store until every part is in; Interrupted on a stop request, once every
     segment in hand is stored or its frames saved (on Ray: given up)."""
 
     def report(worker: str, event) -> None:
         if isinstance(event, FrameDone):  # of a frame the piece owns (run_segment counts no lead-in)
-            if len(state.plan.pieces) == 1:  # one chain: frames finish in clip order, each says which it is
+            if len(state.layout.pieces) == 1:  # one chain: frames finish in clip order, each says which it is
                 state.finished.add(event.index)
-                progress(FrameDone(event.index, state.plan.frames, event.seconds, event.loss))
+                progress(FrameDone(event.index, state.layout.frames, event.seconds, event.loss))
             elif event.index not in state.finished:  # pieces side by side: the count of frames done
                 state.finished.add(event.index)
-                progress(FrameDone(len(state.finished) - 1, state.plan.frames, event.seconds, event.loss))
+                progress(FrameDone(len(state.finished) - 1, state.layout.frames, event.seconds, event.loss))
         elif isinstance(event, Message):
-            progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level))
+            progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level, event.code))
 
     executor.start(clip, state.work, state.suffix, report)
     _join_seams(state)
@@ -297,17 +306,17 @@ def _stitch(state: Clipwork, clip: Clip, output_path: Path, settings: Settings, 
     writer = VideoWriter(output_path, w, h, clip.info.fps, audio_from=clip.path if clip.info.has_audio else None,
                          audio_start=clip.audio_start, crf=settings.crf, codec=settings.codec, comment=comment)
     try:
-        writer.join([state.work.path / state.done[p.name]["file"] for p in parts], state.plan.frames)
+        writer.join([state.work.path / state.done[p.name]["file"] for p in parts], state.layout.frames)
         writer.close()
     except BaseException:
         writer.abort()
         raise
 
 
-def stylise_video(engine: Engine, styles: StyleSet, source: Clip | Path, output_path: Path, *,
+def stylise_video(prepared: Prepared, source: Clip | Path, output_path: Path, *,
                   keep_frames: bool = False, progress: Callback = ignore, stop: StopRequest = NEVER_STOP,
                   overlap: bool = True, comment: str | None = None) -> VideoOutcome:
     """stylise_clip in this process, on engine's device. overlap=False runs decoding, flow, saving
     and encoding in line with the optimisation (the baseline of bench/pipeline.py)."""
-    return stylise_clip(InProcess(engine, styles, stop, overlap=overlap), engine.settings, source, output_path,
+    return stylise_clip(InProcess(prepared, stop, overlap=overlap), prepared.settings, source, output_path,
                         keep_frames=keep_frames, progress=progress, stop=stop, comment=comment)

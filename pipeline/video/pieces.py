@@ -1,4 +1,4 @@
-"""How a clip is cut for work, planned once for every executor: pieces, segments and seams.
+"""How a clip is laid out for work, once for every executor: pieces, segments and seams.
 
 * A **piece** is one warm-start chain, and the unit of parallelism: pieces run side by side on
   different workers. With one worker the clip is one piece (the chain restarts at scene cuts by
@@ -90,7 +90,7 @@ class Seam:
 
 
 @dataclass(frozen=True)
-class ClipPlan:
+class ClipLayout:
     """A clip cut for work: `frames` exact frames (counted by decoding), its pieces, each piece's
     segments in order, the seams, and the encoded parts in clip order (what the join reads)."""
 
@@ -130,8 +130,8 @@ def split_clip(frames: int, workers: int, cut_scores: list[float], threshold: fl
             for j, (k, stop) in enumerate(owned)]
 
 
-def plan_clip(frames: int, workers: int, cut_scores: list[float], threshold: float, segment_frames: int, *,
-              lead_in: int = LEAD_IN) -> ClipPlan:
+def lay_out_clip(frames: int, workers: int, cut_scores: list[float], threshold: float, segment_frames: int, *,
+                 lead_in: int = LEAD_IN) -> ClipLayout:
     """Pieces (split_clip), each cut into segments of at most segment_frames, and the seams."""
     pieces = split_clip(frames, workers, cut_scores, threshold, lead_in)
     # A piece's tail that the next piece's lead-in blends with comes back raw.
@@ -145,7 +145,7 @@ def plan_clip(frames: int, workers: int, cut_scores: list[float], threshold: flo
             Segment(number, j, first, stop, max(first, piece.keep_from), min(stop, piece.stop_at - tail))
             for j, (first, stop) in enumerate(zip(bounds, bounds[1:]))))
     seams = tuple(Seam(k, piece.start, piece.keep_from) for k, piece in enumerate(pieces) if piece.lead)
-    return ClipPlan(frames, tuple(pieces), tuple(segments), seams)
+    return ClipLayout(frames, tuple(pieces), tuple(segments), seams)
 
 
 def cross_fade(ours: np.ndarray, theirs: np.ndarray, piece: Piece, index: int) -> np.ndarray:

@@ -16,16 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine
 from ..errors import ProcessingError
 from ..frames import flow_source_size
 from ..media.video import VideoWriter
+from ..prepare import Prepared
 from ..progress import Callback, FrameDone, Message, ignore
-from ..style_targets import StyleSet
 from .clip import Clip
-from .job import stylise_frames
 from .pieces import Piece, Segment
 from .plan import End
+from .stream import stylise_frames
 from .threads import FrameSink
 from .workdir import WorkDir
 
@@ -42,17 +41,20 @@ class SegmentTask:
 
 @dataclass
 class SegmentOutput:
-    """What a worker returns: the segment's encoded file (None when it encodes no frame), the raw
-    outputs of segment.raw_indices() ((h, w, 3) uint8), and per frame stylised here (index,
-    seconds, loss); frames replayed from an interrupted run are not in `stylised`."""
+    """What a worker returns: the segment's encoded file in the resume folder (None when it
+    encodes no frame, or when it comes as `data`), the raw outputs of segment.raw_indices()
+    ((h, w, 3) uint8), and per frame stylised here (index, seconds, loss); frames replayed from an
+    interrupted run are not in `stylised`. data: the encoded segment's bytes from a worker that
+    cannot write the resume folder (a Ray worker); the orchestrator writes them there."""
 
     segment: Segment
     file: Path | None
     raw: dict[int, np.ndarray]
     stylised: list[tuple[int, float, float]] = field(default_factory=list)
+    data: bytes | None = None
 
 
-def run_segment(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str, *,
+def run_segment(prepared: Prepared, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str, *,
                 save_frames: bool = True, overlap: bool = True, batch: int = 0, progress: Callback = ignore,
                 stop: Callable[[], bool] = lambda: False) -> SegmentOutput | None:
     """Stylise and encode one segment into work.segment_path(name, suffix); None when stop() ended
@@ -64,7 +66,7 @@ def run_segment(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask,
     messages. batch: frames per window, decided once per job by the caller (window_batch).
     """
     try:
-        return _run(engine, styles, clip, task, work, suffix, save_frames, overlap, batch, progress, stop)
+        return _run(prepared, clip, task, work, suffix, save_frames, overlap, batch, progress, stop)
     except _Stopped:
         return None
 
@@ -73,10 +75,10 @@ class _Stopped(Exception):
     """Raised inside the writer's block to discard a segment that a stop request cut short."""
 
 
-def _run(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str,
+def _run(prepared: Prepared, clip: Clip, task: SegmentTask, work: WorkDir, suffix: str,
          save_frames: bool, overlap: bool, batch: int, progress: Callback, stop: Callable[[], bool]) -> SegmentOutput:
     seg, piece = task.segment, task.piece
-    settings = engine.settings
+    settings = prepared.settings
     origin = seg.first - (1 if task.anchor is not None else 0)  # decoding starts at the anchor's input
     saved: dict[int, Path | np.ndarray] = {0: task.anchor} if task.anchor is not None else {}
     if save_frames:
@@ -97,7 +99,7 @@ def _run(engine: Engine, styles: StyleSet, clip: Clip, task: SegmentTask, work: 
         sink = FrameSink(work, writer, threaded=overlap, frames_left=max(seg.frames - len(saved) - 1, 0))
         failed = True
         try:
-            for item in stylise_frames(engine, styles, reader, (h, w), saved=saved, overlap=overlap,
+            for item in stylise_frames(prepared, reader, (h, w), saved=saved, overlap=overlap,
                                        progress=progress, stop=stop, batch=batch):
                 if isinstance(item, End):  # the reader has counted what it decoded: checked below
                     continue

@@ -36,7 +36,7 @@ class Ahead:
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
             self._put(("error", e))
         finally:
-            self.items.close()  # in this thread: the generator's finally closes the decoder
+            self.items.close()  # type: ignore[attr-defined]  # a generator: its finally, in this thread, closes the decoder
             self._put(("done", None))
 
     def _put(self, entry) -> None:
@@ -61,7 +61,7 @@ class Ahead:
 
     def close(self) -> None:
         if not self.threaded:
-            self.items.close()
+            self.items.close()  # type: ignore[attr-defined]  # a generator (produce)
             return
         self.closing.set()
         while self.thread.is_alive():

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
+from ..files import atomic_write_bytes, file_sha256
 from ..frames import to_float, to_u8, video_size
 from ..media import png
-from ..media.images import Picture, atomic_write_bytes, check_working_size, read_image, write_image
+from ..media.images import Picture, check_working_size, read_image, write_image
 from ..progress import Callback, Message
-from ..settings import Settings, file_sha256, style_file_hashes
+from ..settings import Settings, style_file_hashes
 from .clip import Clip
 
 SEGMENTS = "segments.json"
@@ -238,7 +239,7 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     work = WorkDir(output_path, key)
     reason = work.open()
     if reason:
-        progress(Message(f"starting fresh: {reason}"))
+        progress(Message(f"starting fresh: {reason}", code="video.fresh"))
     damaged = work.drop_damaged()
     if damaged:
         shown = ", ".join(str(i + 1) for i in damaged[:5]) + (", ..." if len(damaged) > 5 else "")

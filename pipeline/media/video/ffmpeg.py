@@ -14,6 +14,7 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 
 from ...errors import FileError, InputError, TruncatedInputError
 
@@ -29,7 +30,7 @@ class MediaError(InputError):
     """
 
     def __init__(self, path: str | os.PathLike, message: str, stderr_tail: str = "") -> None:
-        super().__init__(path, message)
+        super().__init__(Path(path), message)
         self.message = message
         self.stderr_tail = stderr_tail  # last lines of ffmpeg's stderr, for logs
 
@@ -64,7 +65,7 @@ class FFmpegError(FileError):
     rather than a bad input (exit 1)."""
 
     def __init__(self, path: str | os.PathLike, message: str, stderr_tail: str = "") -> None:
-        super().__init__(path, message)
+        super().__init__(Path(path), message)
         self.message = message
         self.stderr_tail = stderr_tail
 

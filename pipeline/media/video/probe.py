@@ -223,20 +223,20 @@ def _demux_packets(path: Path, video_index: int, with_audio: bool) -> _Packets:
     durations: dict[int, list[int]] = {0: [], 1: []}
     for line in proc.stdout.decode("ascii", "replace").splitlines():
         if line.startswith("#tb "):
-            stream, value = line[4:].split(":")
-            num, den = value.strip().split("/")
-            time_bases[int(stream)] = Fraction(int(num), int(den))
+            number, base = line[4:].split(":")
+            num, den = base.strip().split("/")
+            time_bases[int(number)] = Fraction(int(num), int(den))
         elif line.startswith("#dimensions 0:"):
             w, h = line.split(":")[1].strip().split("x")
             coded_size = (int(w), int(h))
         elif line and not line.startswith("#"):
             fields = line.split(",")
-            stream, value = int(fields[0]), int(fields[2])
+            index, value = int(fields[0]), int(fields[2])
             flags = next((int(f.strip()[2:], 16) for f in fields[6:] if f.strip().startswith("F=")), 1)
             if value == _NOPTS or flags & _DISCARD:
                 continue  # not a frame shown: neither counted nor timed
-            pts[stream].append(value)
-            durations[stream].append(int(fields[3]))
+            pts[index].append(value)
+            durations[index].append(int(fields[3]))
     low = stderr.lower()
     damage = next((m for m in _DAMAGE_MARKERS if m in low), "")
     video_tb = time_bases.get(0, Fraction(1, 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +101,7 @@ class FrameReader:
         cmd += ["-an", "-sn", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         return cmd
 
-    def _generate(self) -> Iterator[np.ndarray]:
+    def _generate(self) -> Generator[np.ndarray, None, None]:
         width, height = self.size
         frame_bytes = width * height * 3
         proc = subprocess.Popen(

@@ -277,7 +277,7 @@ class VideoWriter:
             raise
         finally:
             listing.unlink(missing_ok=True)
-        self._proc = _Joined()
+        self._proc = _Joined()  # type: ignore[assignment]  # returncode is all that is read after
         self.frames_written = frames
 
     def abort(self) -> None:

@@ -1,8 +1,9 @@
-"""The walk: every candidate file under the input folder, by content, and the output each one gets.
+"""The walk: every candidate file under a folder, by content, in a stable order.
 
-Recursive, sorted, hidden files and nstvid output folders left out, symlink loops survived (each real
-folder is visited once, keyed by device and inode). What a file is comes from media.sniff, the rule
-that classifies a single input file too.
+Recursive, sorted, hidden files left out, symlink loops survived (each real folder is visited once,
+keyed by device and inode); the caller names the folders to leave out (the output folder, and
+those holding a marker file). What a file is comes from media.sniff, the rule that classifies a
+single input file too.
 """
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
-from ..media.images import IMAGE_EXTENSIONS
-from ..media.sniff import claimed_kind, classify
 from ..progress import Callback, Message, ignore
-from .manifest import MANIFEST_NAME
+from .sniff import claimed_kind, classify
 
 
 @dataclass
@@ -27,14 +25,7 @@ class Item:
     error: str = ""
     size: int = 0
     mtime_ns: int = 0
-    out_rel: str = ""
-
-
-def image_suffix(image_format: str) -> str:
-    ext = "." + image_format.strip().lower().lstrip(".")
-    if ext not in IMAGE_EXTENSIONS:
-        raise UsageError(f"--image-format {image_format!r}: expected png, jpg, webp, tiff or bmp")
-    return IMAGE_EXTENSIONS[ext]
+    out_rel: str = ""  # a folder job's output for it, relative to the output folder (folder/naming.py)
 
 
 def _dir_key(path: Path) -> tuple[int, int] | None:
@@ -45,9 +36,12 @@ def _dir_key(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def walk(input_dir: Path, output_dir: Path, progress: Callback = ignore) -> list[Item]:
+def walk(input_dir: Path, output_dir: Path, *, skip_folders_holding: tuple[str, ...] = (),
+         progress: Callback = ignore) -> list[Item]:
     """Every file under input_dir but hidden ones, sorted by relative path: bad files included as
-    'bad', files that are neither image nor video (a GIF, a text file) as 'other'."""
+    'bad', files that are neither image nor video (a GIF, a text file) as 'other'. Left out:
+    hidden names, output_dir, and a folder that holds a file named in skip_folders_holding (an
+    nstvid output folder holds its manifest, outputs.MANIFEST_NAME)."""
     out_key = _dir_key(output_dir)
     visited: set[tuple[int, int]] = set()
     items: list[Item] = []
@@ -74,7 +68,7 @@ def walk(input_dir: Path, output_dir: Path, progress: Callback = ignore) -> list
             if is_dir:
                 if out_key is not None and _dir_key(child) == out_key:
                     continue
-                if (child / MANIFEST_NAME).exists():
+                if any((child / name).exists() for name in skip_folders_holding):
                     progress(Message(f"skipping {child}: an nstvid output folder"))
                     continue
                 visit(child, child_rel)
@@ -93,24 +87,3 @@ def walk(input_dir: Path, output_dir: Path, progress: Callback = ignore) -> list
 
     visit(input_dir, "")
     return items
-
-
-def assign_outputs(items: list[Item], image_suffix: str) -> None:
-    """photo.jpg -> photo.png, clip.mov -> clip.mp4.  When two inputs would share an output (a.jpg
-    and a.png), the one whose name already has the output suffix keeps it and the others keep their
-    full name plus the suffix (a.jpg.png)."""
-    wanted: dict[str, list[Item]] = {}
-    for item in items:
-        if item.kind not in ("image", "video"):
-            continue
-        suffix = ".mp4" if item.kind == "video" else image_suffix
-        stem = item.rel[: len(item.rel) - len(Path(item.rel).suffix)] if Path(item.rel).suffix else item.rel
-        item.out_rel = stem + suffix
-        wanted.setdefault(item.out_rel.lower(), []).append(item)
-    for group in wanted.values():
-        if len(group) < 2:
-            continue
-        owner = next((i for i in group if i.rel == i.out_rel), None)
-        for item in group:
-            if item is not owner:
-                item.out_rel = item.rel + (".mp4" if item.kind == "video" else image_suffix)

@@ -1,4 +1,5 @@
-"""What to do with each file found by the walk, and the units the work is run in.
+"""Triage: the verdict on each file found by the walk (skip, do or fail), and the units the work
+is run in.
 
 A file is skipped when its manifest entry is `done`, the settings hash and the planned output path
 are unchanged, the output still exists, and the input is unchanged (same size and mtime, or, when
@@ -13,20 +14,24 @@ for that.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import file_sha256
 from ..media.images import Picture, header_size, working_size
+from ..media.walk import Item, walk
+from ..outputs import MANIFEST_NAME
 from ..progress import Callback
-from ..settings import file_sha256
+from ..report.record import FileRecord
+from .naming import assign_outputs
 from .origin import origin
-from .walk import Item, assign_outputs, walk
 
 
 @dataclass
-class Plan:
+class Verdict:
     """What to do with one item: 'skip', 'do', 'fail' (with the reason) or 'leave' (neither image
-    nor video: left out); sha256 when planning had to hash the file."""
+    nor video: left out); sha256 when the triage had to hash the file."""
 
     item: Item
     action: str
@@ -36,48 +41,48 @@ class Plan:
 
 
 def decide(item: Item, entry: dict | None, digest: str, output_dir: Path, overwrite: bool,
-           input_files: set[Path]) -> Plan:
-    """The plan for one item, given its manifest entry and the settings digest of its kind."""
+           input_files: set[Path]) -> Verdict:
+    """The verdict on one item, given its manifest entry and the settings digest of its kind."""
     if item.kind == "bad":
-        return Plan(item, "fail", item.error)
+        return Verdict(item, "fail", item.error)
     if item.kind == "other":
-        return Plan(item, "leave")
+        return Verdict(item, "leave")
     out_path = output_dir / item.out_rel
     try:
         if out_path.resolve() in input_files:
-            return Plan(item, "fail", f"output {out_path} would overwrite an input file")
+            return Verdict(item, "fail", f"output {out_path} would overwrite an input file")
     except OSError:
         pass
     if entry and entry.get("status") == "failed" and entry.get("permanent") \
             and entry.get("settings") == digest and entry.get("size") == item.size \
             and entry.get("mtime_ns") == item.mtime_ns:
-        return Plan(item, "fail", entry.get("error", "failed before"))  # unchanged: no second try
+        return Verdict(item, "fail", entry.get("error", "failed before"))  # unchanged: no second try
     out_exists = out_path.exists() or out_path.is_symlink()
     if entry and entry.get("status") == "done" and entry.get("settings") == digest \
             and entry.get("output") == item.out_rel and out_exists:
         if entry.get("size") == item.size and entry.get("mtime_ns") == item.mtime_ns:
-            return Plan(item, "skip")
+            return Verdict(item, "skip")
         if entry.get("size") == item.size and entry.get("sha256"):
             try:
                 sha = file_sha256(item.path)
             except OSError as e:
-                return Plan(item, "fail", f"cannot read ({e.strerror or e})")
+                return Verdict(item, "fail", f"cannot read ({e.strerror or e})")
             if sha == entry["sha256"]:
-                return Plan(item, "skip", sha256=sha)  # touched or copied, not changed
+                return Verdict(item, "skip", sha256=sha)  # touched or copied, not changed
     if entry is None and out_exists and not overwrite and out_path.is_file():
         proof = _by_origin(item, out_path, digest)
         if proof is not None:
             return proof
     if out_exists and not overwrite and not (entry and entry.get("output") == item.out_rel):
         if out_path.is_dir():
-            return Plan(item, "fail", f"output {out_path} is a folder")
-        return Plan(item, "fail", f"output {out_path} exists and was not made by this job "
+            return Verdict(item, "fail", f"output {out_path} is a folder")
+        return Verdict(item, "fail", f"output {out_path} exists and was not made by this job "
                                   f"(pass --overwrite to replace it)")
-    return Plan(item, "do")
+    return Verdict(item, "do")
 
 
-def _by_origin(item: Item, out_path: Path, digest: str) -> Plan | None:
-    """Without a manifest entry: the plan an output's own record decides (skip when it was made
+def _by_origin(item: Item, out_path: Path, digest: str) -> Verdict | None:
+    """Without a manifest entry: the verdict an output's own record gives (skip when it was made
     from this input with these settings, do when from this input with others), or None."""
     found = origin(out_path, item.kind)
     if found is None:
@@ -85,18 +90,18 @@ def _by_origin(item: Item, out_path: Path, digest: str) -> Plan | None:
     try:
         sha = file_sha256(item.path)
     except OSError as e:
-        return Plan(item, "fail", f"cannot read ({e.strerror or e})")
+        return Verdict(item, "fail", f"cannot read ({e.strerror or e})")
     if found["input"] != sha:
         return None
     if found["settings"] == digest:
-        return Plan(item, "skip", sha256=sha, proven=True)
-    return Plan(item, "do", sha256=sha)
+        return Verdict(item, "skip", sha256=sha, proven=True)
+    return Verdict(item, "do", sha256=sha)
 
 
-def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dict[str, str],
-             image_suffix: str, manifest_files: dict[str, dict], progress: Callback) -> list[Plan]:
+def triage(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dict[str, str],
+             image_suffix: str, manifest_entries: Mapping[str, dict], progress: Callback) -> list[Verdict]:
     """Walk the input folder and decide every file, in walk order."""
-    items = walk(input_dir, output_dir, progress)
+    items = walk(input_dir, output_dir, skip_folders_holding=(MANIFEST_NAME,), progress=progress)
     assign_outputs(items, image_suffix)
     input_files = set()
     for item in items:
@@ -104,11 +109,11 @@ def plan_all(input_dir: Path, output_dir: Path, *, overwrite: bool, digests: dic
             input_files.add(item.path.resolve())
         except OSError:
             pass
-    return [decide(item, manifest_files.get(item.rel), digests["video" if item.kind == "video" else "image"],
+    return [decide(item, manifest_entries.get(item.rel), digests["video" if item.kind == "video" else "image"],
                    output_dir, overwrite, input_files) for item in items]
 
 
-def set_aside(plans: list[Plan]) -> tuple[list[Plan], list[str]]:
+def set_aside(plans: list[Verdict]) -> tuple[list[Verdict], list[str]]:
     """The plans of the images and videos (and bad files), and the files left out: neither image
     nor video (relative paths, in walk order), which the summary counts and the report names."""
     return [p for p in plans if p.action != "leave"], [p.item.rel for p in plans if p.action == "leave"]
@@ -121,8 +126,8 @@ class Task:
     item: Item
     out_path: Path
     digest: str  # settings hash the manifest records
-    sha256: str  # known from planning, or "" (hashed when the file is begun)
-    record: dict
+    sha256: str  # known from the triage, or "" (hashed when the file is begun)
+    record: FileRecord
     picture: Picture | None = None  # images: read and at working size while their group runs
     seconds: float = 0.0  # wall time spent on this file, its share of a batch included
 

@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from ..batching import BatchLimit, window_batch
-from ..engine import Engine
 from ..estimate import trial, video_estimate
 from ..frames import to_u8, video_size
+from ..prepare import Prepared
 from ..progress import Callback, Estimate, Message, ignore
-from ..style_targets import StyleSet
 from .chain import Chain, FrameResult
 from .clip import Clip, scan
 from .plan import End, Replay, produce
@@ -34,7 +33,7 @@ class Finished:
     seconds: float = 0.0
 
 
-def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray], size: tuple[int, int], *,
+def stylise_frames(prepared: Prepared, frames: Iterable[np.ndarray], size: tuple[int, int], *,
                    saved: Mapping[int, Path | np.ndarray] | None = None, start: int = 0,
                    stop_at: int | None = None, overlap: bool = True, progress: Callback = ignore,
                    stop: Callable[[], bool] = lambda: False, batch: int = 0) -> Iterator[Finished | End]:
@@ -45,11 +44,12 @@ def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray
     overlap, decoding, flow and planning run one window ahead on a thread of their own. Frames
     before `start` are skipped and decoding stops at `stop_at`; stop() is looked at after each
     window; batch > 0 fixes the frames per window (else window_batch decides). This is what
-    stylise_video runs, what a Ray worker runs on each chunk, and what the benchmarks run.
+    stylise_video runs, what a Ray worker runs on each segment, and what the benchmarks run.
     """
-    chain = Chain(engine, styles)
-    limit = BatchLimit(batch or window_batch(engine, styles, size, progress))
-    feed = Ahead(produce(engine.settings, frames, saved or {}, lambda: limit.size, start=start,
+    engine = prepared.engine
+    chain = Chain(prepared)
+    limit = BatchLimit(batch or window_batch(prepared, size, progress))
+    feed = Ahead(produce(prepared.settings, frames, saved or {}, lambda: limit.size, start=start,
                          stop_at=stop_at, size=size), threaded=overlap)
     try:
         for item in feed:
@@ -77,12 +77,12 @@ def stylise_frames(engine: Engine, styles: StyleSet, frames: Iterable[np.ndarray
         feed.close()
 
 
-def estimate_video(engine: Engine, styles: StyleSet, clip: Clip, *, done: int = 0,
+def estimate_video(prepared: Prepared, clip: Clip, *, done: int = 0,
                    scores: list[float] | None = None, devices: int = 1) -> Estimate:
     """How long the clip's remaining frames will take here: its frames and scene cuts counted by
     a thumbnail pass (or from `scores`, the pass's cut scores), times a timed trial on the first
     frame at the working size. `done` frames are already saved; `devices` share the work."""
-    s = engine.settings
+    s = prepared.settings
     if scores is None:
         _, scores, _ = scan(clip)
     frames = len(scores) + 1
@@ -93,5 +93,5 @@ def estimate_video(engine: Engine, styles: StyleSet, clip: Clip, *, done: int = 
         first = next(iter(reader))
     finally:
         reader.close()
-    return video_estimate(s, frames, cuts, trial(engine, styles, (h, w), first), device=str(engine.device),
+    return video_estimate(s, frames, cuts, trial(prepared, (h, w), first), device=str(prepared.engine.device),
                           done=done, devices=devices)

@@ -15,8 +15,8 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import LockedError, OutputError
-from ..progress import Callback, Message, ignore
+from .errors import LockedError, OutputError
+from .progress import Callback, Message, ignore
 
 try:  # POSIX only; without it the O_EXCL lock plus the pid check still work.
     import fcntl
@@ -152,7 +152,7 @@ class FolderLock:
             self._write(fd)
             self.fd = fd
             progress(Message(f"{self.path}: took over a stale lock from pid {info.get('pid', '?')} "
-                             f"(that run is no longer running)", level="warning"))
+                             f"(that run is no longer running)", level="warning", code="lock.stale_taken"))
             return
         raise LockedError(f"{self.path}: the lock keeps changing hands; another nstvid run is starting")
 
