@@ -175,6 +175,35 @@ def jobs_for(clips, sizes, overrides, lag: bool, independent: bool, frames: int 
     return out
 
 
+def cost(size: int = 192, frames: int = 4, rounds: int = 2) -> str:
+    """Seconds per later frame (flow and optimisation) of the chain before issue 38 and of the
+    shipped one, on realshort's frames 2..frames at `size`, from one shared first frame, in one
+    process, interleaved (A B A B) so that a busy machine weighs on both alike."""
+    import torch
+
+    from common import chain_frames, chain_from
+    from nstvid.pipeline.frames import video_size
+    from nstvid.pipeline.settings import Settings
+
+    torch.set_num_threads(int(os.environ.get("MOTION_THREADS", "1")))
+    sources = clip_frames("realshort", frames)
+    working = video_size(sources[0].shape[1], sources[0].shape[0], size)
+    inputs = [cv2.resize(f, working[::-1], interpolation=cv2.INTER_AREA) for f in sources]
+    chains = {"before": dict(warp_interpolation="linear", temporal_detail=1.0), "after": {}}
+    first = None
+    seconds: dict[str, list[float]] = {name: [] for name in chains}
+    for _ in range(rounds):
+        for name, over in chains.items():
+            settings = Settings(styles=(str(STYLE),), size=size, **over)
+            if first is None:  # a quick first frame: only the later frames are timed
+                first = chain_frames(dataclasses.replace(settings, scales=1, iterations=40), inputs[:1])[0][0]
+            _, secs, _ = chain_from(settings, inputs, first)
+            seconds[name] += secs
+    before, after = (float(np.mean(seconds[k])) for k in chains)
+    return (f"{before:.2f} s before, {after:.2f} s after: {after / before:.2f}x "
+            f"({rounds} rounds of {frames - 1} frames each, interleaved)")
+
+
 def parse_value(text: str):
     for kind in (int, float):
         try:
@@ -195,12 +224,16 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
     ap.add_argument("--frames", type=int, default=FRAMES, help="frames per run (quick looks only; the table "
                                                                 "reads runs of the benchmark's own 48)")
+    ap.add_argument("--cost", action="store_true", help="seconds per later frame, before issue 38 and now")
     ap.add_argument("--table", type=Path, help="write the cached results as a markdown table here")
     ap.add_argument("--strips", type=Path, help="write a strip per clip (frames 1, 2, middle, last) here")
     a = ap.parse_args()
     clips = SCREEN if a.screen else tuple(a.clips.split(","))
     sizes = (192,) if a.screen else tuple(int(s) for s in a.sizes.split(","))
     overrides = tuple((k, parse_value(v)) for k, v in (s.split("=", 1) for s in a.set))
+    if a.cost:
+        print(cost())
+        return
     if a.table or a.strips:
         report(a.table, a.strips)
         return
@@ -269,16 +302,18 @@ def row(clip, size, name, r, lag, ind) -> str:
             f"| {r['seconds_later']:.1f} |")
 
 
+def read_video(file: Path) -> list[np.ndarray]:
+    """Every frame of a video as RGB uint8 (H, W, 3)."""
+    gen = imageio_ffmpeg.read_frames(str(file))
+    w, h = next(gen)["size"]
+    return [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen]
+
+
 def strip(folder: Path, path: Path) -> None:
     """Frames 1, 2, middle and last: input above, output below."""
-    def frames(file):
-        gen = imageio_ffmpeg.read_frames(str(file))
-        meta = next(gen)
-        w, h = meta["size"]
-        return [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen]
-    outs = frames(folder / "output.mkv")
+    outs = read_video(folder / "output.mkv")
     h, w = outs[0].shape[:2]
-    ins = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames(folder / "input.mkv")]
+    ins = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in read_video(folder / "input.mkv")]
     picks = [0, 1, len(outs) // 2, len(outs) - 1]
     grid = np.vstack([np.hstack([ins[k] for k in picks]), np.hstack([outs[k] for k in picks])])
     cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -171,7 +171,7 @@ def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions
     if kind == "image":
         return settings
     target = Path("video.mp4") if kind == "folder" else single_output(source, kind, settings, options)
-    changed = {"codec": container_codec(target)} if settings.codec == "auto" else {}
+    changed: dict[str, Any] = {"codec": container_codec(target)} if settings.codec == "auto" else {}
     if target.suffix.lower() == ".gif" and not size_given and settings.size > GIF_LONG_SIDE:
         changed["size"] = GIF_LONG_SIDE
     return dataclasses.replace(settings, **changed)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,7 +64,7 @@ def _dis(preset: str) -> cv2.DISOpticalFlow:
     if cache is None:
         cache = _dis_cache.objects = {}
     if key not in cache:
-        cache[key] = cv2.DISOpticalFlow_create(DIS_PRESETS[key])
+        cache[key] = cv2.DISOpticalFlow_create(DIS_PRESETS[key])  # type: ignore[attr-defined]
         if key in FINEST_SCALE:
             cache[key].setFinestScale(FINEST_SCALE[key])
     return cache[key]
@@ -339,7 +340,7 @@ def warping_error(
     """
     errors: list[float] = []
     prev_out = prev_in = None
-    sentinel = object()
+    sentinel: Any = object()
     outputs, inputs = iter(output_frames), iter(input_frames)
     while True:
         out, inp = next(outputs, sentinel), next(inputs, sentinel)

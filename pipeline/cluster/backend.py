@@ -20,7 +20,7 @@ from ..backend import Prepare, UnitJob
 from ..errors import InputError, ProcessingError
 from ..files import atomic_write_bytes
 from ..image_job import ImageOutcome
-from ..media.images import fit_long_side, header_size, output_format, with_record
+from ..media.images import header_size, output_format, with_record, working_size
 from ..progress import Callback, Message, StopRequest
 from ..settings import RunOptions, Settings
 from .pool import Call, Cluster, Pool

@@ -5,8 +5,9 @@ Per step:
     settle_iterations at full size as a later frame gets them (no pop at frame 2);
   * "warm": each frame starts from the previous *stylised* frame warped into it by the flow, with
     the warp inpainted (`revealed`) where the forward-backward check distrusts it; --frame-iterations at full size;
-    a temporal loss to the warped previous output, masked the same way. A window of B frames
-    (--batch B) is one batch, each frame tied to the anchor and to its neighbour in the window
+    a temporal loss to the warped previous output, masked the same way. The warp is Lanczos and the
+    loss holds the coarse scales (temporal_detail), so that the strokes stay sharp (docs/motion.md).
+    A window of B frames (--batch B) is one batch, each frame tied to the anchor and to its neighbour in the window
     (docs/design.md says why this design over segment streams).
 """
 from __future__ import annotations

@@ -111,7 +111,8 @@ def warm_step(settings: Settings, anchor: np.ndarray, frames: list[np.ndarray],
               size: tuple[int, int] | None = None) -> Step:
     """The flows of a warm step: each frame to the anchor, and each to its neighbour in the step.
     frames and anchor as decoded; size: the working (h, w) when they are larger (plan_steps)."""
-    size = tuple(size or frames[0].shape[:2])
+    h, w = size or frames[0].shape[:2]
+    size = (h, w)
     working = [_resize(f, size) for f in frames]
     step = Step("warm", working, [], [], [], [], None if working[0] is frames[0] else frames)
     for k, frame in enumerate(frames):
