@@ -73,8 +73,7 @@ def test_temporal_weight_holds_at_512_px_and_grows_with_the_square_of_the_size_a
             with_temporal = objective(engine, settings, strip, c_target, c_scale, targets, Temporal(moved, mask))[0]
             without = objective(engine, settings, strip, c_target, c_scale, targets, None)[0]
         term = float(with_temporal - without)
-        s = engine.settings
-        expected = weight * float(temporal_loss(strip, moved, mask, s.temporal_detail, s.temporal_sigma))
+        expected = weight * float(temporal_loss(strip, moved, mask, settings.temporal_detail, settings.temporal_sigma))
         assert term == pytest.approx(expected, rel=1e-3), width
 
 
