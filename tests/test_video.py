@@ -67,11 +67,16 @@ def _start_until_frames(tmp_path: Path, cache_dir: Path, frames: int, *, stored:
         except (OSError, ValueError):
             return {}
 
+    def in_progress() -> int:
+        """Frames saved past the stored segments: those of the segment in progress. (Counting every
+        saved frame let the kill land between a segment's record and the dropping of its frames.)"""
+        done = max((record["span"][1] for record in records().values()), default=0)
+        return sum(int(p.stem[6:]) >= done for p in work.glob("frame_*.png"))
+
     env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while time.time() < deadline and (len(list(work.glob("frame_*.png"))) - stored < frames
-                                      or len(records()) < stored):
+    while time.time() < deadline and (in_progress() < frames or len(records()) < stored):
         assert not out.exists(), "a partial file stood at the output path"
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
