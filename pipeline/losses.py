@@ -159,12 +159,9 @@ def temporal_loss(images: torch.Tensor, warped_prev: torch.Tensor, mask: torch.T
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian low pass of (B, C, H, W) (radius 2 sigma, reflected borders), same shape."""
-    radius = max(1, int(2 * sigma + 0.5))
-    taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    padded = torch.nn.functional.pad(images, (radius, radius, radius, radius), mode="reflect")
-    out = torch.nn.functional.conv2d(padded, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return torch.nn.functional.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    """Gaussian low pass of (B, C, H, W) (radius 2 sigma, reflected borders), same shape:
+    torchvision's, imported here so that a job that never warps does not load its transforms."""
+    from torchvision.transforms.functional import gaussian_blur as blur
+
+    side = 2 * max(1, int(2 * sigma + 0.5)) + 1
+    return blur(images, [side, side], [sigma, sigma])
