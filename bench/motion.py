@@ -242,7 +242,8 @@ def main() -> None:
         for job, figures in zip(jobs, pool.map(run_job, jobs)):
             print(f"{job.clip} {job.size} {dict(job.overrides)}: E_warp {figures['ratio']:.2f}x own, "
                   f"first {figures['first_pair_over_median']:.2f}, after cut "
-                  f"{[round(x, 2) for x in figures['after_cut_over_median']]}, lag {figures['lag_frames']}"
+                  f"{[round(x, 2) for x in figures['after_cut_over_median']]} (over its shot's median "
+                  f"{[round(x, 2) for x in after_cut_over_shot(figures)]}), lag {figures['lag_frames']}"
                   f"/{figures['frames']}, texture {figures['texture_later_over_first']:.2f} "
                   f"({figures['texture_moving_over_first'] or float('nan'):.2f}), style {figures['style']:.4f}, "
                   f"content {figures['content']:.4f}, {figures['seconds_later']:.1f} s/frame", flush=True)
@@ -266,7 +267,7 @@ def chain_name(chain: dict) -> str:
 def report(table: Path | None, strips: Path | None) -> None:
     """The markdown table of every cached run of the benchmark's frames, clip by clip, and the
     strips (frames 1, 2, middle, last) of the 256 px runs, or 192 px where there are none."""
-    rows = ["| clip | size | chain | E_warp x own | x independent | first pair | after cut | lag | lag at 0.1 "
+    rows = ["| clip | size | chain | E_warp x own | x independent | first pair | after cut (over its shot) | lag | lag at 0.1 "
             "| texture (moving) | style | content | s / later frame |", "|" + "---|" * 13]
     runs = results()
     for clip in CLIPS:
@@ -290,10 +291,25 @@ def report(table: Path | None, strips: Path | None) -> None:
             strip(r["folder"], strips / f"motion_{r['clip']}_{max(r['working'])}_{name}.jpg")
 
 
+def after_cut_over_shot(r: dict) -> list[float]:
+    """The first pair after each cut over the median pair of its own shot (the pairs after it up to
+    the next cut). motion_eval divides by the clip's median pair instead: on a join of two shots
+    whose pairs sit at different levels (smooth water, then grainy film) that reads the second
+    shot's level as a pop."""
+    pairs, cuts = r["pairs"], r["cuts"]  # pairs[t] is the pair (t, t+1); cuts: pair numbers from 1
+    out = []
+    for k, t in enumerate(cuts):
+        end = cuts[k + 1] - 1 if k + 1 < len(cuts) else len(pairs)
+        shot = pairs[t + 1:end]
+        if t < len(pairs) and shot:
+            out.append(pairs[t] / float(np.median(shot)))
+    return out
+
+
 def row(clip, size, name, r, lag, ind) -> str:
     def out_of_place(res):
         return f"{res['lag_frames']}/{res['frames']}" if res else "-"
-    cuts = ", ".join(f"{x:.2f}" for x in r["after_cut_over_median"]) or "-"
+    cuts = ", ".join(f"{x:.2f} ({y:.2f})" for x, y in zip(r["after_cut_over_median"], after_cut_over_shot(r))) or "-"
     vs = f"{r['ewarp'] / ind['ewarp']:.3f}x" if ind else "-"
     moving = r["texture_moving_over_first"]
     return (f"| {clip} | {size} | {name} | {r['ratio']:.2f}x | {vs} | {r['first_pair_over_median']:.2f} | {cuts} "

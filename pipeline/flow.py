@@ -173,7 +173,7 @@ def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> 
 
 
 def reliability(
-    forward_flow: np.ndarray, backward_flow: np.ndarray, blur: bool = True
+    forward_flow: np.ndarray, backward_flow: np.ndarray, blur: bool = True, boundaries: bool = True
 ) -> np.ndarray:
     """Per-pixel reliability ``c`` of the warped previous frame (Ruder et al. 2016).
 
@@ -184,6 +184,8 @@ def reliability(
             consistency checker does before using it as the temporal-loss weight.  Use
             ``blur=False`` for the hard mask (E_warp in ``warping_error`` uses the hard mask,
             as Lai et al. do).
+        boundaries: distrust motion boundaries too (Ruder et al.'s second test); False keeps the
+            disocclusion and outside tests only.
 
     Returns:
         float32 (H, W) in [0, 1] on frame t's grid: 0 where frame t's pixel is disoccluded
@@ -210,6 +212,8 @@ def reliability(
     dv_dy, dv_dx = np.gradient(bwd[..., 1])
     grad_sq = du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2
     boundary = grad_sq > 0.01 * np.sum(bwd**2, axis=-1) + 0.002
+    if not boundaries:
+        boundary[:] = False
 
     # A pixel whose backward flow leaves the previous frame has no previous content to compare with
     # (content entering the view); warp() would only replicate the border there.  Ruder et al.'s

@@ -181,6 +181,10 @@ class Settings:
     # The temporal target follows the input's change in luminance along the flow (ReCoNet):
     # warp(O_t-1) + blur(Y_t - warp(Y_t-1)), so a lighting change is neither held nor a pop.
     follow_light: bool = setting(False, "video_frames")
+    # Distrust the warp on motion boundaries as well as where it is disoccluded (Ruder et al.'s two
+    # tests). DIS's flow on film grain fails the boundary test on 6-15% of friday_film's pixels a
+    # frame (0.3-0.6% on water_handheld): those are repainted every frame (docs/motion.md).
+    motion_boundaries: bool = setting(True, "video_frames")
     # A chain's full frame ends with this many iterations (at most frame_iterations) as later frames get.
     settle_iterations: int = setting(30, "video_frames")
     independent: bool = option(False, "Video: stylise every frame on its own (flicker baseline).", VIDEO,

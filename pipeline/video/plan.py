@@ -99,7 +99,8 @@ def _flow_and_mask(settings: Settings, frame: np.ndarray, to: np.ndarray,
     if not settings.flow:
         return np.zeros((*size, 2), np.float32), np.ones(size, np.float32)
     backward = flow.compute_flow(frame, to, settings.flow_preset)
-    mask = flow.reliability(flow.compute_flow(to, frame, settings.flow_preset), backward)
+    mask = flow.reliability(flow.compute_flow(to, frame, settings.flow_preset), backward,
+                            boundaries=settings.motion_boundaries)
     if settings.flow_check > 0:
         mask = mask * flow.photometric_mask(to, frame, backward, settings.flow_check)
     if mask.shape != tuple(size):
