@@ -267,8 +267,8 @@ def chain_name(chain: dict) -> str:
 def report(table: Path | None, strips: Path | None) -> None:
     """The markdown table of every cached run of the benchmark's frames, clip by clip, and the
     strips (frames 1, 2, middle, last) of the 256 px runs, or 192 px where there are none."""
-    rows = ["| clip | size | chain | E_warp x own | x independent | first pair | after cut (over its shot) | lag | lag at 0.1 "
-            "| texture (moving) | style | content | s / later frame |", "|" + "---|" * 13]
+    rows = ["| clip | size | chain | E_warp x own | x independent | first pair | after cut (over its shot) | lag "
+            "| lag at 0.1 | texture (moving) | style | content | s / later frame |", "|" + "---|" * 13]
     runs = results()
     for clip in CLIPS:
         for size in (192, 256):
