@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import nstvid
-from conftest import CONTENT, SAMPLES, STYLE, TINY, nstvid_exe
+from conftest import CONTENT, SAMPLES, STYLE, TINY, codes, nstvid_exe, said
 from nstvid.pipeline.media.images import read_image
 from nstvid.pipeline.media.video import gif_loop, probe, run_ffmpeg
 
@@ -181,3 +181,28 @@ def test_nstvid_eval_help_and_version():
     assert subprocess.run([evaluate, "temporal", "-h"], capture_output=True, text=True).returncode == 0
     version = subprocess.run([evaluate, "--version"], capture_output=True, text=True)
     assert version.stdout == f"nstvid-eval {nstvid.__version__}\n"
+
+
+def test_cron_tells_out_of_time_from_finished_and_a_rerun_keeps_the_nights_page(tmp_path, run_nstvid):
+    """--max-runtime that stops with files to do exits 75 (README's table), not 0; the run that
+    finishes them exits 0 and writes the page; a rerun with nothing to do exits 0 and leaves that
+    page as it was (it says so), instead of a page of "done 0 ... 0.0 s"."""
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(photos / name), cv2.resize(cv2.imread(str(CONTENT)), (48, 32)))
+    page = tmp_path / "report.html"
+    args = [photos, "--style", STYLE, *TINY, "--size", "32", "-o", tmp_path / "out", "--report", page,
+            "--log-format", "json"]
+    night = run_nstvid(*args, "--max-runtime", "0")  # out of time before the first file
+    assert night.returncode == 75, night.stdout + night.stderr
+    assert said(night.stdout, "job.max_runtime") and "file.done" not in codes(night.stdout)
+    assert "Stopped at --max-runtime" in page.read_text() and "pending 2" in page.read_text()
+    rest = run_nstvid(*args, "--max-runtime", "6h")
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert codes(rest.stdout).count("file.done") == 2 and "done 2 · skipped 0" in page.read_text()
+    written, stamp = page.read_bytes(), page.stat().st_mtime_ns
+    again = run_nstvid(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert said(again.stdout, "folder.nothing_to_do") and said(again.stdout, "report.kept")
+    assert page.read_bytes() == written and page.stat().st_mtime_ns == stamp
