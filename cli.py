@@ -9,21 +9,75 @@ import json
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand
 
 from . import __version__
-from .pipeline.errors import NstvidError
+from .pipeline.errors import Interrupted, NstvidError, UsageError
 from .pipeline.progress import Estimate, Event, FileDone, FrameDone, Iteration, Message, StopRequest, Totals
-from .pipeline.settings import DEFAULT_PRESET, JOB_CONTROL, LOOK, PANELS, PREVIEW_COUNT, command_line
+from .pipeline.settings import (
+    DEFAULT_PRESET,
+    JOB_CONTROL,
+    LOOK,
+    PANELS,
+    PREVIEW_COUNT,
+    command_line,
+)
+
+
+class Argument(TyperArgument):
+    """An argument as other command lines show it: INPUT in the usage line and the help, its type
+    not shown (typer 0.29 writes {input} and <path>)."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or (self.name or "").upper()
+
+    def display_type_rich(self, ctx) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+
+class Command(TyperCommand):
+    """typer's command with the help conventions of other command lines: a switch shows no value
+    (typer 0.29 writes `--overwrite <bool>`), an argument is Argument; options take the metavar
+    the option table gives (Flag.metavar)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.__class__ = Argument  # typer builds the parameters; no hook picks their class
+            elif getattr(param, "is_flag", False):
+                param.metavar = ""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
 
 app = typer.Typer(add_completion=False,
                   context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 130,
                                     "terminal_width": 130},
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
+
+
+def json_line(level: str, code: str, message: str, **fields) -> None:
+    """One line of the JSON log, on stdout (every line of it, fatal errors included, so that a log
+    shipper reads one stream): when (ISO 8601, local time with its offset, to the millisecond),
+    level (info | warning | error), the stable code, the message, then the event's own fields."""
+    when = datetime.now().astimezone().isoformat(timespec="milliseconds")
+    print(json.dumps({"time": when, "level": level, "code": code, "message": message, **fields}), flush=True)
 
 
 class Reporter:
@@ -82,17 +136,32 @@ class Reporter:
         if self.progress is not None:
             self.progress.stop()
 
-    def line(self, text: str, code: str, **fields) -> None:
-        """One line of the log; in JSON with its stable `code` (progress.Message.code; "estimate",
-        "iteration", "frame", "file.done" / "file.skipped" / "file.failed" for the other events)."""
+    def line(self, text: str, code: str, level: str = "info", **fields) -> None:
+        """One line of the log; in JSON with its level and stable `code` (progress.Message.code;
+        "estimate", "iteration", "frame", "file.done" / "file.skipped" / "file.failed" for the
+        other events)."""
         if self.quiet:
             return
         if self.json:
-            print(json.dumps({"time": round(time.time(), 3), "code": code, "message": text, **fields}), flush=True)
+            json_line(level, code, text, **fields)
         elif self.progress is not None:
             self.progress.console.print(text)
         else:
             print(f"nstvid: {text}", flush=True)
+
+    def notice(self, text: str, code: str, level: str, **fields) -> None:
+        """A line that --quiet does not silence (an error, a signal): on stderr, or in JSON on the
+        log's own stream."""
+        if self.json:
+            json_line(level, code, text, **fields)
+        else:
+            typer.echo(f"nstvid: {text}", err=True)
+
+    def fatal(self, error: NstvidError | str, code: str, exit_code: int) -> None:
+        """The job's last word when it is refused or ends on an error: one line, then exit."""
+        where = {"path": error.path} if hasattr(error, "path") else {}
+        self.notice(f"error: {error}", code, "error", exit_code=exit_code, **where)
+        raise typer.Exit(exit_code)
 
     def frames_per_second(self) -> float | None:
         """The current video's rate since its first finished frame (all workers together)."""
@@ -101,7 +170,7 @@ class Reporter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
-            self.line(event.text, event.code or "message", level=event.level)
+            self.line(event.text, event.code or "message", event.level)
         elif isinstance(event, Totals):
             self.files_total, self.files_finished, self.files_since = event.files, 0, time.time()
             if self.progress is not None:
@@ -153,8 +222,8 @@ class Reporter:
         where = {"worker": event.worker, "node": event.node} if event.worker else {}
         self.line(f"{event.status}: {event.path}" + (f" ({event.error})" if event.error else "")
                   + (f" [{event.worker}]" if event.worker else ""), f"file.{event.status}",
-                  path=event.path, status=event.status, seconds=event.seconds, error=event.error,
-                  output=event.output, **where, **tally)
+                  "error" if event.status == "failed" else "info", path=event.path, status=event.status,
+                  seconds=event.seconds, error=event.error, output=event.output, **where, **tally)
         if counted and self.job_task is not None:
             elapsed = max(time.time() - self.files_since, 1e-3)
             rate = self.files_finished / elapsed
@@ -180,7 +249,7 @@ def version_callback(value: bool) -> None:
 STOP = StopRequest()
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers(reporter: Reporter) -> None:
     """First SIGINT/SIGTERM: ask the job to finish and save the frame or file in hand, then stop
     (exit 130/143). A second one interrupts at once."""
 
@@ -188,8 +257,8 @@ def install_signal_handlers() -> None:
         if STOP:
             raise KeyboardInterrupt
         STOP.set(signum)
-        typer.echo(f"nstvid: {signal.Signals(signum).name}: finishing the current frame, then stopping "
-                   "(again to abort now)", err=True)
+        reporter.notice(f"{signal.Signals(signum).name}: finishing the current frame, then stopping "
+                        "(again to abort now)", "job.signal", "warning", signal=signum)
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
@@ -198,23 +267,24 @@ def install_signal_handlers() -> None:
 def job_command(context: typer.Context, input: Path, preset: str, config: Optional[Path], version: bool,
                 **flags) -> None:
     """Stylise an image, a video or a folder with the look of a painting."""
-    reporter = Reporter()
-    try:
-        from .pipeline import api  # torch loads here, not for --help
+    from .pipeline import api  # not for --help; torch loads where work starts
 
-        values = {**given_values(context, flags), "command": ("nstvid", *sys.argv[1:])}  # for the report
+    values = {**given_values(context, flags), "command": ("nstvid", *sys.argv[1:])}  # for the report
+    # Until the job is loaded, errors go out in the format the flag or the config file asks for.
+    reporter = Reporter(log_format=api.asked_log_format(values.get("log_format"), config))
+    try:
         job = api.load_job(input, values.pop("styles", None), values.pop("output", None), config=config,
                            preset=preset if given(context, "preset") else None, **values)
         reporter = Reporter(quiet=job.options.quiet, log_format=job.options.log_format)
         if job.kind != "image":  # a single image stops at once on Ctrl-C; longer jobs save first
-            install_signal_handlers()
+            install_signal_handlers(reporter)
         with reporter:
             outcome = api.run(job, progress=reporter, stop=STOP)
         code = report_outcome(outcome, reporter)
     except NstvidError as e:
-        fail(str(e), e.exit_code)
+        reporter.fatal(e, e.code, e.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        reporter.fatal("interrupted", Interrupted.code, 130)
     if code:
         raise typer.Exit(code)
 
@@ -241,9 +311,10 @@ def job_parameters() -> list[inspect.Parameter]:
 
     own = [  # (panel, parameter): the loader's options, which are not settings
         (LOOK, param("preset", str, typer.Option(DEFAULT_PRESET, "--preset", help="fast | balanced | quality.",
-                                                 rich_help_panel=LOOK))),
+                                                 metavar="NAME", rich_help_panel=LOOK))),
         (JOB_CONTROL, param("config", Optional[Path], typer.Option(
-            None, "--config", help="TOML file with any option; flags override it.", rich_help_panel=JOB_CONTROL))),
+            None, "--config", help="TOML file with any option; flags override it.", metavar="FILE",
+            rich_help_panel=JOB_CONTROL))),
         (JOB_CONTROL, param("version", bool, typer.Option(
             False, "--version", callback=version_callback, is_eager=True, help="Show the version and exit.",
             rich_help_panel=JOB_CONTROL))),
@@ -260,7 +331,7 @@ def job_parameters() -> list[inspect.Parameter]:
         shown = not (default is None or default is False or default == [])
         table.append((flag.panel, param(name, kind if default is not None else Optional[kind], typer.Option(
             default, *flag.flag_names(name), help=escape(flag.help), show_default=shown,
-            rich_help_panel=flag.panel))))
+            metavar=flag.metavar(default) or None, rich_help_panel=flag.panel))))
     ordered = sorted(own + table, key=lambda item: PANELS.index(item[0]))  # stable: table order kept
     return [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
             param("input", Path, typer.Argument(..., help="Image, video or folder to stylise.",
@@ -269,7 +340,7 @@ def job_parameters() -> list[inspect.Parameter]:
 
 job_command.__signature__ = inspect.Signature(job_parameters())
 job_command.__annotations__ = {p.name: p.annotation for p in job_command.__signature__.parameters.values()}
-app.command()(job_command)
+app.command(cls=Command)(job_command)
 
 
 def report_outcome(outcome, reporter: Reporter) -> int:
@@ -312,15 +383,17 @@ eval_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, ric
 def part_option(name: str):
     """nstvid's own --start, --duration or --end (the option table's names and help), for nstvid-eval."""
     flag = next(flag for field, flag, _ in command_line() if field == name)
-    return typer.Option(None, *flag.flag_names(name), help="As given to nstvid: " + flag.help.removeprefix("Video: "))
+    return typer.Option(None, *flag.flag_names(name), metavar=flag.metavar(None),
+                        help="As given to nstvid: " + flag.help.removeprefix("Video: "))
 
 
-@eval_app.command("temporal", short_help="Flicker (E_warp) of stylised videos against the input's own.")
+@eval_app.command("temporal", cls=Command,
+                  short_help="Flicker (E_warp) of stylised videos against the input's own.")
 def eval_temporal(
     input: Path = typer.Argument(..., help="The original video."),
     outputs: List[Path] = typer.Argument(..., help="The stylised video(s)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with the per-pair values."),
-    plot: Optional[Path] = typer.Option(None, "--plot",
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE",
                                         help="Also draw E_warp per frame pair to this PNG (needs matplotlib)."),
     start: Optional[str] = part_option("start"),
     duration: Optional[str] = part_option("duration"),
@@ -371,8 +444,29 @@ def with_preview_count(argv: list[str]) -> list[str]:
     return out
 
 
+def json_asked(argv: list[str]) -> bool:
+    """Whether the command line asks for the JSON log (read before typer parses it, so that a line
+    it refuses is reported in that format too; a config file's log_format is read once parsed)."""
+    names = {each for name, flag, _ in command_line() if name == "log_format" for each in flag.flag_names(name)}
+    return any(f"{name}=json" in argv for name in names) or any(
+        a in names and b == "json" for a, b in zip(argv, argv[1:]))
+
+
 def main_entry() -> None:
-    app(args=with_preview_count(sys.argv[1:]), prog_name="nstvid")
+    argv = with_preview_count(sys.argv[1:])
+    if not json_asked(argv):
+        app(args=argv, prog_name="nstvid")
+        return
+    from typer._click.exceptions import ClickException  # typer 0.29 carries its own click
+
+    try:  # typer's own refusals (an unknown option, a bad number) as JSON lines too
+        code = app(args=argv, prog_name="nstvid", standalone_mode=False)
+    except ClickException as e:
+        json_line("error", UsageError.code, f"error: {e.format_message()}", exit_code=e.exit_code)
+        code = e.exit_code
+    except typer.Abort:
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def eval_entry() -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs each failure of issue 24, the earlier reliability ones and issue 41's first day (phone photos,
-# nstvid-eval on a part, odd media, -o DIR/, install from a clone) through the real `nstvid`
+# nstvid-eval on a part, odd media, -o DIR/, cron's exit codes and report page, JSON logs, help,
+# install from a clone) through the real `nstvid`
 # command on the sample media at tiny sizes, and prints OK or BAD per probe. Exit status: the
 # number of BAD probes (0: all OK).
 #
@@ -232,6 +233,33 @@ loops=$("$PY" -c "import sys; from nstvid.pipeline.media.video import gif_loop; 
 check "an animated GIF in and out: 3 frames, its loop count kept" \
     '[ $rc -eq 0 ] && [ "$(size_codec "$WORK/out.gif")" = "32x20 gif 3" ] && [ "$loops" = 2 ] && clean "$WORK/o.err"' \
     "exit $rc, loop $loops: $(cat "$WORK/o.err")"
+
+# Cron: --max-runtime that leaves files exits 75; a rerun with nothing to do keeps the night's page.
+mkdir -p "$WORK/night" && cp "$MEDIA/chelsea.png" "$WORK/night/cat.png"
+NIGHT=("$WORK/night" "${TINY[@]}" -o "$WORK/night-out" --report "$WORK/night.html")
+"$NSTVID" "${NIGHT[@]}" --max-runtime 0 > "$WORK/n1.out" 2>&1; rc1=$?
+"$NSTVID" "${NIGHT[@]}" > "$WORK/n2.out" 2>&1; rc2=$?
+sum=$(md5sum < "$WORK/night.html")
+"$NSTVID" "${NIGHT[@]}" > "$WORK/n3.out" 2>&1; rc3=$?
+check "--max-runtime with files left exits 75; done exits 0; a rerun with nothing to do keeps the page" \
+    '[ $rc1 -eq 75 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ] && [ "$(md5sum < "$WORK/night.html")" = "$sum" ] && grep -q "left as the last run that did work" "$WORK/n3.out"' \
+    "exits $rc1 $rc2 $rc3: $(tail -1 "$WORK/n3.out")"
+
+# JSON logs: a fatal error (here a missing input, and an option typer refuses) is one JSON line on
+# stdout with level, code and an ISO 8601 time; nothing on stderr.
+json_error() { "$PY" -c "import datetime, json, sys; lines = open(sys.argv[1]).read().splitlines(); x = json.loads(lines[0]); assert len(lines) == 1 and x['level'] == 'error' and x['code'] == sys.argv[2] and datetime.datetime.fromisoformat(x['time']).utcoffset() is not None" "$@" 2> /dev/null; }
+"$NSTVID" "$WORK/nope.png" "${TINY[@]}" --log-format json > "$WORK/j.out" 2> "$WORK/j.err"; rc=$?
+check "--log-format json: a refused input is one JSON line (level error, code error.input), stderr empty" \
+    '[ $rc -eq 2 ] && [ ! -s "$WORK/j.err" ] && json_error "$WORK/j.out" error.input' "exit $rc: $(cat "$WORK/j.out" "$WORK/j.err")"
+"$NSTVID" "$MEDIA/chelsea.png" --bogus --log-format json > "$WORK/j.out" 2> "$WORK/j.err"; rc=$?
+check "--log-format json: an unknown option is one JSON line too (code error.usage)" \
+    '[ $rc -eq 2 ] && [ ! -s "$WORK/j.err" ] && json_error "$WORK/j.out" error.usage' "exit $rc: $(cat "$WORK/j.out" "$WORK/j.err")"
+
+# Help: no types leaking from typer (<bool> on switches, list[Path], {input}); a readable usage line.
+{ COLUMNS=100 "$NSTVID" --help; COLUMNS=100 "$EVAL" --help; COLUMNS=100 "$EVAL" temporal --help; } > "$WORK/help.out" 2>&1
+leaks=$(grep -oE '<bool>|list\[|Path\]|\{input\}|<path>|<str>' "$WORK/help.out" | sort -u | tr '\n' ' ')
+check "nstvid and nstvid-eval help: no <bool>, list[Path] or {input}; usage 'nstvid [OPTIONS] INPUT'" \
+    '[ -z "$leaks" ] && grep -q "Usage: nstvid \[OPTIONS\] INPUT" "$WORK/help.out"' "leaks: $leaks"
 
 # Install from a clone: no command names an index package; LICENSE, CHANGELOG; the Dockerfile's
 # COPY sources exist (it is not built here).

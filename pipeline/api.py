@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from .cluster.connect import check_address, check_installed
-from .errors import InputError, UsageError
+from .errors import InputError, NstvidError, UsageError
 from .lock import output_lock
 from .media.images import check_working_size, header_size, read_image
 from .media.sniff import classify
 from .media.video import GIF_LONG_SIDE, GIF_SOURCE, container_codec, encoder_problem
 from .outputs import check_output, default_output
 from .progress import NEVER_STOP, Callback, Message, StopRequest, ignore
-from .settings import RunOptions, Settings, load
+from .settings import RunOptions, Settings, load, read_config
 from .video.clip import Clip, open_clip
 
 # Everything that imports torch (about 2.5 s) is imported where it is used: a job that load_job
@@ -124,6 +124,20 @@ def _check_cluster_job(settings: Settings, options: RunOptions) -> None:
     if settings.weights not in ("embedded", "torchvision"):
         raise UsageError(f"--weights {settings.weights}: a weights file is not sent to Ray workers; "
                          "use embedded or torchvision")
+
+
+def asked_log_format(given: str | None, config: Path | str | None) -> str:
+    """The log format a job asks for, known before the job loads (the CLI reports a refusal in
+    it): the flag's, else the config file's, else auto. A config file that cannot be read says
+    nothing here; its refusal is then the error being reported."""
+    if given:
+        return given
+    if config is not None:
+        try:
+            return str(read_config(config).get("log_format", "auto"))
+        except (NstvidError, OSError):
+            pass
+    return "auto"
 
 
 def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None = None,

@@ -1,4 +1,7 @@
-"""Typed errors. `pipeline/` raises these and never prints or exits; the CLI maps them to exit codes."""
+"""Typed errors. `pipeline/` raises these and never prints or exits; the CLI maps them to exit codes.
+
+Each class names its exit code and its `code`: the stable name the JSON log gives the error's line
+(as progress.Message.code names a message), which scripts match instead of the wording."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,12 +11,14 @@ class NstvidError(Exception):
     """Base of every error the pipeline raises on purpose."""
 
     exit_code = 1
+    code = "error"
 
 
 class UsageError(NstvidError):
     """A bad option or option combination (exit 2)."""
 
     exit_code = 2
+    code = "error.usage"
 
 
 class FileError(NstvidError):
@@ -29,10 +34,13 @@ class InputError(FileError):
     """A named input cannot be used: missing, unreadable, not an image, corrupt (exit 2)."""
 
     exit_code = 2
+    code = "error.input"
 
 
 class WeightsError(InputError):
     """The VGG19 weights cannot be loaded."""
+
+    code = "error.weights"
 
 
 class OutputError(FileError):
@@ -40,6 +48,7 @@ class OutputError(FileError):
     writable (exit 2). Unlike an InputError it may pass by itself (disk space, permissions)."""
 
     exit_code = 2
+    code = "error.output"
 
 
 class TruncatedInputError(FileError):
@@ -47,14 +56,19 @@ class TruncatedInputError(FileError):
     stylised and the output holds them, but it is shorter than the input."""
 
     exit_code = 4
+    code = "error.truncated"
 
 
 class ProcessingError(NstvidError):
     """Work on a valid input failed part-way (exit 1)."""
 
+    code = "error.processing"
+
 
 class Interrupted(NstvidError):
     """SIGINT/SIGTERM arrived; the current unit of work was finished and saved."""
+
+    code = "error.interrupted"
 
     def __init__(self, signum: int):
         self.signum = signum
@@ -66,3 +80,4 @@ class LockedError(NstvidError):
     """Another live run holds the output folder's lock (exit 3)."""
 
     exit_code = 3
+    code = "error.locked"

@@ -59,27 +59,41 @@ PANELS = (INPUT_OUTPUT, LOOK, VIDEO, PERFORMANCE, CLUSTER, JOB_CONTROL)
 class Flag:
     """A field's command-line form. Each option is declared once, as a field of Settings or
     RunOptions with a Flag; the CLI's options, the API's keywords and the config keys all come
-    from those fields, and the help shows the field's default. A help text may name the field's
-    choices as {choices} ("a | b | c")."""
+    from those fields, and the help shows the field's default."""
 
     help: str
     panel: str
     names: tuple[str, ...] = ()  # flag names; empty: --field-name
     sets: Any = None  # a switch (a flag without a value) sets the field to this; None: takes a value
     kind: Any = None  # what the flag parses where it differs from the field's type (lists: str)
+    choices: tuple[str, ...] = ()  # the field's choices, which the help lists as its value
+    value_name: str = ""  # what the help calls the value (--output PATH); "": from its type
 
     def flag_names(self, field_name: str) -> tuple[str, ...]:
         return self.names or ("--" + field_name.replace("_", "-"),)
 
+    def metavar(self, default: Any) -> str:
+        """The value's name in the help, as command lines write it: none for a switch, the choices
+        ([auto|plain|json]), value_name, else the type's (kind's, or the default's): INTEGER, FILE..."""
+        if self.sets is not None:
+            return ""
+        if self.choices:
+            return "[" + "|".join(self.choices) + "]"
+        if self.value_name:
+            return self.value_name
+        kind = self.kind or type(default)
+        return {int: "INTEGER", float: "NUMBER", Path: "FILE", list[Path]: "FILE"}.get(kind, "TEXT")
+
 
 def option(default: Any, help: str, panel: str, *names: str, sets: Any = None, kind: Any = None,
-           changes: str = "image", choices: Sequence[str] = (), parse: Any = None) -> Any:
+           changes: str = "image", choices: Sequence[str] = (), parse: Any = None, value_name: str = "") -> Any:
     """A field with a command-line flag (see Flag) that changes `changes` (see RESULTS).
 
-    choices: the values allowed (validate() refuses others; the help's {choices} lists them).
+    choices: the values allowed (validate() refuses others; the help lists them as the value).
     parse: turns a config, flag or keyword value into the field's value (default: by the
-    default's type; a tuple's items are str unless parse is given for them, e.g. float)."""
-    flag = Flag(help.replace("{choices}", " | ".join(choices)), panel, names, sets, kind)
+    default's type; a tuple's items are str unless parse is given for them, e.g. float).
+    value_name: what the help calls the value, where its type says too little (PATH, DURATION)."""
+    flag = Flag(help, panel, names, sets, kind, tuple(choices), value_name)
     return dataclasses.field(default=default, metadata={"flag": flag, "changes": changes,
                                                         "choices": tuple(choices), "parse": parse})
 
@@ -118,7 +132,8 @@ class Settings:
     styles: tuple[str, ...] = option((), "Style image; repeat to blend several.", INPUT_OUTPUT,
                                      "--style", "-s", kind=list[Path], changes="style_targets")
     style_blend: tuple[float, ...] = option((), "Blend weights for the styles, e.g. 0.7,0.3 (none: equal).",
-                                            LOOK, kind=str, changes="style_targets", parse=float)
+                                            LOOK, kind=str, changes="style_targets", parse=float,
+                                            value_name="WEIGHTS")
     style_scale: float = option(1.0, "Style size relative to the content (1 = same area).", LOOK,
                                 changes="style_targets")
 
@@ -131,26 +146,26 @@ class Settings:
 
     # Loss weights (see losses.py for the normalisation that makes them scale-free)
     strength: float = option(0.5, "How strongly the style pulls, 0-1 (0.5: --style-weight as is); "
-                                  "with --preview, several: 0.3,0.6,0.9.", LOOK, kind=str)
+                                  "with --preview, several: 0.3,0.6,0.9.", LOOK, kind=str, value_name="NUMBER")
     content_weight: float = option(1.0, "Weight of the content loss (relu4_2).", LOOK)
     style_weight: float = option(10.0, "Weight of the Gram style loss (relu1_1..relu5_1).", LOOK)
     tv_weight: float = option(0.1, "Weight of the total-variation smoothness loss.", LOOK)
     style_layer_weights: tuple[float, ...] = setting((1.0, 1.0, 1.0, 1.0, 1.0), "image", parse=float)
 
     # Optimiser
-    optimizer: str = option("lbfgs", "{choices}.", LOOK, choices=("lbfgs", "adam"))
+    optimizer: str = option("lbfgs", "The optimiser.", LOOK, choices=("lbfgs", "adam"))
     learning_rate: float = 0.02  # adam only; L-BFGS takes unit steps
-    init: str = option("content", "Start image: content | noise | FILE.", LOOK)
+    init: str = option("content", "Start image: content | noise | FILE.", LOOK, value_name="START")
     seed: int = option(0, "Random seed (noise init).", LOOK)
     preserve_colors: bool = option(False, "Keep the content's colours (luminance-only transfer).", LOOK,
                                    sets=True, changes="style_targets")
 
     # Model and hardware
     weights: str = option("embedded", "VGG19 weights: embedded | torchvision | PATH to a state dict.", LOOK,
-                          changes="style_targets")
-    pooling: str = option("max", "{choices} pooling in VGG19.", LOOK, changes="style_targets", choices=("max", "avg"))
-    device: str = option("auto", "auto | cpu | cuda[:N] | mps.", PERFORMANCE, changes=NOTHING)
-    precision: str = option("auto", "{choices} (autocast; Grams stay fp32).", PERFORMANCE,
+                          changes="style_targets", value_name="SOURCE")
+    pooling: str = option("max", "Pooling in VGG19.", LOOK, changes="style_targets", choices=("max", "avg"))
+    device: str = option("auto", "auto | cpu | cuda[:N] | mps.", PERFORMANCE, changes=NOTHING, value_name="DEVICE")
+    precision: str = option("auto", "Autocast precision (Grams stay fp32).", PERFORMANCE,
                             changes="style_targets", choices=("auto", "fp32", "bf16", "fp16"))
     compile: bool = option(False, "torch.compile the objective (falls back to eager with a warning).",
                            PERFORMANCE, sets=True, changes=NOTHING)
@@ -214,7 +229,7 @@ class Settings:
                                 "libvpx-vp9 in .webm).", VIDEO, changes="video")
     batch: int = option(0, "Frames or images per optimisation pass (0: auto).", PERFORMANCE, changes=NOTHING)
     devices: tuple[str, ...] = option((), "Video: one worker per device, e.g. cuda:0,cuda:1.", PERFORMANCE,
-                                      kind=str, changes=NOTHING)
+                                      kind=str, changes=NOTHING, value_name="DEVICES")
 
     def validate(self) -> "Settings":
         """Raise UsageError naming the first bad value; return self for chaining."""
@@ -285,32 +300,32 @@ class RunOptions:
 
     output: str | None = option(None, "Output file or folder (one input into a folder: "
                                       "FOLDER/INPUT_STYLE.png/.mp4); without it, beside the input.", INPUT_OUTPUT,
-                                "--output", "-o")  # text: a trailing / says folder
+                                "--output", "-o", value_name="PATH")  # text: a trailing / says folder
     overwrite: bool = option(False, "Replace an existing output file (folders: outputs this job did "
                                     "not make).", INPUT_OUTPUT, sets=True)
     keep_frames: bool = option(False, "Video: keep the resume work folder after success.", VIDEO, sets=True)
     quiet: bool = option(False, "Print errors only.", JOB_CONTROL, "--quiet", "-q", sets=True)
-    log_format: str = option("auto", "{choices} (auto: a bar on a terminal, lines otherwise).", JOB_CONTROL,
-                             choices=("auto", "plain", "json"))
-    image_format: str = option("png", "Folder: output image format ({choices}).", INPUT_OUTPUT,
+    log_format: str = option("auto", "auto: a bar on a terminal, lines otherwise; json: an object per line.",
+                             JOB_CONTROL, choices=("auto", "plain", "json"))
+    image_format: str = option("png", "Folder: output image format.", INPUT_OUTPUT,
                                choices=tuple(IMAGE_FORMATS), parse=image_format)
     report: str | None = option(None, "Write a report of the job here: .json (one record per file) or .html "
                                       "(a page with thumbnails, failures first, kept up to date as the job goes).",
                                 INPUT_OUTPUT, kind=Path)
-    max_runtime: float | None = option(None, "Folder: stop cleanly after this long (e.g. 90m, 6h).",
-                                       JOB_CONTROL, kind=str, parse=lambda text: parse_duration(text))  # below
+    max_runtime: float | None = option(None, "Folder: stop cleanly after this long (e.g. 90m, 6h).", JOB_CONTROL,
+                                       kind=str, parse=lambda text: parse_duration(text), value_name="DURATION")
     dry_run: bool = option(False, "Say what would be done, do nothing.", JOB_CONTROL, sets=True)
-    start: str | None = option(None, "Video: start here (1:30, 90s, or 120f frames in).", VIDEO)
-    duration: str | None = option(None, "Video: stylise this long (20s, 48f).", VIDEO)
-    end: str | None = option(None, "Video: stop here (instead of --duration).", VIDEO)
+    start: str | None = option(None, "Video: start here (1:30, 90s, or 120f frames in).", VIDEO, value_name="TIME")
+    duration: str | None = option(None, "Video: stylise this long (20s, 48f).", VIDEO, value_name="DURATION")
+    end: str | None = option(None, "Video: stop here (instead of --duration).", VIDEO, value_name="TIME")
     preview: int = option(0, f"Video/folder: stylise N frames or images ({PREVIEW_COUNT} when N is left "
-                             "out) onto one sheet, then stop.", JOB_CONTROL)
+                             "out) onto one sheet, then stop.", JOB_CONTROL, value_name="N")
     # One sheet row per strength (--strength 0.3,0.6,0.9 with --preview).
     preview_strengths: tuple[float, ...] = setting((), parse=float)
-    engine: str = option("local", "{choices}: run a folder or video on a Ray cluster "
+    engine: str = option("local", "ray: run a folder or video on a Ray cluster "
                                   "(pip install '.[ray]' in the nstvid folder).", CLUSTER, choices=("local", "ray"))
     ray_address: str = option("auto", "auto (the cluster `ray start` set up) | local (a private one) | "
-                                      "HOST:PORT.", CLUSTER)
+                                      "HOST:PORT.", CLUSTER, value_name="ADDRESS")
     ray_workers: int = option(0, "Ray workers (0: one per GPU; CPU-only cluster: one per 4 CPUs).", CLUSTER)
     command: tuple[str, ...] = ()  # the command line the job came from (the CLI's argv), for its report
 

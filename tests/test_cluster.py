@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -106,7 +107,7 @@ def test_folder_on_ray_matches_local(tree, cluster, tmp_path, cache_dir):
     assert len(estimates) == 1 and estimates[0]["estimate_seconds"] > 0, estimates
     frames = [x for x in lines if "frame" in x]
     assert [x["frame"] for x in frames] == list(range(1, 11)) and all(x["total"] == 10 for x in frames), frames
-    times = [x["time"] for x in frames]
+    times = [datetime.fromisoformat(x["time"]).timestamp() for x in frames]
     bursts = 1 + sum(b - a > 0.1 for a, b in zip(times, times[1:]))
     assert bursts >= 3, times
     video = {e: probe(o / "clip.mp4") for e, o in (("ray", ray_out), ("local", local_out))}

@@ -3,8 +3,10 @@ clip, odd media (panoramas, .webm, .gif out), and -o DIR/ for one input; through
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -14,7 +16,7 @@ import pytest
 from PIL import Image
 
 import nstvid
-from conftest import CONTENT, SAMPLES, STYLE, TINY, nstvid_exe
+from conftest import CONTENT, SAMPLES, STYLE, TINY, codes, log, nstvid_exe, said
 from nstvid.pipeline.media.images import read_image
 from nstvid.pipeline.media.video import gif_loop, probe, run_ffmpeg
 
@@ -181,3 +183,68 @@ def test_nstvid_eval_help_and_version():
     assert subprocess.run([evaluate, "temporal", "-h"], capture_output=True, text=True).returncode == 0
     version = subprocess.run([evaluate, "--version"], capture_output=True, text=True)
     assert version.stdout == f"nstvid-eval {nstvid.__version__}\n"
+
+
+def test_cron_tells_out_of_time_from_finished_and_a_rerun_keeps_the_nights_page(tmp_path, run_nstvid):
+    """--max-runtime that stops with files to do exits 75 (README's table), not 0; the run that
+    finishes them exits 0 and writes the page; a rerun with nothing to do exits 0 and leaves that
+    page as it was (it says so), instead of a page of "done 0 ... 0.0 s"."""
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(photos / name), cv2.resize(cv2.imread(str(CONTENT)), (48, 32)))
+    page = tmp_path / "report.html"
+    args = [photos, "--style", STYLE, *TINY, "--size", "32", "-o", tmp_path / "out", "--report", page,
+            "--log-format", "json"]
+    night = run_nstvid(*args, "--max-runtime", "0")  # out of time before the first file
+    assert night.returncode == 75, night.stdout + night.stderr
+    lines = log(night.stdout)  # every line JSON, with its level and an ISO 8601 time
+    assert len(lines) == len(night.stdout.splitlines()) and {line["level"] for line in lines} <= {"info", "warning"}
+    assert all(datetime.fromisoformat(line["time"]).utcoffset() is not None for line in lines), lines
+    assert said(night.stdout, "job.max_runtime") and "file.done" not in codes(night.stdout)
+    assert "Stopped at --max-runtime" in page.read_text() and "pending 2" in page.read_text()
+    rest = run_nstvid(*args, "--max-runtime", "6h")
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert codes(rest.stdout).count("file.done") == 2 and "done 2 · skipped 0" in page.read_text()
+    written, stamp = page.read_bytes(), page.stat().st_mtime_ns
+    again = run_nstvid(*args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert said(again.stdout, "folder.nothing_to_do") and said(again.stdout, "report.kept")
+    assert page.read_bytes() == written and page.stat().st_mtime_ns == stamp
+
+
+def test_json_log_carries_fatal_errors_with_a_code(tmp_path, run_nstvid):
+    """--log-format json (here from a config file) makes a refusal one JSON line on stdout, as the
+    log's other lines, with level error, a stable code and the exit code; stderr stays empty. A line
+    typer refuses (an unknown option) is one too, with the flag."""
+    config = tmp_path / "job.toml"
+    config.write_text('log_format = "json"\n')
+    missing = tmp_path / "nope.png"
+    r = run_nstvid(missing, "--style", STYLE, "--config", config)
+    assert r.returncode == 2 and r.stderr == "", r.stdout + r.stderr
+    (line,) = log(r.stdout)
+    assert (line["level"], line["code"], line["exit_code"], line["path"]) == ("error", "error.input", 2, str(missing))
+    assert line["message"].startswith(f"error: {missing}: ")
+    assert datetime.fromisoformat(line["time"]).utcoffset() is not None
+    r = run_nstvid(CONTENT, "--style", STYLE, "--bogus", "--log-format=json")
+    assert r.returncode == 2 and r.stderr == "", r.stdout + r.stderr
+    (line,) = log(r.stdout)
+    assert (line["level"], line["code"], line["message"]) == ("error", "error.usage", "error: No such option: --bogus")
+
+
+def test_help_shows_values_as_command_lines_do():
+    """No type leaks from typer into the help: a switch shows no value, an argument its NAME, an
+    option with choices lists them, the others a word (FILE, INTEGER, DURATION)."""
+    env = {**os.environ, "COLUMNS": "100"}
+    pages = {" ".join(cmd): subprocess.run([nstvid_exe(cmd[0]), *cmd[1:], "--help"], capture_output=True, text=True,
+                                          env=env).stdout for cmd in (["nstvid"], ["nstvid-eval"],
+                                                                      ["nstvid-eval", "temporal"])}
+    for name, text in pages.items():
+        assert text and not [leak for leak in ("<bool>", "list[", "Path]", "{input}", "<path>", "<str>")
+                             if leak in text], (name, text)
+    main = pages["nstvid"]
+    assert "Usage: nstvid [OPTIONS] INPUT " in main and "Usage: nstvid-eval temporal [OPTIONS] INPUT OUTPUTS..." \
+        in pages["nstvid-eval temporal"]
+    rows = {line.split()[1]: line for line in main.splitlines() if line.startswith("\u2502 --")}
+    assert rows["--overwrite"].split()[2] == "Replace" and rows["--style"].split()[3] == "FILE", rows
+    assert "[auto|plain|json]" in rows["--log-format"] and "DURATION" in rows["--max-runtime"], rows

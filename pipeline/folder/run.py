@@ -81,6 +81,7 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
         progress(Message(f"{proven} output(s) not in the manifest prove their origin (this input, these "
                          "settings, recorded inside them): kept as done and recorded again", code="folder.proven"))
     tasks = _tasks(verdicts, output_dir, digests, manifest, summary, progress)
+    summary.to_do = len(tasks)
     if tasks:
         progress(Totals(len(tasks)))
     images = any(t.item.kind == "image" for t in tasks)
@@ -88,7 +89,7 @@ def _run(input_dir: Path, settings: Settings, options: RunOptions, manifest: Man
     job = FolderJob(settings, options, manifest, summary, progress, started, stop, len(tasks), batch)
     _run_units(job, backend, tasks, units(tasks, settings.size, batch))
     summary.settle()
-    if summary.done == 0 and summary.pending == 0:
+    if summary.nothing_to_do:
         progress(Message(f"nothing to do: {summary.skipped} of {len(verdicts)} files already done"
                          + (f", {summary.failed} unusable" if summary.failed else ""), code="folder.nothing_to_do"))
 
@@ -174,7 +175,12 @@ def run_folder(input_dir: Path, output_dir: Path, settings: Settings, options: R
         try:
             if manifest is not None:
                 manifest.finish()
-            if page is not None:
+            if page is not None and summary.nothing_to_do and page.path.is_file():
+                # The morning-after page keeps the last night that did work: a cron rerun that
+                # finds everything done would replace it with "done 0" (README, "The report page").
+                progress(Message(f"report: {options.report} left as the last run that did work wrote it "
+                                 "(this run had nothing to do)", code="report.kept"))
+            elif page is not None:
                 page.write(summary)
                 progress(Message(f"report: {options.report} ({summary.report_seconds:.2f} s of the job's "
                                  f"{summary.seconds:.1f} s went to writing it)", code="report.written"))

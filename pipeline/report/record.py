@@ -5,12 +5,22 @@ A record is the JSON report's line for the file (and an entry of FolderSummary.r
 callers), so it is a dict; its keys are set here only: path, status (done | skipped | failed |
 pending; "" while the file is in hand), error (one line), seconds, output, kind (image | video),
 and with --engine ray node, worker, retries and lost_workers.
+
+The exit codes a job's outcome decides are here too (a refusal's are its error class's, errors.py):
+OUT_OF_TIME and a stop's (stopped_exit_code); JobSummary.settle applies them.
 """
 from __future__ import annotations
 
 import signal
 
 from ..errors import FileError, InputError, Interrupted, NstvidError, TruncatedInputError
+
+# --max-runtime stopped the job with files left for the next run. A code of its own, so that cron
+# tells "ran out of night, run again" from "finished" (0) and "some files failed" (1), and above 1
+# in precedence: a folder with a file that fails for good exits 1 on every run, which would hide
+# the files still to do. 75 is sysexits.h's EX_TEMPFAIL ("temporary failure; the user is invited
+# to retry"), which is what it means here; nstvid exits 75 for nothing else.
+OUT_OF_TIME = 75
 
 
 class FileRecord(dict):

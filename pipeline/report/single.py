@@ -24,7 +24,7 @@ class FileReport:
 
     def __init__(self, path: str | Path, info: JobInfo, span: FrameSpan | None = None):
         self.path = Path(path)
-        self.summary = JobSummary(info.output, job=info, pending=1)
+        self.summary = JobSummary(info.output, job=info, pending=1, to_do=1)
         self.record = FileRecord.of(str(info.input), str(info.output), info.kind, status="pending")
         self.summary.records.append(self.record)
         self.page = ReportPage(self.path, span=span) if self.path.suffix.lower() == ".html" else None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..engine import pick_device
 from ..settings import RunOptions, Settings
-from .record import FileRecord, stopped_exit_code
+from .record import OUT_OF_TIME, FileRecord, stopped_exit_code
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,9 @@ class JobSummary:
     failed: int = 0
     seconds: float = 0.0
     records: list[FileRecord] = field(default_factory=list)  # one per file (record.py)
-    exit_code: int = 0  # 0 all done, 1 some failed, 128 + signal when interrupted
+    exit_code: int = 0  # 0 all done, 1 some failed, OUT_OF_TIME files left at --max-runtime, 128 + signal
     pending: int = 0  # not started: --max-runtime reached, or interrupted
+    to_do: int = 0  # a folder's plan: the files this run set out to stylise (not skipped, not unusable)
     interrupted: bool = False
     stopped_early: bool = False  # --max-runtime reached
     job: JobInfo | None = None  # what the report's page says about the job; None: a summary made by hand
@@ -57,9 +58,16 @@ class JobSummary:
         self.exit_code = stopped_exit_code(exc)
 
     def settle(self) -> None:
-        """The exit code of a job that ran to its end (or to --max-runtime): 1 when a file failed."""
+        """The exit code of a job that ran to its end (or to --max-runtime): OUT_OF_TIME when
+        --max-runtime left files to do (record.py says why it wins), else 1 when a file failed."""
         if not self.interrupted:
-            self.exit_code = 1 if self.failed else 0
+            self.exit_code = OUT_OF_TIME if self.stopped_early and self.pending else 1 if self.failed else 0
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """The job's plan had no file to stylise (each was done before or is unusable: a rerun after
+        the night that did the work), and no signal stopped it before the plan was made."""
+        return self.to_do == 0 and not self.interrupted
 
     @property
     def finished(self) -> bool:

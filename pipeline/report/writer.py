@@ -95,13 +95,18 @@ class ReportPage:
     # -- when
 
     def watch(self, progress: Callback, summary: JobSummary) -> Callback:
-        """progress, with the page rewritten when due after a FileDone, and first when the plan is
-        made (Totals: every file has its row, so a job whose first file is a long video has a page
-        from the start); a failed rewrite is a warning (the job goes on, the final write tries again)."""
+        """progress, with the page rewritten first when the plan is made (Totals: every file has its
+        row, so a job whose first file is a long video has a page from the start), then when due
+        after a FileDone; a failed rewrite is a warning (the job goes on, the final write tries
+        again). Nothing is written before Totals: the skips the plan reports come before it, and a
+        plan with nothing to do (no Totals) leaves the last page as it was (folder/run.py)."""
+        planned = False
 
         def watched(event: Event) -> None:
+            nonlocal planned
             progress(event)
-            if isinstance(event, (FileDone, Totals)):
+            planned = planned or isinstance(event, Totals)
+            if planned and isinstance(event, (FileDone, Totals)):
                 try:
                     self.update(summary)
                 except OutputError as e:
