@@ -121,7 +121,8 @@ def cost() -> list[str]:
 
 
 def video(folders: list[Path]) -> list[str]:
-    rows = ["| clip | painted at | delivered at | step | E_warp x own | texture (moving) |", "|---|---|---|---|---|---|"]
+    rows = ["| clip | painted at | delivered at | step | E_warp x own | texture (moving) |",
+            "|---|---|---|---|---|---|"]
     for folder in folders:
         result = json.loads((folder / "result.json").read_text())
         ins, outs = read_video(folder / "input.mkv"), read_video(folder / "output.mkv")
