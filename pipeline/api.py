@@ -148,7 +148,7 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
         _check_cluster_job(settings, run_options)
     source = Path(input)
     kind = input_kind(source)
-    settings = _for_output(settings, kind, source, run_options, size_given=options.get("size") is not None)
+    settings = _for_output(settings, kind, source, run_options, given={k for k, v in options.items() if v is not None})
     if kind != "image" and not run_options.preview:  # a folder may hold videos
         problem = encoder_problem(settings.codec, settings.crf)
         if problem:
@@ -165,15 +165,19 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     return Job(source, kind, target, settings, run_options, clip)
 
 
-def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, size_given: bool) -> Settings:
+def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, given: set[str]) -> Settings:
     """The settings for the job's output: --codec auto resolved to the container's encoder (a
-    folder's videos are .mp4), and a GIF's long side bounded to GIF_LONG_SIDE unless --size says."""
+    folder's videos are .mp4), and a GIF's long side bounded to GIF_LONG_SIDE, output and working
+    size alike, unless --output-size (or --size) says (given: the options the caller named)."""
     if kind == "image":
         return settings
     target = Path("video.mp4") if kind == "folder" else single_output(source, kind, settings, options)
     changed: dict[str, Any] = {"codec": container_codec(target)} if settings.codec == "auto" else {}
-    if target.suffix.lower() == ".gif" and not size_given and settings.size > GIF_LONG_SIDE:
-        changed["size"] = GIF_LONG_SIDE
+    if target.suffix.lower() == ".gif":
+        if "output_size" not in given:
+            changed["output_size"] = GIF_LONG_SIDE
+        if "size" not in given and settings.size > GIF_LONG_SIDE:
+            changed["size"] = GIF_LONG_SIDE
     return dataclasses.replace(settings, **changed)
 
 
