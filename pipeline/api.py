@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from .cluster.connect import check_address, check_installed
+from .deliver import output_size, video_output_size
 from .errors import InputError, UsageError
+from .frames import video_size
 from .lock import output_lock
-from .media.images import check_working_size, header_size, read_image
+from .media.images import check_working_size, header_size, read_image, working_size
 from .media.sniff import classify
 from .media.video import GIF_LONG_SIDE, GIF_SOURCE, container_codec, encoder_problem
 from .outputs import check_output, default_output
@@ -165,6 +167,21 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     return Job(source, kind, target, settings, run_options, clip)
 
 
+def _sizes(job: Job) -> str:
+    """' at WxH, painted at wxh' for a single image or video (a folder's files are not opened)."""
+    s = job.settings
+    if job.clip is not None:
+        info = job.clip.info
+        (h, w), (wh, ww) = (video_output_size(info.width, info.height, s.output_size),
+                            video_size(info.width, info.height, s.size))
+    elif job.kind == "image":
+        source = header_size(job.input)
+        (h, w), (wh, ww) = output_size(source, s.output_size), working_size(source, s.size)
+    else:
+        return ""
+    return f" at {w}x{h}, painted at {ww}x{wh}"
+
+
 def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, given: set[str]) -> Settings:
     """The settings for the job's output: --codec auto resolved to the container's encoder (a
     folder's videos are .mp4), and a GIF's long side bounded to GIF_LONG_SIDE, output and working
@@ -235,7 +252,8 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     if job.options.dry_run and not (job.kind == "folder" and not preview):  # a folder's is the plan
         if job.kind == "video" and not preview:  # the plan and how long it will take
             progress(estimate_video(prepare(job.settings, progress), job.clip))
-        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}",
+        sizes = "" if preview else _sizes(job)
+        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}{sizes}",
                          code="dry_run.would_stylise"))
         return DryRun(job.output)
     if preview:
