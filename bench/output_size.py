@@ -11,9 +11,10 @@ in bench/.output-cache/), delivered at 2304x3072 both ways: 100% crops
 (docs/output_size_crops.jpg: input, resize, guided), the detail each adds over Lanczos (variance of
 the Laplacian of the output over the Lanczos output's) and its time.
 
-Cost: the default step on a 1920x1080 frame against the stylisation of that frame at the 512 px
-working size (a later video frame: frame_iterations of the optimiser at 512x288, as the chain runs
-it), timed in one run.
+Cost: each step on a 1920x1080 and a 3840x2160 frame against the stylisation of that frame at the
+512 px working size (a later video frame: frame_iterations of the optimiser at 512x288, as the
+chain runs it), timed in one run, and the step's peak memory (tracemalloc: numpy's arrays). No
+step runs the network at the output size, so none needs tiles.
 
 Video: for runs of bench/motion.py (their input at the source's size and the chain's output at the
 working size, both lossless), the output delivered at the source's size both ways and judged by
@@ -28,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import cv2
@@ -82,12 +84,14 @@ def still() -> list[str]:
     for how in DETAIL_STEPS:
         rows.append(f"| {how} | {laplacian_var(outs[how]) / laplacian_var(outs['resize']):.2f}x | {seconds[how]:.2f} |")
     rows.append(f"| (the input itself) | {laplacian_var(source.rgb) / laplacian_var(outs['resize']):.2f}x | - |")
-    # 100% crops: a face and an edge-rich region; input, then each step.
+    # 100% crops where the input holds the most fine detail (its Laplacian variance, over a grid of
+    # crops): input, then each step.
     h, w = size
-    picks = [(h // 3, w // 2), (h // 2, w // 4)]
+    grey = cv2.Laplacian(cv2.cvtColor(source.rgb, cv2.COLOR_RGB2GRAY), cv2.CV_32F) ** 2
+    cells = [(float(grey[y:y + CROP, x:x + CROP].mean()), y, x)
+             for y in range(0, h - CROP + 1, CROP) for x in range(0, w - CROP + 1, CROP)]
     grid = []
-    for y, x in picks:
-        y, x = min(y, h - CROP), min(x, w - CROP)
+    for _, y, x in sorted(cells, reverse=True)[:2]:
         grid.append(np.hstack([source.rgb[y:y + CROP, x:x + CROP]] +
                               [outs[how][y:y + CROP, x:x + CROP] for how in DETAIL_STEPS]))
     write_image(DOCS / "output_size_crops.jpg", Picture(np.vstack(grid)))
@@ -113,11 +117,18 @@ def cost() -> list[str]:
 
     _, paint_s = timed(stylise, rounds=1)
     painted = work  # the step's cost does not depend on what the painting holds
-    rows = ["| at 1920x1080 from 512x288 | seconds | x a later frame's stylisation at 512 px |", "|---|---|---|"]
-    for how in DETAIL_STEPS:
-        _, seconds = timed(lambda how=how: detail(painted, frame, (1080, 1920), how), rounds=5)
-        rows.append(f"| {how} | {seconds:.3f} | {seconds / paint_s:.4f}x |")
-    rows.append(f"| (stylisation: {settings.frame_iterations} iterations at 512x288) | {paint_s:.1f} | 1x |")
+    rows = ["| step, output from 512x288 | seconds | x a later frame's stylisation at 512 px | peak memory |",
+            "|---|---|---|---|"]
+    for (h, w) in ((1080, 1920), (2160, 3840)):
+        big = cv2.resize(frame, (w, h), interpolation=cv2.INTER_CUBIC) if h != 1080 else frame
+        for how in DETAIL_STEPS:
+            _, seconds = timed(lambda how=how, big=big, h=h, w=w: detail(painted, big, (h, w), how), rounds=5)
+            tracemalloc.start()
+            detail(painted, big, (h, w), how)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            rows.append(f"| {how} at {w}x{h} | {seconds:.3f} | {seconds / paint_s:.4f}x | {peak / 2**20:.0f} MiB |")
+    rows.append(f"| (stylisation: {settings.frame_iterations} iterations at 512x288) | {paint_s:.1f} | 1x | - |")
     return rows
 
 

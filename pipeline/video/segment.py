@@ -4,9 +4,8 @@ This is what every executor runs (executors.py in this process or in local worke
 cluster/worker.py on a Ray actor): the worker seeks the input to the segment (the frame before it,
 when the segment continues a chain), counts what it decodes against the plan, continues the chain
 from the anchor, and encodes the segment's frames at the output size (delivery.py) with the job's
-codec settings. Every segment is
-its own encode, so it starts with an IDR frame and a closed GOP, and the join is a stream copy
-(media.video.VideoWriter.join).
+codec settings. Every segment is its own encode, so it starts with an IDR frame and a closed GOP,
+and the join is a stream copy (media.video.VideoWriter.join).
 """
 from __future__ import annotations
 

@@ -76,7 +76,8 @@ class FrameSink:
     """Saves finished frames (the resume store) and passes them to the encoder at the output size
     (deliver: clip index, frame at the working size -> the frame to encode), on a thread of its own
     so that PNG compression, the detail step and encoding overlap the next optimisation
-    (threaded=False: in line). An error there (disk full, encoder gone) is raised by the next put() or by close()."""
+    (threaded=False: in line). An error there (disk full, encoder gone) is raised by the next put()
+    or by close()."""
 
     def __init__(self, work: WorkDir, writer: VideoWriter | None, *, threaded: bool, frames_left: int = 0,
                  deliver: Callable[[int, np.ndarray], np.ndarray] = lambda index, frame: frame):
