@@ -5,11 +5,12 @@ input's fine detail where the painting follows its edges).
     .venv/bin/python bench/output_size.py                    # still, cost and video; writes docs/
     .venv/bin/python bench/output_size.py --video bench/.motion-cache/water_handheld-192-*
 
-Still: ../shared/media/content/rommel.jpg (3072x2304, a 7-megapixel phone photo) painted at 512 px
-(the fast preset, 2 scales of 80 iterations: what is measured is the step after it; cached
-in bench/.output-cache/), delivered at 2304x3072 both ways: 100% crops
-(docs/output_size_crops.jpg: input, resize, guided), the detail each adds over Lanczos (variance of
-the Laplacian of the output over the Lanczos output's) and its time.
+Stills: ../shared/media/content/rommel.jpg (2304x3072, a 7-megapixel phone photo) painted at 512 px,
+and Sintel alley_2 frame 1 (1024x436, rendered: sharp) at 256 px
+(the fast preset, 2 scales of 80 iterations: what is measured is the step after it; cached in
+bench/.output-cache/), each delivered at its own size both ways: 100% crops where the guided step
+adds the most (docs/output_size_NAME_crops.jpg: input, guided, resize), the detail each adds over
+Lanczos (variance of the Laplacian of the output over the Lanczos output's) and its time.
 
 Cost: each step on a 1920x1080 and a 3840x2160 frame against the stylisation of that frame at the
 512 px working size (a later video frame: frame_iterations of the optimiser at 512x288, as the
@@ -36,7 +37,7 @@ import cv2
 import numpy as np
 import torch
 
-from common import ROOT, SHARED, STYLE
+from common import ROOT, SHARED, SINTEL, STYLE
 from motion import MOTION_EVAL, read_video, write_lossless
 from nstvid.pipeline.deliver import detail
 from nstvid.pipeline.frames import to_tensor
@@ -67,36 +68,38 @@ def timed(fn, rounds: int = 3) -> tuple[object, float]:
     return out, statistics.median(times)
 
 
-def still() -> list[str]:
-    source = read_image(PHOTO)
-    settings, _ = load({"styles": (str(STYLE),), "size": 512}, preset="fast")
-    painted_file = CACHE / "rommel_512.png"
+def still(photo: Path, working: int, name: str) -> list[str]:
+    """photo painted at `working` px (cached), delivered at its own size both ways: the table's
+    rows, and docs/output_size_{name}_crops.jpg (two 100% crops: input, then each step)."""
+    source = read_image(photo)
+    settings, _ = load({"styles": (str(STYLE),), "size": working}, preset="fast")
+    painted_file = CACHE / f"{name}_{working}.png"
     if not painted_file.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         (painted,), _ = stylise_pictures(prepare(settings), [source])
         write_image(painted_file, painted)
     painted = read_image(painted_file).rgb
     size = source.size
-    rows = ["| step | detail over Lanczos (Laplacian variance) | seconds at 2304x3072 |", "|---|---|---|"]
     outs, seconds = {}, {}
     for how in DETAIL_STEPS:
         outs[how], seconds[how] = timed(lambda how=how: detail(painted, source.rgb, size, how))
+    rows = []
     for how in DETAIL_STEPS:
-        rows.append(f"| {how} | {laplacian_var(outs[how]) / laplacian_var(outs['resize']):.2f}x | {seconds[how]:.2f} |")
-    rows.append(f"| (the input itself) | {laplacian_var(source.rgb) / laplacian_var(outs['resize']):.2f}x | - |")
-    # 100% crops where the input holds the most fine detail (its Laplacian variance, over a grid of
-    # crops): input, then each step.
+        rows.append(f"| {name} | {painted.shape[1]}x{painted.shape[0]} -> {size[1]}x{size[0]} | {how} | "
+                    f"{laplacian_var(outs[how]) / laplacian_var(outs['resize']):.2f}x | {seconds[how]:.2f} |")
+    rows.append(f"| {name} | - | (the input itself) | {laplacian_var(source.rgb) / laplacian_var(outs['resize']):.2f}x "
+                f"| - |")
+    # 100% crops where the step adds the most (over a grid of crops): input, then each step.
     h, w = size
-    grey = cv2.Laplacian(cv2.cvtColor(source.rgb, cv2.COLOR_RGB2GRAY), cv2.CV_32F) ** 2
-    cells = [(float(grey[y:y + CROP, x:x + CROP].mean()), y, x)
-             for y in range(0, h - CROP + 1, CROP) for x in range(0, w - CROP + 1, CROP)]
+    crop = min(CROP, h, w)
+    added = np.abs(outs["guided"] - outs["resize"]).mean(-1)
+    cells = [(float(added[y:y + crop, x:x + crop].mean()), y, x)
+             for y in range(0, h - crop + 1, crop // 2) for x in range(0, w - crop + 1, crop // 2)]
     grid = []
     for _, y, x in sorted(cells, reverse=True)[:2]:
-        grid.append(np.hstack([source.rgb[y:y + CROP, x:x + CROP]] +
-                              [outs[how][y:y + CROP, x:x + CROP] for how in DETAIL_STEPS]))
-    write_image(DOCS / "output_size_crops.jpg", Picture(np.vstack(grid)))
-    small = cv2.resize(outs["guided"], (w // 6, h // 6), interpolation=cv2.INTER_AREA)
-    write_image(DOCS / "output_size_rommel.jpg", Picture(small))
+        grid.append(np.hstack([source.rgb[y:y + crop, x:x + crop]] +
+                              [outs[how][y:y + crop, x:x + crop] for how in DETAIL_STEPS]))
+    write_image(DOCS / f"output_size_{name}_crops.jpg", Picture(np.vstack(grid)))
     return rows
 
 
@@ -167,7 +170,10 @@ def main() -> None:
     a = ap.parse_args()
     sections = []
     if not a.no_still:
-        sections.append(("Still: rommel.jpg painted at 512 px, delivered at 2304x3072", still()))
+        rows = ["| picture | painted -> delivered | step | detail over Lanczos (Laplacian variance) | seconds |",
+                "|---|---|---|---|---|"]
+        rows += still(PHOTO, 512, "rommel") + still(SINTEL / "frame_0001.png", 256, "sintel")
+        sections.append(("Stills at their own size", rows))
     if not a.no_cost:
         sections.append(("Cost at 1080p", cost()))
     if a.video:
