@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from .cluster.connect import check_address, check_installed
+from .deliver import output_size, video_output_size
 from .errors import InputError, NstvidError, UsageError
+from .frames import video_size
 from .lock import output_lock
-from .media.images import check_working_size, header_size, read_image
+from .media.images import check_working_size, header_size, read_image, working_size
 from .media.sniff import classify
 from .media.video import GIF_LONG_SIDE, GIF_SOURCE, container_codec, encoder_problem
 from .outputs import check_output, default_output
@@ -162,7 +164,7 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
         _check_cluster_job(settings, run_options)
     source = Path(input)
     kind = input_kind(source)
-    settings = _for_output(settings, kind, source, run_options, size_given=options.get("size") is not None)
+    settings = _for_output(settings, kind, source, run_options, given={k for k, v in options.items() if v is not None})
     if kind != "image" and not run_options.preview:  # a folder may hold videos
         problem = encoder_problem(settings.codec, settings.crf)
         if problem:
@@ -179,15 +181,34 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     return Job(source, kind, target, settings, run_options, clip)
 
 
-def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, size_given: bool) -> Settings:
+def _sizes(job: Job) -> str:
+    """' at WxH, painted at wxh' for a single image or video (a folder's files are not opened)."""
+    s = job.settings
+    if job.clip is not None:
+        info = job.clip.info
+        (h, w), (wh, ww) = (video_output_size(info.width, info.height, s.output_size),
+                            video_size(info.width, info.height, s.size))
+    elif job.kind == "image":
+        source = header_size(job.input)
+        (h, w), (wh, ww) = output_size(source, s.output_size), working_size(source, s.size)
+    else:
+        return ""
+    return f" at {w}x{h}, painted at {ww}x{wh}"
+
+
+def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, given: set[str]) -> Settings:
     """The settings for the job's output: --codec auto resolved to the container's encoder (a
-    folder's videos are .mp4), and a GIF's long side bounded to GIF_LONG_SIDE unless --size says."""
+    folder's videos are .mp4), and a GIF's long side bounded to GIF_LONG_SIDE, output and working
+    size alike, unless --output-size (or --size) says (given: the options the caller named)."""
     if kind == "image":
         return settings
     target = Path("video.mp4") if kind == "folder" else single_output(source, kind, settings, options)
     changed: dict[str, Any] = {"codec": container_codec(target)} if settings.codec == "auto" else {}
-    if target.suffix.lower() == ".gif" and not size_given and settings.size > GIF_LONG_SIDE:
-        changed["size"] = GIF_LONG_SIDE
+    if target.suffix.lower() == ".gif":
+        if "output_size" not in given:
+            changed["output_size"] = GIF_LONG_SIDE
+        if "size" not in given and settings.size > GIF_LONG_SIDE:
+            changed["size"] = GIF_LONG_SIDE
     return dataclasses.replace(settings, **changed)
 
 
@@ -245,7 +266,8 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
     if job.options.dry_run and not (job.kind == "folder" and not preview):  # a folder's is the plan
         if job.kind == "video" and not preview:  # the plan and how long it will take
             progress(estimate_video(prepare(job.settings, progress), job.clip))
-        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}",
+        sizes = "" if preview else _sizes(job)
+        progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}{sizes}",
                          code="dry_run.would_stylise"))
         return DryRun(job.output)
     if preview:

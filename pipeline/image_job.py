@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .batching import BatchLimit, OutOfMemory, in_batches
+from .deliver import deliver_picture
 from .errors import UsageError
 from .frames import at_working_size, initial_images, to_rgb, to_tensor
 from .gatys import Result, coarse_to_fine
@@ -56,11 +57,13 @@ def stylise_pictures(prepared: Prepared, pictures: list[Picture],
 
 def stylise_file(prepared: Prepared, input_path: Path, output_path: Path, *,
                  progress: Callback = ignore) -> ImageOutcome:
-    """Read, stylise and atomically write one image (the caller has checked the output path)."""
+    """Read, stylise (at the working size) and atomically write one image at the output size
+    (deliver.py; the caller has checked the output path)."""
     started = time.perf_counter()
     picture = read_image(input_path)
     (styled,), result = stylise_pictures(prepared, [picture], progress)
-    write_image(output_path, styled)
+    s = prepared.settings
+    write_image(output_path, deliver_picture(styled, picture, s.output_size, s.detail))
     return ImageOutcome(output_path, float(result.content[0]), float(result.style[0]),
                         result.iterations, time.perf_counter() - started)
 

@@ -116,7 +116,9 @@ def _stylise_all(prepared: Prepared, pictures: list[Picture], progress: Callback
 
 def footer(settings: Settings, strengths: tuple[float, ...]) -> list[str]:
     styles = ", ".join(Path(s).name for s in settings.styles)
-    return [f"style {styles}; size {settings.size}, scales {settings.scales}, iterations {settings.iterations}, "
+    output = "source size" if settings.output_size is None else f"{settings.output_size} px"
+    return [f"style {styles}; painted at {settings.size} px (shown here), output at {output} ({settings.detail} "
+            f"detail); scales {settings.scales}, iterations {settings.iterations}, "
             f"frame iterations {settings.frame_iterations}",
             f"strength {', '.join(f'{s:g}' for s in strengths)} "
             f"(style weight {settings.style_weight:g} at 0.5 and 512 px), "

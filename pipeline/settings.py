@@ -42,6 +42,20 @@ IMAGE_FORMATS = {"png": ("png",), "jpg": ("jpg", "jpeg"), "webp": ("webp",), "ti
                  "bmp": ("bmp",)}
 
 
+# How a painting made at the working size reaches the output size (deliver.py says what each does).
+DETAIL_STEPS = ("guided", "resize")
+
+
+def output_long_side(value: Any) -> int | None:
+    """--output-size's parser: 'source' (or none) -> None, the input's own size; else a long side in px."""
+    if value is None or str(value).strip().lower() == "source":
+        return None
+    try:
+        return int(str(value).strip().lower().removesuffix("px"))
+    except ValueError:
+        raise UsageError(f"--output-size {value!r}: expected source or a long side in px, e.g. 1920") from None
+
+
 def image_format(value: Any) -> str:
     """--image-format's parser: 'JPEG', '.jpg' -> 'jpg' (a name outside IMAGE_FORMATS is left for
     validate() to refuse)."""
@@ -138,7 +152,13 @@ class Settings:
                                 changes="style_targets")
 
     # Working size and schedule
-    size: int = option(512, "Long side of the output in px.", LOOK)
+    size: int = option(512, "Working size: the long side in px the painting is made at, and so the size of "
+                            "its strokes (the output is --output-size).", LOOK)
+    output_size: int | None = option(None, "Long side of the output in px, or source: the input's own size "
+                                           "(default).", INPUT_OUTPUT, kind=str, parse=output_long_side)
+    detail: str = option("guided", "How the painting reaches the output size: {choices} (guided: Lanczos plus "
+                                   "the input's fine detail where the painting follows its edges).", LOOK,
+                         choices=DETAIL_STEPS)
     scales: int = option(3, "Coarse-to-fine levels, each half the size of the next.", LOOK)
     iterations: int = option(200, "Optimiser iterations per scale (images, a video's first frame).", LOOK)
     tolerance: float = option(1e-4, "Stop early below this relative loss change per iteration "
@@ -237,6 +257,8 @@ class Settings:
             raise UsageError(f"--strength {self.strength:g}: must be between 0 and 1")
         if self.size < 16:
             raise UsageError(f"--size {self.size}: must be at least 16 px")
+        if self.output_size is not None and self.output_size < 2:
+            raise UsageError(f"--output-size {self.output_size}: must be source or at least 2 px")
         if self.scales < 1:
             raise UsageError(f"--scales {self.scales}: must be at least 1")
         if self.iterations < 0 or self.frame_iterations < 0:

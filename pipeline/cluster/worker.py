@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..batching import BatchLimit, OutOfMemory, window_batch
+from ..deliver import deliver_picture
 from ..engine import Engine, describe_failure
 from ..errors import InputError
 from ..files import atomic_write_bytes, file_sha256
@@ -100,20 +101,23 @@ class Worker:
                 continue
             names.append(name)
             read.append(time.perf_counter() - t0)
+        sources = dict(files)
         for done in stylise_unit(self._prepared(), pictures, self.image_limits, batch):
             for j, k in enumerate(done.members):
-                results[names[k]] = self._result(done, j, read[k], ext)
+                results[names[k]] = self._result(done, j, read[k], ext, sources[names[k]], names[k])
         return self.identity, [results[name] for name, _ in files]
 
-    @staticmethod
-    def _result(done: Pass, j: int, read: float, ext: str) -> FileResult:
-        """The j-th picture of a pass, encoded for ext, or the error that failed it."""
+    def _result(self, done: Pass, j: int, read: float, ext: str, data: bytes, name: str) -> FileResult:
+        """The j-th picture of a pass at the output size (decoded again from data: a unit of large
+        photos waits at working size), encoded for ext, or the error that failed it."""
         if isinstance(done.styled, OutOfMemory):
             return "error", str(done.styled), 0.0, 0.0
         if isinstance(done.styled, BaseException):
             return "error", describe_failure(done.styled), read, 0.0
         try:
-            return "done", encode_image(done.styled[j], ext), read + done.seconds, float(done.losses[j])
+            s = self.settings
+            output = deliver_picture(done.styled[j], decode_image(data, name), s.output_size, s.detail)
+            return "done", encode_image(output, ext), read + done.seconds, float(done.losses[j])
         except Exception as e:  # noqa: BLE001 - this file fails; the unit goes on
             return "error", describe_failure(e), read, 0.0
 

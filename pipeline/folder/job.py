@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import image_job
 from ..backend import Backend
 from ..batching import BatchLimit
+from ..deliver import deliver_picture
 from ..errors import InputError, Interrupted, OutputError
 from ..estimate import folder_estimate, trial
 from ..files import file_sha256
@@ -264,7 +265,10 @@ class FolderJob:
             self.fail(task, picture)
             return
         with self.attempt(task) as attempt:
-            write_image(task.out_path, picture, record=self.origin(task))
+            # The source is read again here, not held: a unit of large photos waits at working size.
+            source = read_image(task.item.path)
+            write_image(task.out_path, deliver_picture(picture, source, self.settings.output_size,
+                                                       self.settings.detail), record=self.origin(task))
         if not attempt.failed:
             self.done(task)
 

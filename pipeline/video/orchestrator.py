@@ -35,6 +35,7 @@ from ..report.summary import JobSummary
 from ..settings import Settings
 from .clip import Clip, open_clip
 from .contract import Executor
+from .delivery import Delivery, output_frame_size
 from .executors import InProcess
 from .pieces import ClipLayout, Seam, Segment, cross_fade, lay_out_clip
 from .segment import SegmentOutput, SegmentTask
@@ -72,11 +73,15 @@ class Clipwork:
     work: WorkDir
     suffix: str
     settings: Settings
-    fps: Fraction
+    clip: Clip
     done: dict[str, dict] = field(default_factory=dict)
     pieces: list[PieceState] = field(default_factory=list)
     finished: set[int] = field(default_factory=set)
     keep_frames: bool = False  # --keep-frames: a stored segment's frames stay in the folder too
+
+    @property
+    def fps(self) -> Fraction:
+        return self.clip.info.fps
 
     @property
     def encoding(self) -> str:
@@ -202,10 +207,14 @@ def _join_seams(state: Clipwork) -> None:
             continue
         piece = state.layout.pieces[seam.piece]
         path = work.segment_path(seam.name, state.suffix)
-        h, w = work.size
-        with VideoWriter(path, w, h, state.fps, crf=state.settings.crf, codec=state.settings.codec) as writer:
-            for i in indices:
-                writer.write(cross_fade(work.load(i), work.load(i, lead=True), piece, i))
+        delivery = Delivery(state.clip, state.settings, work.size, seam.stop)
+        h, w = delivery.size
+        try:
+            with VideoWriter(path, w, h, state.fps, crf=state.settings.crf, codec=state.settings.codec) as writer:
+                for i in indices:
+                    writer.write(delivery(i, cross_fade(work.load(i), work.load(i, lead=True), piece, i)))
+        finally:
+            delivery.close()
         work.record_segment(seam.name, (seam.first, seam.stop), path, len(indices), state.encoding, state.done)
         _forget(state, indices)
 
@@ -223,7 +232,7 @@ def stylise_clip(executor: Executor, settings: Settings, source: Clip | Path, ou
     progress(Message("counting frames and finding scene cuts (a fast decode at thumbnail size)"))
     frames, scores, truncated = executor.scan(clip, work, progress)
     layout = lay_out_clip(frames, executor.workers, scores, settings.scene_cut_threshold, settings.segment_frames)
-    state = Clipwork(layout, work, output_path.suffix, settings, clip.info.fps, keep_frames=keep_frames)
+    state = Clipwork(layout, work, output_path.suffix, settings, clip, keep_frames=keep_frames)
     _resume(state)
     resumed = len(state.finished)
     _announce(state, executor, clip, scores, progress)
@@ -302,7 +311,7 @@ def _run(state: Clipwork, executor: Executor, clip: Clip, parts: list[Segment | 
 def _stitch(state: Clipwork, clip: Clip, output_path: Path, settings: Settings, comment: str | None,
             parts: list[Segment | Seam]) -> None:
     """Join the stored parts in clip order into the output, with the clip's sound."""
-    h, w = state.work.size
+    h, w = output_frame_size(clip, settings)
     writer = VideoWriter(output_path, w, h, clip.info.fps, audio_from=clip.path if clip.info.has_audio else None,
                          audio_start=clip.audio_start, crf=settings.crf, codec=settings.codec, comment=comment)
     try:

@@ -3,9 +3,9 @@
 This is what every executor runs (executors.py in this process or in local worker processes,
 cluster/worker.py on a Ray actor): the worker seeks the input to the segment (the frame before it,
 when the segment continues a chain), counts what it decodes against the plan, continues the chain
-from the anchor, and encodes the segment's frames with the job's codec settings. Every segment is
-its own encode, so it starts with an IDR frame and a closed GOP, and the join is a stream copy
-(media.video.VideoWriter.join).
+from the anchor, and encodes the segment's frames at the output size (delivery.py) with the job's
+codec settings. Every segment is its own encode, so it starts with an IDR frame and a closed GOP,
+and the join is a stream copy (media.video.VideoWriter.join).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ..media.video import VideoWriter
 from ..prepare import Prepared
 from ..progress import Callback, FrameDone, Message, ignore
 from .clip import Clip
+from .delivery import Delivery
 from .pieces import Piece, Segment
 from .plan import End
 from .stream import stylise_frames
@@ -89,14 +90,17 @@ def _run(prepared: Prepared, clip: Clip, task: SegmentTask, work: WorkDir, suffi
     h, w = work.size
     reader = clip.part(origin, seg.stop).frames(flow_source_size(clip.info.width, clip.info.height, (h, w),
                                                                   settings))
-    writer = (VideoWriter(work.segment_path(seg.name, suffix), w, h, clip.info.fps, crf=settings.crf,
+    delivery = Delivery(clip, settings, (h, w), seg.encode_to)
+    out_h, out_w = delivery.size
+    writer = (VideoWriter(work.segment_path(seg.name, suffix), out_w, out_h, clip.info.fps, crf=settings.crf,
                           codec=settings.codec) if seg.encoded else None)
     raw_wanted = set(seg.raw_indices())
     out = SegmentOutput(seg, writer.out_path if writer is not None else None, {})
     made = origin - 1  # the last frame of the clip handled so far
     with writer if writer is not None else contextlib.nullcontext():
         # The disk is checked at the first saved frame for the segment's PNGs (then dropped) and its encode.
-        sink = FrameSink(work, writer, threaded=overlap, frames_left=max(seg.frames - len(saved) - 1, 0))
+        sink = FrameSink(work, writer, threaded=overlap, frames_left=max(seg.frames - len(saved) - 1, 0),
+                         deliver=delivery)
         failed = True
         try:
             for item in stylise_frames(prepared, reader, (h, w), saved=saved, overlap=overlap,
@@ -119,6 +123,7 @@ def _run(prepared: Prepared, clip: Clip, task: SegmentTask, work: WorkDir, suffi
             failed = False
         finally:
             error = sink.close()  # finished frames are saved even when the segment fails
+            delivery.close()
             if error is not None and not failed:
                 raise error
         if made < seg.stop - 1:

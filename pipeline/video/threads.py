@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -73,12 +73,15 @@ class Ahead:
 
 
 class FrameSink:
-    """Saves finished frames (the resume store) and passes them to the encoder, on a thread of its
-    own so that PNG compression and encoding overlap the next optimisation (threaded=False: in
-    line). An error there (disk full, encoder gone) is raised by the next put() or by close()."""
+    """Saves finished frames (the resume store) and passes them to the encoder at the output size
+    (deliver: clip index, frame at the working size -> the frame to encode), on a thread of its own
+    so that PNG compression, the detail step and encoding overlap the next optimisation
+    (threaded=False: in line). An error there (disk full, encoder gone) is raised by the next put()
+    or by close()."""
 
-    def __init__(self, work: WorkDir, writer: VideoWriter | None, *, threaded: bool, frames_left: int = 0):
-        self.work, self.writer, self.threaded = work, writer, threaded
+    def __init__(self, work: WorkDir, writer: VideoWriter | None, *, threaded: bool, frames_left: int = 0,
+                 deliver: Callable[[int, np.ndarray], np.ndarray] = lambda index, frame: frame):
+        self.work, self.writer, self.threaded, self.deliver = work, writer, threaded, deliver
         self.frames_left = frames_left  # checked against the free disk space at the first save
         self.error: BaseException | None = None
         if threaded:
@@ -103,7 +106,7 @@ class FrameSink:
                 self.work.check_room(path, self.frames_left)
                 self.frames_left = 0
         if self.writer is not None and encode:
-            self.writer.write(frame)
+            self.writer.write(self.deliver(index, frame))
 
     def _drain(self) -> None:
         while True:

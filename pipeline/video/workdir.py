@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deliver import video_output_size
 from ..errors import OutputError
 from ..files import atomic_write_bytes, file_sha256
 from ..frames import to_float, to_u8, video_size
@@ -248,5 +249,7 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     if info.variable_frame_rate:
         progress(Message(f"variable frame rate: resampling to a constant {float(info.fps):.3f} fps "
                          "so duration and audio sync are kept"))
-    progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {w}x{h}, {clip.describe()}"))
+    out_h, out_w = video_output_size(info.width, info.height, settings.output_size)
+    progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {out_w}x{out_h} (painted at {w}x{h}), "
+                     f"{clip.describe()}", code="video.sizes"))
     return work

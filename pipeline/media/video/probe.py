@@ -67,6 +67,9 @@ class VideoInfo:
             of the constant-rate grid (multiples of 1 / fps from the file's start) it is resampled
             to. Not 0 when the video starts after the file does (an mp4 edit list that delays the
             video track, a stream that starts later than the sound); frame k is at start + k / fps.
+        sample_aspect: the stream's sample (pixel) aspect ratio, 1 for square pixels. Where it is
+            not 1 (anamorphic DV, DVD, HDV), width is the display width (the coded width times it,
+            rounded) and ``read_frames`` scales every frame to square pixels: what a player shows.
     """
 
     path: str
@@ -85,6 +88,7 @@ class VideoInfo:
     problem: str
     stream_index: int
     start: float = 0.0
+    sample_aspect: Fraction = Fraction(1)
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,18 @@ def gif_loop(path: str | os.PathLike) -> int:
     return int.from_bytes(head[at + 13:at + 15], "little") if at >= 0 else -1
 
 
+_SAR_RE = re.compile(r"\[SAR (\d+):(\d+) DAR \d+:\d+\]")
+
+
+def _sample_aspect(description: str) -> Fraction:
+    """The stream's sample aspect ratio from ffmpeg's banner ("720x480 [SAR 32:27 DAR 16:9]"); 1
+    where it names none, or 0:1 (unknown)."""
+    match = _SAR_RE.search(description)
+    if match is None or int(match[1]) == 0 or int(match[2]) == 0:
+        return Fraction(1)
+    return Fraction(int(match[1]), int(match[2]))
+
+
 def _codec_name(stream: _Stream) -> str:
     return stream.description.split()[0].rstrip(",")
 
@@ -390,13 +406,15 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
     rotation = _rotation(video.side_lines)
     coded_w, coded_h = packets.coded_size or _size_from_description(path, video.description)
+    sar = _sample_aspect(video.description)
+    coded_w = max(1, round(coded_w * sar))  # display width: frames are scaled to square pixels
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
     return VideoInfo(path=str(path), width=width, height=height, fps=fps, duration=duration,
                      frame_count=frame_count, has_audio=bool(audios),
                      audio_codec=_codec_name(audios[0]) if audios else None, rotation=rotation,
                      variable_frame_rate=variable, video_codec=_codec_name(video),
                      container_duration=container_duration, truncated=truncated, problem=problem,
-                     stream_index=video.index, start=start)
+                     stream_index=video.index, start=start, sample_aspect=sar)
 
 
 def _nearest(value: Fraction) -> int:

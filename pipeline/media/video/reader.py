@@ -90,10 +90,10 @@ class FrameReader:
         cmd += ["-i", str(self.path), "-map", f"0:{self.info.stream_index}"]
         if self.span is not None:
             cmd += ["-frames:v", str(self.span.stop - self.span.first)]
-        if (width, height) != (self.info.width, self.info.height):
+        if (width, height) != (self.info.width, self.info.height) or self.info.sample_aspect != 1:
             shrinking = width <= self.info.width and height <= self.info.height
             flags = "area" if shrinking else "bicubic"
-            filters.append(f"scale={width}:{height}:flags={flags}")
+            filters += [f"scale={width}:{height}:flags={flags}", "setsar=1"]  # square pixels (probe)
         if filters:
             cmd += ["-vf", ",".join(filters)]
         # One output frame per frame out of the filters; no duplication/dropping by ffmpeg.

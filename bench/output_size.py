@@ -1,0 +1,187 @@
+"""The detail step (pipeline/deliver.py): a painting made at the working size, delivered at the
+source's size. Candidates side by side: `resize` (Lanczos alone) and `guided` (Lanczos plus the
+input's fine detail where the painting follows its edges).
+
+    .venv/bin/python bench/output_size.py                    # still, cost and video; writes docs/
+    .venv/bin/python bench/output_size.py --video bench/.motion-cache/water_handheld-192-*
+
+Stills: ../shared/media/content/rommel.jpg (2304x3072, a 7-megapixel phone photo) painted at 512 px,
+and Sintel alley_2 frame 1 (1024x436, rendered: sharp) at 256 px
+(the fast preset, 2 scales of 80 iterations: what is measured is the step after it; cached in
+bench/.output-cache/), each delivered at its own size both ways: 100% crops where the guided step
+adds the most (docs/output_size_NAME_crops.jpg: input, guided, resize), the detail each adds over
+Lanczos (variance of the Laplacian of the output over the Lanczos output's) and its time.
+
+Cost: each step on a 1920x1080 and a 3840x2160 frame against the stylisation of that frame at the
+512 px working size (a later video frame: frame_iterations of the optimiser at 512x288, as the
+chain runs it), timed in one run, and the step's peak memory (tracemalloc: numpy's arrays). No
+step runs the network at the output size, so none needs tiles.
+
+Video: for runs of bench/motion.py (their input at the source's size and the chain's output at the
+working size, both lossless), the output delivered at the source's size both ways and judged by
+../shared/tools/motion_eval (TV-L1): E_warp over the input's own and texture, against the working
+size's figures. The step must add no flicker: where it adds detail, it is the input's own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from common import ROOT, SHARED, SINTEL, STYLE
+from motion import MOTION_EVAL, read_video, write_lossless
+from nstvid.pipeline.deliver import detail
+from nstvid.pipeline.frames import to_tensor
+from nstvid.pipeline.gatys import optimise
+from nstvid.pipeline.image_job import stylise_pictures
+from nstvid.pipeline.media.images import Picture, read_image, write_image
+from nstvid.pipeline.prepare import prepare
+from nstvid.pipeline.settings import DETAIL_STEPS, Settings, load
+
+PHOTO = SHARED / "content" / "rommel.jpg"
+CACHE = ROOT / "bench" / ".output-cache"
+DOCS = ROOT / "docs"
+CROP = 384  # px of each 100% crop
+
+
+def laplacian_var(rgb: np.ndarray) -> float:
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def timed(fn, rounds: int = 3) -> tuple[object, float]:
+    """fn's result and its median seconds over rounds."""
+    times, out = [], None
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return out, statistics.median(times)
+
+
+def still(photo: Path, working: int, name: str) -> list[str]:
+    """photo painted at `working` px (cached), delivered at its own size both ways: the table's
+    rows, and docs/output_size_{name}_crops.jpg (two 100% crops: input, then each step)."""
+    source = read_image(photo)
+    settings, _ = load({"styles": (str(STYLE),), "size": working}, preset="fast")
+    painted_file = CACHE / f"{name}_{working}.png"
+    if not painted_file.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        (painted,), _ = stylise_pictures(prepare(settings), [source])
+        write_image(painted_file, painted)
+    painted = read_image(painted_file).rgb
+    size = source.size
+    outs, seconds = {}, {}
+    for how in DETAIL_STEPS:
+        outs[how], seconds[how] = timed(lambda how=how: detail(painted, source.rgb, size, how))
+    rows = []
+    for how in DETAIL_STEPS:
+        rows.append(f"| {name} | {painted.shape[1]}x{painted.shape[0]} -> {size[1]}x{size[0]} | {how} | "
+                    f"{laplacian_var(outs[how]) / laplacian_var(outs['resize']):.2f}x | {seconds[how]:.2f} |")
+    rows.append(f"| {name} | - | (the input itself) | {laplacian_var(source.rgb) / laplacian_var(outs['resize']):.2f}x "
+                f"| - |")
+    # 100% crops where the step adds the most (over a grid of crops): input, then each step.
+    h, w = size
+    crop = min(CROP, h, w)
+    added = np.abs(outs["guided"] - outs["resize"]).mean(-1)
+    cells = [(float(added[y:y + crop, x:x + crop].mean()), y, x)
+             for y in range(0, h - crop + 1, crop // 2) for x in range(0, w - crop + 1, crop // 2)]
+    grid = []
+    for _, y, x in sorted(cells, reverse=True)[:2]:
+        grid.append(np.hstack([source.rgb[y:y + crop, x:x + crop]] +
+                              [outs[how][y:y + crop, x:x + crop] for how in DETAIL_STEPS]))
+    write_image(DOCS / f"output_size_{name}_crops.jpg", Picture(np.vstack(grid)))
+    return rows
+
+
+def cost() -> list[str]:
+    """The default step at 1080p against a later frame's stylisation at 512x288, one run."""
+    torch.manual_seed(0)
+    settings = Settings(styles=(str(STYLE),), size=512).validate()
+    prepared = prepare(settings)
+    source = read_image(PHOTO).rgb
+    frame = cv2.resize(source[:1728], (1920, 1080), interpolation=cv2.INTER_AREA)  # a 16:9 1080p frame
+    work = cv2.resize(frame, (512, 288), interpolation=cv2.INTER_AREA)
+    content = to_tensor(work)
+    targets = prepared.styles.targets((288, 512))
+
+    def stylise():
+        return optimise(prepared.engine, settings, content.clone(), content, targets,
+                        iterations=settings.frame_iterations)
+
+    _, paint_s = timed(stylise, rounds=1)
+    painted = work  # the step's cost does not depend on what the painting holds
+    rows = ["| step, output from 512x288 | seconds | x a later frame's stylisation at 512 px | peak memory |",
+            "|---|---|---|---|"]
+    for (h, w) in ((1080, 1920), (2160, 3840)):
+        big = cv2.resize(frame, (w, h), interpolation=cv2.INTER_CUBIC) if h != 1080 else frame
+        for how in DETAIL_STEPS:
+            _, seconds = timed(lambda how=how, big=big, h=h, w=w: detail(painted, big, (h, w), how), rounds=5)
+            tracemalloc.start()
+            detail(painted, big, (h, w), how)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            rows.append(f"| {how} at {w}x{h} | {seconds:.3f} | {seconds / paint_s:.4f}x | {peak / 2**20:.0f} MiB |")
+    rows.append(f"| (stylisation: {settings.frame_iterations} iterations at 512x288) | {paint_s:.1f} | 1x | - |")
+    return rows
+
+
+def video(folders: list[Path]) -> list[str]:
+    rows = ["| clip | painted at | delivered at | step | E_warp x own | texture (moving) |",
+            "|---|---|---|---|---|---|"]
+    for folder in folders:
+        result = json.loads((folder / "result.json").read_text())
+        ins, outs = read_video(folder / "input.mkv"), read_video(folder / "output.mkv")
+        h, w = ins[0].shape[:2]
+        rows.append(_row(result["clip"], outs[0].shape, "-", "(as painted)", result))
+        for how in DETAIL_STEPS:
+            path = folder / f"delivered_{how}.mkv"
+            if not path.exists():
+                frames = [np.clip(np.rint(detail(o / 255.0, i / 255.0, (h, w), how) * 255), 0, 255).astype(np.uint8)
+                          for o, i in zip(outs, ins)]
+                write_lossless(path, frames)
+            judged = subprocess.run([str(MOTION_EVAL), str(folder / "input.mkv"), str(path), "--json"],
+                                    capture_output=True, text=True, check=True)
+            figures = json.loads(judged.stdout.strip().splitlines()[-1])
+            rows.append(_row(result["clip"], outs[0].shape, f"{w}x{h}", how, figures))
+    return rows
+
+
+def _row(clip: str, painted: tuple, delivered: str, how: str, r: dict) -> str:
+    moving = r["texture_moving_over_first"]
+    return (f"| {clip} | {painted[1]}x{painted[0]} | {delivered} | {how} | {r['ratio']:.2f}x | "
+            f"{r['texture_later_over_first']:.2f} ({'-' if moving is None else round(moving, 2)}) |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--video", nargs="*", type=Path, default=None, help="bench/motion.py run folders")
+    ap.add_argument("--no-still", action="store_true")
+    ap.add_argument("--no-cost", action="store_true")
+    a = ap.parse_args()
+    sections = []
+    if not a.no_still:
+        rows = ["| picture | painted -> delivered | step | detail over Lanczos (Laplacian variance) | seconds |",
+                "|---|---|---|---|---|"]
+        rows += still(PHOTO, 512, "rommel") + still(SINTEL / "frame_0001.png", 256, "sintel")
+        sections.append(("Stills at their own size", rows))
+    if not a.no_cost:
+        sections.append(("Cost at 1080p", cost()))
+    if a.video:
+        sections.append(("Video: delivered at the source's size (motion_eval, TV-L1)", video(a.video)))
+    for title, rows in sections:
+        print(f"\n{title}\n")
+        print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
