@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from .errors import InputError, UsageError
 from .files import file_sha256
+from .values import output_long_side, parse_duration, parse_point
 
 DEFAULT_PRESET = "balanced"
 PREVIEW_COUNT = 3  # pictures on a preview sheet when --preview comes without a number
@@ -44,16 +45,6 @@ IMAGE_FORMATS = {"png": ("png",), "jpg": ("jpg", "jpeg"), "webp": ("webp",), "ti
 
 # How a painting made at the working size reaches the output size (deliver.py says what each does).
 DETAIL_STEPS = ("guided", "resize")
-
-
-def output_long_side(value: Any) -> int | None:
-    """--output-size's parser: 'source' (or none) -> None, the input's own size; else a long side in px."""
-    if value is None or str(value).strip().lower() == "source":
-        return None
-    try:
-        return int(str(value).strip().lower().removesuffix("px"))
-    except ValueError:
-        raise UsageError(f"--output-size {value!r}: expected source or a long side in px, e.g. 1920") from None
 
 
 def image_format(value: Any) -> str:
@@ -155,9 +146,10 @@ class Settings:
     size: int = option(512, "Working size: the long side in px the painting is made at, and so the size of "
                             "its strokes (the output is --output-size).", LOOK)
     output_size: int | None = option(None, "Long side of the output in px, or source: the input's own size "
-                                           "(default).", INPUT_OUTPUT, kind=str, parse=output_long_side)
-    detail: str = option("guided", "How the painting reaches the output size: {choices} (guided: Lanczos plus "
-                                   "the input's fine detail where the painting follows its edges).", LOOK,
+                                           "(default).", INPUT_OUTPUT, kind=str, parse=output_long_side,
+                                     value_name="PX|source")
+    detail: str = option("guided", "How the painting reaches the output size (guided: Lanczos plus the input's "
+                                   "fine detail where the painting follows its edges; resize: Lanczos alone).", LOOK,
                          choices=DETAIL_STEPS)
     scales: int = option(3, "Coarse-to-fine levels, each half the size of the next.", LOOK)
     iterations: int = option(200, "Optimiser iterations per scale (images, a video's first frame).", LOOK)
@@ -381,50 +373,6 @@ def command_line() -> list[tuple[str, Flag, Any]]:
     found = [(f.name, f.metadata["flag"], f.default) for cls in (Settings, RunOptions)
              for f in fields(cls) if "flag" in f.metadata]
     return sorted(found, key=lambda item: PANELS.index(item[1].panel))
-
-
-def parse_duration(text: Any, option: str = "--max-runtime") -> float | None:
-    """'90s', '45m', '6h', '1.5h', '1d', '1:30' (m:s), '1:02:03' (h:m:s) or plain seconds ->
-    seconds; None or '' stays None. Negative is an error."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        text = str(text).strip().lower()
-        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-        try:
-            if ":" in text:
-                parts = [float(p) for p in text.split(":")]
-                if len(parts) > 3 or any(p < 0 for p in parts[1:]) or any(p >= 60 for p in parts[1:]):
-                    raise ValueError(text)
-                seconds = sum(p * 60 ** k for k, p in enumerate(reversed(parts)))
-            elif text and text[-1] in units:
-                seconds = float(text[:-1]) * units[text[-1]]
-            else:
-                seconds = float(text)
-        except ValueError:
-            raise UsageError(f"{option} {text!r}: expected a duration like 90s, 1:30, 45m or 6h") from None
-    if seconds < 0 or seconds != seconds:
-        raise UsageError(f"{option} {text!r}: must not be negative")
-    return seconds
-
-
-def parse_point(text: Any, option: str) -> tuple[float, bool] | None:
-    """A place or length in a video: a time (parse_duration's forms) -> (seconds, False), or a
-    frame count '120f' -> (120, True); None stays None."""
-    if text is None or text == "":
-        return None
-    value = str(text).strip().lower()
-    if value.endswith("f"):
-        try:
-            frames = int(value[:-1])
-        except ValueError:
-            raise UsageError(f"{option} {text!r}: expected a frame count like 120f") from None
-        if frames < 0:
-            raise UsageError(f"{option} {text!r}: must not be negative")
-        return float(frames), True
-    return parse_duration(value, option), False
 
 
 def _coerce(cls: type, name: str, value: Any, source: str) -> Any:

@@ -18,7 +18,8 @@ from ..media.video import (
     probe,
     read_frames,
 )
-from ..settings import RunOptions, parse_point
+from ..settings import RunOptions
+from ..values import parse_point
 
 THUMBNAIL = (128, 72)  # (w, h) of the counting / scene-cut pass (scene_cut_score works at this size)
 # A scan split across workers gives each a range of at least this many frames (by the container's
