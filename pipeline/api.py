@@ -232,7 +232,7 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
         if job.kind == "video" and not preview:  # the plan and how long it will take
             progress(estimate_video(prepare(job.settings, progress), job.clip))
         progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}",
-                         code="dry_run.would_stylise"))
+                         code="dry_run.would_stylise", fields={"path": str(job.input), "output": str(job.output)}))
         return DryRun(job.output)
     if preview:
         return run_preview(job.input, job.kind, job.clip, job.output, job.settings, preview,
