@@ -170,7 +170,7 @@ class Reporter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Message):
-            self.line(event.text, event.code or "message", event.level)
+            self.line(event.text, event.code or "message", event.level, **event.fields)
         elif isinstance(event, Totals):
             self.files_total, self.files_finished, self.files_since = event.files, 0, time.time()
             if self.progress is not None:

@@ -1,10 +1,11 @@
 """What the bench scripts share, each said once: the sample paths, a clip's frames at a size, the
 real chain over frames in memory, per-frame losses without the temporal term, VGG19's convolution
 work, GPU timing helpers, and the measurements more than one script (and the tests) use:
-revealed-region style ratios and lag behind the motion.
+revealed-region style ratios and lag behind the motion, which live in tests/metrics.py (the tests
+assert on them; bench measures with the same code) and are imported from there.
 
 A script imports it as `common`: `python bench/x.py` puts the script's own folder on the import
-path. The tests find it the same way, through pytest's pythonpath = ["bench"] (pyproject.toml).
+path; this module puts tests/ there too, for `metrics`. The tests do not import it.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import dataclasses
 import importlib.util
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +23,6 @@ import cv2
 import numpy as np
 import torch
 
-from nstvid.pipeline import flow
 from nstvid.pipeline.features import LAYER_INDEX, VGG19_LAYOUT
 from nstvid.pipeline.frames import to_tensor, to_u8, video_size
 from nstvid.pipeline.gatys import content_targets, objective
@@ -33,14 +34,15 @@ from nstvid.pipeline.video.chain import FrameResult
 from nstvid.pipeline.video.stream import Finished, stylise_frames
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # tests/metrics.py
+
+from metrics import AGES, OLD, ages_of, lag_count, region_ratios, revealed_ratio  # noqa: E402, F401
+
 SAMPLES = ROOT / "sample_media"
 STYLE = SAMPLES / "starry_night.jpg"
 CLIP = SAMPLES / "pan.mp4"  # the sample clip
 SHARED = ROOT.parent / "shared" / "media"  # the larger media beside the checkout, where there is one
 SINTEL = SHARED / "sintel" / "alley_2_clean"
-
-AGES = 5  # revealed within the last 5 frames (issue 22's window)
-OLD = 255  # age of pixels never revealed
 
 
 def private_cache(prefix: str = "nstvid-bench-cache-") -> None:
@@ -211,107 +213,3 @@ def image_losses(settings: Settings, outputs: list[np.ndarray], inputs: list[np.
     """Per-frame (weighted loss without the temporal term, style loss), fp32."""
     totals, _, style = losses_per_frame(settings, outputs, inputs)
     return totals, style
-
-
-# ---- revealed regions (bench/revealed.py's method) ----
-
-def ages_of(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Per frame, uint8 (H, W): frames since each pixel was revealed (0: revealed in this frame),
-    OLD where it has been visible since the first frame. Revealed: the chain's reliability < 0.5."""
-    h, w = frames[0].shape[:2]
-    ages = [np.full((h, w), OLD, np.uint8)]
-    for prev, frame in zip(frames, frames[1:]):
-        backward = flow.compute_flow(frame, prev)
-        trusted = flow.reliability(flow.compute_flow(prev, frame), backward) >= 0.5
-        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        carried = cv2.remap(ages[-1], grid_x + backward[..., 0], grid_y + backward[..., 1],
-                            cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-        older = np.where(carried == OLD, OLD, np.minimum(carried.astype(np.int32) + 1, OLD - 1))
-        ages.append(np.where(trusted, older, 0).astype(np.uint8))
-    return ages
-
-
-def masked_style_loss(prepared, image: np.ndarray, weight: np.ndarray) -> float:
-    """Style loss of the pixels weighted by `weight` (H, W) in [0, 1]: per layer, the Gram of the
-    features times the weight (downsampled by area to the layer), over C x the weights' sum,
-    against the style's Gram target, normalised as in losses.style_loss."""
-    h, w = image.shape[:2]
-    engine, layer_weights = prepared.engine, prepared.settings.style_layer_weights
-    targets = prepared.styles.targets((h, w))
-    with torch.no_grad():
-        feats = engine.features(to_tensor(image.astype(np.float32) / 255).to(engine.device))
-    total = 0.0
-    for layer, target, scale, lw in zip(STYLE_LAYERS, targets.grams, targets.scales, layer_weights):
-        f = feats[layer].float()[0]
-        c, fh, fw = f.shape
-        m = torch.from_numpy(cv2.resize(weight, (fw, fh), interpolation=cv2.INTER_AREA)).to(f.device)
-        rows = f.reshape(c, -1) * m.reshape(1, -1).sqrt()
-        gram = rows @ rows.T / (c * m.sum().clamp_min(1e-6))
-        total += lw * float((gram - target[0]).square().mean() / scale[0])
-    return total / sum(layer_weights)
-
-
-def twin(region: np.ndarray, old: np.ndarray) -> np.ndarray | None:
-    """The same shape moved half a frame (across, else down) onto never-revealed pixels: a region
-    as large and as thin, so the Gram's noise from few pixels is the same on both sides. None if
-    under half of it lands on such pixels."""
-    h, w = region.shape
-    for shift, axis in ((w // 2, 1), (h // 2, 0)):
-        moved = np.roll(region, shift, axis=axis) * old
-        if moved.sum() >= 0.5 * region.sum():
-            return moved
-    return None
-
-
-def region_ratios(prepared, output: np.ndarray, age: np.ndarray) -> dict[int, float]:
-    """{age: style loss of the pixels of that age over that of their twin among the never-revealed
-    pixels} for one frame; regions under 1% of the frame are left out (too few pixels)."""
-    old = (age == OLD).astype(np.float32)
-    ratios = {}
-    for a in range(AGES):
-        region = (age == a).astype(np.float32)
-        other = twin(region, old) if region.mean() >= 0.01 else None
-        if other is not None:
-            ratios[a] = (masked_style_loss(prepared, output, region)
-                         / masked_style_loss(prepared, output, other))
-    return ratios
-
-
-def revealed_ratio(settings: Settings, outs, inputs, max_age: int = 2) -> tuple[float, int]:
-    """Mean region style ratio of pixels revealed within max_age frames, each over the same ratio,
-    same region, on the chain's first frame (a full optimisation of the shot: what a region of that
-    shape, at the border say, scores when it is as painted as the rest; the control bench/revealed.py
-    gets from a full optimisation of each measured frame, without its cost); (mean, frames counted)."""
-    prepared = prepare(dataclasses.replace(settings, precision="fp32"))
-    ages = ages_of(inputs)
-    values = []
-    for out, age in zip(outs[1:], ages[1:]):
-        young = np.where(age <= max_age, 0, OLD).astype(np.uint8)  # one region: ages 0..max_age
-        ratio = region_ratios(prepared, out, young).get(0)
-        control = region_ratios(prepared, outs[0], young).get(0)
-        if ratio is not None and control is not None:
-            values.append(ratio / control)
-    return (float(np.mean(values)) if values else float("nan")), len(values)
-
-
-# ---- lag behind the motion ----
-
-def lag_count(outs, inputs, reach: int = 3) -> tuple[int, int, int]:
-    """(frames matching another input frame better than their own, of them matching an earlier
-    one, frames compared): correlation of blurred grey images over frames k-reach..k+reach."""
-    def grey(f):
-        g = cv2.GaussianBlur(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 2.0)
-        return (g - g.mean()) / (g.std() + 1e-6)
-    gi, go = [grey(f) for f in inputs], [grey(f) for f in outs]
-    wrong = earlier = compared = 0
-    for k in range(len(outs)):
-        near = [j for j in range(k - reach, k + reach + 1) if 0 <= j < len(inputs)]
-        if len(near) < 2:
-            continue
-        scores = {j: float((go[k] * gi[j]).mean()) for j in near}
-        best = max(scores, key=scores.get)
-        compared += 1
-        if best != k:
-            wrong += 1
-            earlier += best < k
-    return wrong, earlier, compared

@@ -15,7 +15,7 @@ plan, so a variant's flow_scale sees the larger frames a job decodes. For each c
 - texture energy (variance of the Laplacian of the grey output) of frame 1 against frames 2+;
 - the style and content losses without the temporal term (frames 2+), against the base variant;
 - revealed: the style loss of pixels revealed within the last 2 frames (the chain's mask, carried
-  along the flow) over that of the same shape on never-revealed pixels (common.py's
+  along the flow) over that of the same shape on never-revealed pixels (tests/metrics.py's
   revealed_ratio, bench/revealed.py's method; 1.0: as painted as the rest), mean over frames where the region is >= 1%;
 - lag (with --lag-strength): each output frame against input frames k-3..k+3 (correlation of
   blurred grey images); frames whose best match is not their own, of those compared;

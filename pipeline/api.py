@@ -268,7 +268,7 @@ def run(job: Job, progress: Callback = ignore, stop: StopRequest = NEVER_STOP) -
             progress(estimate_video(prepare(job.settings, progress), job.clip))
         sizes = "" if preview else _sizes(job)
         progress(Message(f"would {'preview' if preview else 'stylise'} {job.input} -> {job.output}{sizes}",
-                         code="dry_run.would_stylise"))
+                         code="dry_run.would_stylise", fields={"path": str(job.input), "output": str(job.output)}))
         return DryRun(job.output)
     if preview:
         return run_preview(job.input, job.kind, job.clip, job.output, job.settings, preview,

@@ -94,7 +94,8 @@ def stylise_unit(prepared: Prepared, pictures: list[Picture], limits: dict[tuple
 
         def run(chunk: list[int], size: tuple[int, int] = size) -> Pass:
             if len(chunk) > 1:
-                progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}", code="batch.images"))
+                progress(Message(f"batch of {len(chunk)} images at {size[1]}x{size[0]}", code="batch.images",
+                                 fields={"images": len(chunk), "width": size[1], "height": size[0]}))
             t0 = time.perf_counter()
             try:
                 styled, result = stylise_pictures(prepared, [pictures[k] for k in chunk], progress)

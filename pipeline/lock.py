@@ -152,7 +152,8 @@ class FolderLock:
             self._write(fd)
             self.fd = fd
             progress(Message(f"{self.path}: took over a stale lock from pid {info.get('pid', '?')} "
-                             f"(that run is no longer running)", level="warning", code="lock.stale_taken"))
+                             f"(that run is no longer running)", level="warning", code="lock.stale_taken",
+                             fields={"pid": info.get("pid")}))
             return
         raise LockedError(f"{self.path}: the lock keeps changing hands; another nstvid run is starting")
 

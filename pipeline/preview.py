@@ -91,7 +91,9 @@ def run_preview(source: Path, kind: str, clip: Clip | None, output: Path, settin
     progress(Message(f"preview: {len(pictures)} {'frames' if kind == 'video' else 'images'} x "
                      f"{len(strengths)} strength{'s' * (len(strengths) > 1)} at {size[1]}x{size[0]}: about "
                      f"{duration_text(cost)} on {prepared.engine.device}, as long as {len(pictures) * len(strengths)} "
-                     "images at that size"))
+                     "images at that size", code="preview.plan",
+                     fields={"pictures": len(pictures), "strengths": len(strengths), "width": size[1],
+                             "height": size[0], "cost_seconds": round(cost, 1)}))
     rows = [("input", [p.rgb for p in pictures])]
     for strength in strengths:
         at = dataclasses.replace(prepared, settings=dataclasses.replace(settings, strength=strength))

@@ -1,8 +1,8 @@
 """Progress events the jobs emit through a callback; the CLI decides how to show them."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,9 @@ class Message:
     # log's `code`, which scripts and tests match instead of the wording. "" for lines that are
     # only read by people (the JSON log shows them as "message").
     code: str = ""
+    # What the line says as values (JSON types; "frame": 13, "changed": ["settings"]): fields of the
+    # JSON log line beside its code, so that scripts and tests read numbers, not the wording.
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Shared fixtures: the real `nstvid` command on real sample media, with a private style cache.
+"""What the tests share, each said once: the sample media's paths, the real `nstvid` command (with
+a private style cache), tiny clips cut from the samples, and the JSON log read by its stable codes.
+Plain names are imported (`from conftest import PAN, clip`); fixtures are found by pytest. The
+measures the tests assert on (E_warp, lag, texture, losses) are in tests/metrics.py.
 
 NSTVID_TEST_PRECISION=fp32 (or bf16) forces every run of the suite to that precision, command line
 and in-process alike (`make test-fp32`); unset, each test runs as it asks (mostly auto).
@@ -26,6 +29,9 @@ SAMPLES = ROOT / "sample_media"
 CONTENT = SAMPLES / "chelsea.png"
 STYLE = SAMPLES / "starry_night.jpg"
 REALSHORT = SAMPLES / "realshort.mp4"  # ../shared/media/video/realshort.mp4, committed: a clone has it
+PAN = SAMPLES / "pan.mp4"  # 75 frames, 25 fps, 320x180, AAC tone
+ORBIT = SAMPLES / "orbit.mp4"  # 75 frames, 25 fps, 320x180, no audio
+CUT = SAMPLES / "cut.mp4"  # real footage: shots of 12 frames, scene cuts between them
 # Small and quick: 2 CPU cores run the whole suite.
 TINY = ["--size", "64", "--scales", "1", "--iterations", "3"]
 PRECISION = os.environ.get("NSTVID_TEST_PRECISION", "")
@@ -39,6 +45,16 @@ def nstvid_exe(name: str = "nstvid") -> str:
 def command(*args) -> list[str]:
     """The `nstvid` command line for args, the forced precision last (the last flag wins)."""
     return [nstvid_exe(), *map(str, args), *(["--precision", PRECISION] if PRECISION else [])]
+
+
+def nstvid_env(cache_dir: Path, env: dict | None = None) -> dict:
+    """The environment of a run: env (default: this process's) with its own style cache."""
+    return {**(os.environ if env is None else env), "NSTVID_CACHE_DIR": str(cache_dir)}
+
+
+def nstvid(env: dict, *args, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """Run the `nstvid` command (command(*args)) in env; returns CompletedProcess (text)."""
+    return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=timeout, **kwargs)
 
 
 def set_flag(args, flag: str, value=None) -> list:
@@ -55,6 +71,27 @@ def set_flag(args, flag: str, value=None) -> list:
     elif value is not None:
         args += [flag, str(value)]
     return args
+
+
+def count_frames(path: Path) -> int:
+    from nstvid.pipeline.media.video import read_frames
+
+    return sum(1 for _ in read_frames(path))
+
+
+def clip(folder: Path, source: Path, frames: int, name: str, audio: bool = True, every: int = 1) -> Path:
+    """folder/name: the first `frames` frames of a sample clip (every `every`-th frame: faster
+    motion), re-encoded losslessly enough for the tests, with the source's sound unless audio=False."""
+    from nstvid.pipeline.media.video import run_ffmpeg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / name
+    args = ["-y", "-v", "error", "-i", str(source)]
+    args += ["-vf", f"select=not(mod(n\\,{every})),setpts=N/25/TB"] if every > 1 else []
+    args += ["-frames:v", str(frames), "-c:v", "libx264", "-crf", "10"]
+    args += ["-c:a", "aac", "-shortest"] if audio else ["-an"]
+    run_ffmpeg(args + [str(out)], path=source)
+    return out
 
 
 def log(stdout: str) -> list[dict]:
@@ -91,8 +128,6 @@ def run_nstvid(cache_dir):
     """Run the installed `nstvid` command; returns CompletedProcess (text)."""
 
     def run(*args, env=None, timeout=600, **kwargs):
-        full_env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir), **(env or {})}
-        return subprocess.run(command(*args), capture_output=True, text=True, env=full_env, timeout=timeout,
-                              **kwargs)
+        return nstvid({**nstvid_env(cache_dir), **(env or {})}, *args, timeout=timeout, **kwargs)
 
     return run

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -21,9 +20,22 @@ import numpy as np
 import pytest
 
 import ray_cluster
-from conftest import CONTENT, REALSHORT, SAMPLES, STYLE, command
+from conftest import (
+    CONTENT,
+    CUT,
+    REALSHORT,
+    SAMPLES,
+    STYLE,
+    clip,
+    codes,
+    command,
+    count_frames,
+    nstvid,
+    nstvid_env,
+    said,
+)
+from metrics import e_warp
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
-from test_video import _e_warp, clip, count_frames
 
 pytest.importorskip("ray", reason="the Ray tests need the extra: pip install '.[ray]'")
 pytestmark = pytest.mark.xdist_group("ray")
@@ -43,8 +55,7 @@ def cluster(tmp_path_factory):
 
 
 def run(args, env, cache_dir, timeout=600, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout,
-                          env={**env, "NSTVID_CACHE_DIR": str(cache_dir)}, **kwargs)
+    return nstvid(nstvid_env(cache_dir, env), *args, timeout=timeout, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +111,7 @@ def test_folder_on_ray_matches_local(tree, cluster, tmp_path, cache_dir):
     # The whole job's count: two images, the broken file and the video, as each comes back.
     tallies = [(x["files_done"], x["files_total"]) for x in lines if "files_done" in x]
     assert tallies == [(k, 4) for k in range(1, 5)], tallies
-    assert any("10 frames in 2 pieces on 2 Ray workers: 1-5, 6-10 (lead-in 5)" in x["message"] for x in lines)
+    assert said(ray_log, "video.pieces", frames=10, on="2 Ray workers", pieces=[[1, 5], [6, 10]], lead_ins=[0, 5])
     # Progress as a local run's: the estimate from a trial on a worker, then every frame once, as
     # the workers finish them (not a burst per segment: each piece here is one segment).
     estimates = [x for x in lines if "estimate_seconds" in x and x.get("units") == 10]
@@ -115,8 +126,8 @@ def test_folder_on_ray_matches_local(tree, cluster, tmp_path, cache_dir):
     assert video["ray"].fps == video["local"].fps and video["ray"].has_audio and video["local"].has_audio
     a, b = (np.stack(list(read_frames(o / "clip.mp4"))).astype(np.float64) for o in (ray_out, local_out))
     assert np.abs(a - b).mean() < 2.0, np.abs(a - b).mean()
-    e_ray = _e_warp(tree / "clip.mp4", ray_out / "clip.mp4")["e_warp"]
-    e_local = _e_warp(tree / "clip.mp4", local_out / "clip.mp4")["e_warp"]
+    e_ray = e_warp(tree / "clip.mp4", ray_out / "clip.mp4")["e_warp"]
+    e_local = e_warp(tree / "clip.mp4", local_out / "clip.mp4")["e_warp"]
     assert e_ray <= 1.1 * e_local, (e_ray, e_local)  # the same plan on another executor
 
 
@@ -132,14 +143,15 @@ def _worker_pids(state_api: str, env: dict) -> list[int]:
 
 
 def _start_then_kill_a_worker(args, marker: str, state_api: str, env: dict, cache_dir):
-    """Start the command; once a log line holds `marker` (the first units handed out), wait 3 s,
-    well inside the first unit, and SIGKILL one of the two workers. Returns (process, lines read)."""
-    full_env = {**env, "NSTVID_CACHE_DIR": str(cache_dir)}
-    proc = subprocess.Popen(command(*args), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Start the command (a JSON log); once a log line has the code `marker` (the first units handed
+    out), wait 3 s, well inside the first unit, and SIGKILL one of the two workers. Returns
+    (process, lines read)."""
+    proc = subprocess.Popen(command(*args), env=nstvid_env(cache_dir, env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if marker in line:
+        if codes(line) == [marker]:
             break
     assert proc.poll() is None, "".join(seen) + proc.stderr.read()
     time.sleep(3)
@@ -162,14 +174,14 @@ def test_worker_killed_mid_job_and_a_second_run(cluster, tmp_path, cache_dir):
     out, report = tmp_path / "out", tmp_path / "report.json"
     args = [photos, "--style", STYLE, "--size", "96", "--scales", "1", "--iterations", "40", "-o", out,
             "--report", report, "--engine", "ray", "--ray-address", address, "--ray-workers", "2",
-            "--log-format", "plain"]
-    proc, _ = _start_then_kill_a_worker(args, "Ray workers, ", state_api, env, cache_dir)
+            "--log-format", "json"]
+    proc, _ = _start_then_kill_a_worker(args, "ray.pool", state_api, env, cache_dir)
     second = run(args, env, cache_dir)
     assert second.returncode == 3, second.stderr
     assert len(second.stderr.strip().splitlines()) == 1 and str(out) in second.stderr
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout + stderr + (report.read_text() if report.exists() else '')
-    assert "worker lost during images" in stdout, stdout
+    assert said(stdout, "ray.worker_lost", method="images"), stdout
     records = json.loads(report.read_text())["files"]
     assert [r["status"] for r in records] == ["done"] * 4
     assert sum(r["retries"] for r in records) >= 1 and any(r.get("lost_workers") for r in records)
@@ -190,12 +202,12 @@ def test_worker_killed_mid_segment_redoes_that_segment(cluster, tmp_path, cache_
     out = tmp_path / "out.mp4"
     args = [source, "--style", STYLE, "--size", "64", "--scales", "1", "--iterations", "30",
             "--frame-iterations", "20", "-o", out, "--config", config, "--engine", "ray", "--ray-address", address,
-            "--ray-workers", "2", "--log-format", "plain"]
-    proc, seen = _start_then_kill_a_worker(args, "pieces on 2 Ray workers", state_api, env, cache_dir)
+            "--ray-workers", "2", "--log-format", "json"]
+    proc, seen = _start_then_kill_a_worker(args, "video.pieces", state_api, env, cache_dir)
     stdout, stderr = proc.communicate(timeout=600)
     stdout = "".join(seen) + stdout
     assert proc.returncode == 0, stdout + stderr
-    assert "worker lost during segment" in stdout and "done after 1 lost worker(s)" in stdout, stdout
+    assert said(stdout, "ray.worker_lost", method="segment") and said(stdout, "ray.segment_retried", retries=1), stdout
     assert count_frames(out) == 12
 
 
@@ -212,9 +224,9 @@ def test_driver_killed_then_run_again_redoes_only_the_segments_not_stored(cluste
     records = tmp_path / ".out.mp4.nstvid-work" / "segments.json"
     args = [source, "--style", STYLE, "--size", "64", "--scales", "1", "--iterations", "20",
             "--frame-iterations", "10", "-o", out, "--config", config, "--engine", "ray", "--ray-address", address,
-            "--ray-workers", "2", "--log-format", "plain"]
+            "--ray-workers", "2", "--log-format", "json"]
     proc = subprocess.Popen(command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**env, "NSTVID_CACHE_DIR": str(cache_dir)})
+                            env=nstvid_env(cache_dir, env))
     deadline = time.time() + 300
     while time.time() < deadline and not (records.is_file() and any(
             r.get("file") for r in json.loads(records.read_text() or "{}").values())):
@@ -226,9 +238,9 @@ def test_driver_killed_then_run_again_redoes_only_the_segments_not_stored(cluste
     assert not out.exists() and stored >= 1
     r = run(args, env, cache_dir)
     assert r.returncode == 0, r.stdout + r.stderr
-    found = re.search(r"(\d+) of (\d+) segments already stored; (\d+) to run", r.stdout)
-    assert found and int(found[1]) == stored and int(found[3]) == int(found[2]) - stored, r.stdout
-    assert int(found[3]) >= 1, r.stdout  # the kill came before the end
+    (found,) = said(r.stdout, "video.segments_stored", stored=stored)
+    assert found["to_run"] == found["segments"] - stored, found
+    assert found["to_run"] >= 1, found  # the kill came before the end
     assert count_frames(out) == 12 and probe(out).has_audio
 
 
@@ -256,8 +268,9 @@ try:
         if transport == "object store":  # as on workers that cannot read the driver's path
             executor.pool.reads_same_file = lambda path, sha: False
             executor.sources.clear()
-        messages = []
-        frames, scores, truncated = executor.scan(clip, work, lambda event: messages.append(event.text))
+        messages = []  # the log lines' codes and fields
+        frames, scores, truncated = executor.scan(clip, work,
+                                                  lambda event: messages.append({"code": event.code, **event.fields}))
         runs[transport] = {"frames": frames, "same_scores": scores == serial[1], "messages": messages,
                            "truncated": truncated is not None}
     print(json.dumps({"serial": serial[0], "serial_scores": len(serial[1]), "runs": runs,
@@ -275,7 +288,7 @@ def test_the_scan_is_split_over_the_workers_and_gives_the_serial_count(cluster, 
     workers that cannot read the driver's path), written once on the node."""
     address, _, env = cluster
     source = tmp_path / "long.mp4"
-    run_ffmpeg(["-y", "-stream_loop", "-1", "-i", str(SAMPLES / "cut.mp4"), "-vf", "scale=64:36", "-frames:v",
+    run_ffmpeg(["-y", "-stream_loop", "-1", "-i", str(CUT), "-vf", "scale=64:36", "-frames:v",
                 "4200", "-an", "-c:v", "libx264", "-crf", "30", str(source)], path=source)
     r = subprocess.run([sys.executable, "-c", _SCAN_SPLIT, str(source), address, str(STYLE), str(tmp_path / "o.mp4")],
                        capture_output=True, text=True, timeout=600, env={**env, "NSTVID_CACHE_DIR": str(cache_dir)})
@@ -286,8 +299,9 @@ def test_the_scan_is_split_over_the_workers_and_gives_the_serial_count(cluster, 
         assert result["serial"] == 4200 and result["serial_scores"] == 4199
         for transport, found in result["runs"].items():
             assert found["frames"] == 4200 and found["same_scores"] and not found["truncated"], (transport, found)
-            assert "counted 4200 frames in 2 ranges on the Ray workers" in found["messages"], found
-        assert any("sending it once through the object store" in m for m in result["runs"]["object store"]["messages"])
+            assert {"code": "ray.scan_split", "frames": 4200, "ranges": 2} in found["messages"], found
+        assert any(m["code"] == "ray.input_sent" and m["path"].endswith("long.mp4")
+                   for m in result["runs"]["object store"]["messages"]), result
         assert copy.is_file() and copy.read_bytes() == source.read_bytes()
     finally:
         copy.unlink(missing_ok=True)
@@ -299,10 +313,10 @@ def test_unreachable_address_is_one_line_exit_2(tmp_path, cache_dir):
     for source, name in ((REALSHORT, "out.mp4"), (CONTENT, "out.png")):
         started = time.time()
         r = run([source, "--style", STYLE, "-o", tmp_path / name, "--engine", "ray",
-                 "--ray-address", f"127.0.0.1:{port}"], dict(os.environ), cache_dir)
+                 "--ray-address", f"127.0.0.1:{port}", "--log-format", "json"], dict(os.environ), cache_dir)
         assert r.returncode == 2, r.stderr
         assert r.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in r.stderr, r.stderr
-        assert "device" not in r.stdout and time.time() - started < 60
+        assert "engine.ready" not in codes(r.stdout) and time.time() - started < 60, r.stdout
     assert not list(tmp_path.iterdir())
 
 
@@ -332,9 +346,9 @@ def test_local_address_starts_its_own_instance_whatever_the_record_says(stale_re
     before = record.read_text()
     out = tmp_path / "out.png"
     r = run([CONTENT, "--style", STYLE, "-o", out, "--size", "32", "--scales", "1", "--iterations", "2",
-             "--engine", "ray", "--ray-address", "local", "--log-format", "plain"], env, cache_dir, timeout=300)
+             "--engine", "ray", "--ray-address", "local", "--log-format", "json"], env, cache_dir, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "stylised on Ray worker" in r.stdout and "(127.0.0.1)" in r.stdout, r.stdout
+    assert said(r.stdout, "ray.image_done", node="127.0.0.1"), r.stdout
     assert cv2.imread(str(out)).shape[1] == 32
     assert record.read_text() == before
 

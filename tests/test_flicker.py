@@ -14,11 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from common import revealed_ratio
-from conftest import CONTENT, PRECISION, REALSHORT, STYLE, command
+from conftest import CONTENT, PAN, PRECISION, REALSHORT, STYLE, clip, command, count_frames
+from metrics import e_warp, losses_of, revealed_ratio
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
-from test_image import losses_of
-from test_video import PAN, _e_warp, clip, count_frames
 
 BOUND, REVEALED_BOUND = 0.33, 1.10
 
@@ -57,7 +55,7 @@ def test_temporal_stability_beats_independent_frames_on_real_footage(realshort_r
     footage scores 2.2x higher at full texture than at 0.43 of it: docs/motion.md). The bound,
     0.33, leaves 1.45x for bf16 rounding and run-to-run spread, as 0.22 did over 0.14."""
     short, chained, independent = realshort_runs
-    e_chained, e_indep = _e_warp(short, chained), _e_warp(short, independent)
+    e_chained, e_indep = e_warp(short, chained), e_warp(short, independent)
     assert len(e_chained["pairs"]) == 5
     assert e_chained["e_warp"] < BOUND * e_indep["e_warp"], (e_chained["e_warp"], e_indep["e_warp"])
 
@@ -66,7 +64,7 @@ def test_temporal_stability_beats_independent_frames_on_real_footage(realshort_r
 def test_revealed_pixels_are_painted_at_once(realshort_runs):
     """Pixels the hand-held camera revealed within the last 2 frames: their region style loss over
     that of the same shape on never-revealed pixels, controlled by the same ratio on the first
-    (fully optimised) frame (bench/common.py revealed_ratio), near 1: as painted as the rest.
+    (fully optimised) frame (metrics.revealed_ratio), near 1: as painted as the rest.
     Measured on an AMD EPYC (Zen 4) at 64 px: 0.97 in fp32 and in bf16 (at 96 px: 1.00; 0.98 on an
     older EPYC); the bound is the issue's target, 1.10."""
     from nstvid.pipeline.settings import Settings
@@ -99,7 +97,7 @@ def test_static_shot_does_not_drift(tmp_path, run_nstvid):
     for name, frame in (("first.png", frames[0]), ("last.png", frames[-1])):
         paths.append(tmp_path / name)
         cv2.imwrite(str(paths[-1]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    (_, style_first), (_, style_last) = (losses_of(p, CONTENT, 64) for p in paths)
+    (_, style_first), (_, style_last) = (losses_of(p, CONTENT, STYLE, 64) for p in paths)
     assert abs(style_last - style_first) < 0.05 * style_first, (style_first, style_last)
 
 
@@ -119,7 +117,7 @@ def test_window_batching_keeps_flicker_of_single_frames(tmp_path, run_nstvid):
     r = run_nstvid(short, *common, "--batch", "4", "-o", windowed)
     assert r.returncode == 0, r.stderr
     assert count_frames(windowed) == 9
-    e1, e4 = _e_warp(short, single), _e_warp(short, windowed)
+    e1, e4 = e_warp(short, single), e_warp(short, windowed)
     assert e4["e_warp"] <= 1.2 * e1["e_warp"], (e4["e_warp"], e1["e_warp"])
     ratios = [b / a for a, b in zip(e1["pairs"], e4["pairs"])]
     # Worst pair 1.03x in fp32 before issue 38; with the Lanczos warp and temporal_detail 0.2 the

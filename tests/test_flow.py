@@ -13,15 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import ROOT, SAMPLES, STYLE
 from nstvid.pipeline import flow
 from nstvid.pipeline.media.video import read_frames
 from nstvid.pipeline.settings import Settings
 
 CUT = Settings().scene_cut_threshold
 
-ROOT = Path(__file__).resolve().parents[1]
 SINTEL = ROOT / "tests" / "data" / "sintel_alley_2"
-SAMPLES = ROOT / "sample_media"
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -256,7 +255,7 @@ def test_chain_starts_revealed_pixels_as_asked(clips, revealed, tmp_path, monkey
     from nstvid.pipeline.video.plan import warm_step
 
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(tmp_path))
-    settings = Settings(styles=(str(SAMPLES / "starry_night.jpg"),), precision="fp32", device="cpu",
+    settings = Settings(styles=(str(STYLE),), precision="fp32", device="cpu",
                         frame_iterations=0, revealed=revealed)
     engine = Engine.create(settings)
     chain = Chain(Prepared(engine, StyleSet(engine, settings), settings))

@@ -21,17 +21,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import codes, command, said
+from conftest import CONTENT, PAN, ROOT, SAMPLES, STYLE, codes, command, nstvid, nstvid_env, said
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 
 # The tree tests run in order on one state (the module's `tree`): one worker takes them all.
 pytestmark = pytest.mark.xdist_group("folder")
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_media"
-CHELSEA = SAMPLES / "chelsea.png"
-STYLE = SAMPLES / "starry_night.jpg"
-PAN = SAMPLES / "pan.mp4"
 # fp32: on a CPU, bf16 autocast is slower at these sizes.
 TINY = ["--size", "32", "--scales", "1", "--iterations", "2", "--precision", "fp32", "--log-format", "json"]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -39,11 +34,7 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    return {**os.environ, "NSTVID_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
-
-
-def nstvid(env, *args, timeout=300):
-    return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=timeout)
+    return nstvid_env(tmp_path_factory.mktemp("cache"))
 
 
 def start(env, *args):
@@ -52,7 +43,7 @@ def start(env, *args):
 
 
 def cat(scale: float = 0.25, crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    img = cv2.imread(str(CHELSEA), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(CONTENT), cv2.IMREAD_COLOR)
     if crop:
         y, x, h, w = crop
         img = img[y:y + h, x:x + w]
@@ -266,7 +257,7 @@ def test_a_manifest_of_an_older_version_redoes_its_files_over_their_own_outputs(
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     out.mkdir()
-    (inputs / "cat.png").write_bytes((SAMPLES / "chelsea.png").read_bytes())
+    (inputs / "cat.png").write_bytes(CONTENT.read_bytes())
     (out / "cat.png").write_bytes(b"made by the older run")
     old_entry = {"status": "done", "output": "cat.png", "settings": "0123456789abcdef",
                  "size": (inputs / "cat.png").stat().st_size, "mtime_ns": (inputs / "cat.png").stat().st_mtime_ns}
@@ -401,7 +392,7 @@ def test_dry_run_and_max_runtime(tmp_path, env):
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert codes(dry.stdout).count("dry_run.would_stylise") == 4
     assert said(dry.stdout, "dry_run.would_stylise",
-                message=f"would stylise {src / 'sub0' / 'cat0.png'} -> {out / 'sub0' / 'cat0.png'}")
+                path=src / "sub0" / "cat0.png", output=out / "sub0" / "cat0.png")
     assert not out.exists() and not (tmp_path / "r.json").exists()
 
     # The clock starts before the network is loaded, so 1 s runs out during the first file.
@@ -494,9 +485,9 @@ def test_batch_of_same_size_images_matches_single_runs(tmp_path, run_nstvid):
         assert r.returncode == 0, r.stdout + r.stderr
         runs[batch] = (r, out, report_of(report))
     single, batched = runs[1][0].stdout, runs[4][0].stdout
-    assert "batch of" not in single
-    assert batched.count("batch of 4 images at 64x48") == 1 and batched.count("batch of") == 1, batched
-    assert batched.count("optimising iteration 3/3") == 1  # one optimisation pass for the four
+    assert "batch.images" not in codes(single), single
+    assert said(batched, "batch.images") == said(batched, "batch.images", images=4, width=64, height=48) != [], batched
+    assert len(said(batched, "iteration", iteration=3)) == 1, batched  # one optimisation pass for the four
     for batch, (r, out, report) in runs.items():
         assert report["done"] == 4 and report["failed"] == 0
         manifest = json.loads((out / ".nstvid-manifest.json").read_text())["files"]
@@ -535,8 +526,8 @@ def test_mixed_size_folder_batches_by_size_and_a_corrupt_image_fails_alone(tmp_p
     args = [src, "--style", STYLE, "-o", out, "--report", report_path, "--batch", 4, *BATCH_ARGS]
     r = run_nstvid(*args)
     assert r.returncode == 1, r.stdout + r.stderr  # one file failed
-    batches = [line["message"] for line in said(r.stdout, "batch.images")]
-    assert sorted(batches) == ["batch of 2 images at 64x64", "batch of 3 images at 64x48"], r.stdout
+    batches = [(line["images"], line["width"], line["height"]) for line in said(r.stdout, "batch.images")]
+    assert sorted(batches) == [(2, 64, 64), (3, 64, 48)], r.stdout
     # coffee (64x43) ran alone
     report = report_of(report_path)
     broken = report["by_name"]["a/broken.jpg"]

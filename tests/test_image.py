@@ -10,29 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from conftest import CONTENT, STYLE, TINY
-from nstvid.pipeline.engine import Engine
-from nstvid.pipeline.frames import to_tensor
-from nstvid.pipeline.gatys import content_targets, objective
-from nstvid.pipeline.media.images import read_image, resize_rgb
-from nstvid.pipeline.settings import Settings
-from nstvid.pipeline.style_targets import StyleSet
-
-
-def losses_of(image_path: Path, content_path: Path, size: int) -> tuple[float, float]:
-    """(content loss, style loss) of an image against the sample content and style, our loss."""
-    settings = Settings(styles=(str(STYLE),), size=size, precision="fp32", device="cpu")
-    engine = Engine.create(settings)
-    styles = StyleSet(engine, settings)
-    image = read_image(image_path).rgb
-    content = resize_rgb(read_image(content_path).rgb, image.shape[:2])
-    c_target, c_scale = content_targets(engine, to_tensor(content))
-    with torch.no_grad():
-        _, c, s = objective(engine, settings, to_tensor(image), c_target, c_scale, styles.targets(image.shape[:2]),
-                            None)
-    return float(c[0]), float(s[0])
+from metrics import losses_of
+from nstvid.pipeline.media.images import read_image
 
 
 def test_stylises_real_photo(tmp_path, run_nstvid):
@@ -42,8 +23,8 @@ def test_stylises_real_photo(tmp_path, run_nstvid):
     assert r.returncode == 0, r.stderr
     picture = read_image(out)
     assert max(picture.size) == 96 and picture.size == (64, 96)  # aspect kept (300x451 -> 64x96)
-    content_c, content_s = losses_of(CONTENT, CONTENT, 96)
-    out_c, out_s = losses_of(out, CONTENT, 96)
+    content_c, content_s = losses_of(CONTENT, CONTENT, STYLE, 96)
+    out_c, out_s = losses_of(out, CONTENT, STYLE, 96)
     assert content_c == pytest.approx(0.0, abs=1e-6)
     # Clearly stylised: the style loss falls at least 5x below the content image's.
     assert out_s < content_s / 5, (out_s, content_s)

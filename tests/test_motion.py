@@ -1,17 +1,15 @@
 """Real footage in motion, through the real command on committed real clips: no pop after the
-first frame or after a scene cut, and no lag behind the motion. The measures are bench/common.py's
-(docs/temporal.md), run on the command's output."""
+first frame or after a scene cut, and no lag behind the motion. The measures are tests/metrics.py's
+(docs/temporal.md; bench/ measures with the same code), run on the command's output."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from common import lag_count
-from conftest import REALSHORT, SAMPLES, STYLE
+from conftest import CUT, REALSHORT, STYLE, clip
+from metrics import e_warp, lag_count, texture_retention
 from nstvid.pipeline.media.video import read_frames, run_ffmpeg
-from test_video import _e_warp, clip
 
-CUT = SAMPLES / "cut.mp4"
 POP_BOUND = 2.0
 TEXTURE_BOUND = 0.85  # later frames over frame 1: 0.85x what --independent keeps (about 1.0)
 
@@ -37,7 +35,7 @@ def test_no_pop_after_the_first_frame_or_a_scene_cut(tmp_path, run_nstvid):
     r = run_nstvid(short, "--style", STYLE, "-o", out, "--size", "64", "--iterations", "60", "--scales", "2",
                    "--precision", "fp32")
     assert r.returncode == 0, r.stderr
-    pairs = _e_warp(short, out)["pairs"]
+    pairs = e_warp(short, out)["pairs"]
     assert len(pairs) == 2 * per_shot - 1
     for start, end in ((0, per_shot - 1), (per_shot, 2 * per_shot - 1)):  # pair per_shot - 1 is the cut itself
         first, rest = pairs[start], float(np.median(pairs[start + 1:end]))
@@ -49,7 +47,7 @@ def test_the_painting_does_not_lag_behind_the_motion(tmp_path, run_nstvid):
     against input frames k-3..k+3 (correlation of blurred grey images), none is closer to a
     neighbour than to its own, as with --independent. With the flow from frames twice the working
     size (flow_scale = 2, from a config file), which catches the hand-held shake that DIS at 96 px
-    misses. Measured on an AMD EPYC in fp32 (bench/common.py lag_count, 12 frames at 96 px): 0 of
+    misses. Measured on an AMD EPYC in fp32 (metrics.lag_count, 12 frames at 96 px): 0 of
     12 out of place with flow_scale 2 and with --independent; 1 of 12 with the default flow at the
     working size (docs/temporal.md 5.3).
 
@@ -69,13 +67,6 @@ def test_the_painting_does_not_lag_behind_the_motion(tmp_path, run_nstvid):
     wrong, earlier, compared = lag_count(outs, inputs)
     assert compared == len(outs) == 8
     assert wrong == 0, (wrong, earlier)
-
-
-def texture_retention(frames: list[np.ndarray]) -> float:
-    """Variance of the Laplacian of the grey frames, later frames' mean over frame 1's (1.0: as
-    painted as the first frame, lower: softer along the chain), as ../shared/tools/motion_eval."""
-    energy = [float(cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()) for f in frames]
-    return float(np.mean(energy[1:])) / energy[0]
 
 
 def test_later_frames_stay_as_painted_as_the_first(tmp_path, run_nstvid):

@@ -9,20 +9,9 @@ import tomllib
 import cv2
 import numpy as np
 
-from conftest import CONTENT, ROOT, SAMPLES, STYLE, TINY
+from conftest import CONTENT, PAN, ROOT, SAMPLES, STYLE, TINY, clip
 from nstvid.pipeline.api import load_job
-from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
-
-PAN = SAMPLES / "pan.mp4"
-
-
-def clip(tmp_path, frames: int, name: str = "clip.mp4", every: int = 1):
-    """The first frames of the sample pan (every `every`-th frame: faster motion), with its audio."""
-    out = tmp_path / name
-    run_ffmpeg(["-y", "-v", "error", "-i", str(PAN), "-vf", f"select=not(mod(n\\,{every})),setpts=N/25/TB",
-                "-frames:v", str(frames), "-c:v", "libx264", "-crf", "10", "-c:a", "aac", "-shortest", str(out)],
-               path=out)
-    return out
+from nstvid.pipeline.media.video import probe, read_frames
 
 
 def image(path) -> np.ndarray:
@@ -38,7 +27,7 @@ def test_json_log_lines_parse_and_image_format(tmp_path, run_nstvid):
     src.mkdir()
     for name in ("a.png", "b.png"):
         cv2.imwrite(str(src / name), cv2.resize(cv2.imread(str(CONTENT)), (96, 64)))
-    clip(src, 3)
+    clip(src, PAN, 3, "clip.mp4")
     out = tmp_path / "out"
     r = run_nstvid(src, "--style", STYLE, "-o", out, *TINY, "--size", "32", "--frame-iterations", "1",
                    "--image-format", "webp", "--log-format", "json")
@@ -110,7 +99,7 @@ def test_no_flow_leaves_the_texture_behind_the_motion(tmp_path, run_nstvid):
     """--no-flow starts each frame from the previous output where it was on screen: on a pan that
     texture lags the motion, so its warping error (measured with the input's flow) is higher than
     the flow-warped chain's. Measured on an AMD EPYC at 64 px: 8.4x (0.0204 against 0.0024)."""
-    fast = clip(tmp_path, 6, every=4)
+    fast = clip(tmp_path, PAN, 6, "clip.mp4", every=4)
     errors = {}
     for name, args in {"flow": [], "no-flow": ["--no-flow"]}.items():
         out = tmp_path / f"{name}.mp4"
@@ -127,7 +116,7 @@ def test_crf_codec_and_keep_frames(tmp_path, run_nstvid):
     """--keep-frames keeps the resume folder; a rerun with another --crf or --codec re-encodes the
     kept frames (neither changes a frame, so nothing is recomputed) and without --keep-frames the
     folder goes."""
-    source = clip(tmp_path, 5)
+    source = clip(tmp_path, PAN, 5, "clip.mp4")
     out, work = tmp_path / "out.mp4", tmp_path / ".out.mp4.nstvid-work"
     common = [source, "--style", STYLE, "-o", out, "--size", "96", "--scales", "1", "--iterations", "4",
               "--frame-iterations", "2", "--log-format", "plain"]

@@ -13,7 +13,7 @@ from contextlib import redirect_stdout
 from rich.console import Console
 
 from nstvid.cli import Reporter
-from nstvid.pipeline.progress import Estimate, FileDone, FrameDone, Totals
+from nstvid.pipeline.progress import Estimate, FileDone, FrameDone, Message, Totals
 
 
 def _events():
@@ -57,3 +57,20 @@ def test_json_lines_count_the_job():
         ("a.png", 1, 3, "127.0.0.1"), ("b.png", 2, 3, "127.0.0.1"), ("c.mp4", 3, 3, "127.0.0.1")]
     frames = [x for x in lines if "frame" in x]
     assert [x["frame"] for x in frames] == [1, 2, 3, 4] and "frames_per_second" in frames[-1]
+
+
+def test_a_message_has_its_code_and_fields_in_json_and_only_its_words_in_plain():
+    """What a line says as values (Message.fields) sits beside its code in JSON; the plain log
+    shows the words alone."""
+    message = Message("resuming at frame 13: 12 frames already stylised", code="video.resuming",
+                      fields={"from_frame": 13, "done": 12})
+    for log_format, expected in (("json", None), ("plain", "nstvid: resuming at frame 13: 12 frames already stylised")):
+        out = io.StringIO()
+        with redirect_stdout(out), Reporter(log_format=log_format) as reporter:
+            reporter(message)
+        if expected is None:
+            (line,) = [json.loads(x) for x in out.getvalue().splitlines()]
+            assert {k: line[k] for k in ("code", "from_frame", "done", "level")} == {
+                "code": "video.resuming", "from_frame": 13, "done": 12, "level": "info"}, line
+        else:
+            assert out.getvalue().strip() == expected

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html.parser
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,11 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CONTENT, SAMPLES, STYLE, command
+from conftest import CONTENT, PAN, STYLE, clip, command, nstvid, nstvid_env
 
 # The tree's run is shared by the tests of this module: one worker takes them all.
 pytestmark = pytest.mark.xdist_group("report")
-PAN = SAMPLES / "pan.mp4"
 TINY = ["--size", "32", "--scales", "1", "--iterations", "2", "--frame-iterations", "1", "--precision", "fp32",
         "--log-format", "plain"]
 FAILURES_RGB = (255, 214, 214)  # page.py's .failures background
@@ -28,24 +26,11 @@ FAILURES_RGB = (255, 214, 214)  # page.py's .failures background
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    return {**os.environ, "NSTVID_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
-
-
-def nstvid(env, *args, timeout=300):
-    return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=timeout)
+    return nstvid_env(tmp_path_factory.mktemp("cache"))
 
 
 def cat(width: int, height: int) -> np.ndarray:
     return cv2.resize(cv2.imread(str(CONTENT)), (width, height), interpolation=cv2.INTER_AREA)
-
-
-def clip(path: Path, frames: int) -> Path:
-    from nstvid.pipeline.media.video import run_ffmpeg
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    run_ffmpeg(["-v", "error", "-i", str(PAN), "-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                "-an", str(path)], path=path)
-    return path
 
 
 class Page(html.parser.HTMLParser):
@@ -151,7 +136,7 @@ def job(tmp_path_factory, env):
     cv2.imwrite(str(src / "sub" / "tall & <odd>.jpg"), cat(48, 96))  # escaped on the page
     (src / "notes.jpg").write_text("shopping list\n")
     (src / "empty.png").write_bytes(b"")
-    clip(src / "clips" / "pan.mp4", 6)
+    clip(src / "clips", PAN, 6, "pan.mp4", audio=False)
     page = base / "report.html"
     r = nstvid(env, src, "--style", STYLE, "-o", base / "out", "--report", page, *TINY)
     text = page.read_text()
@@ -286,7 +271,7 @@ def test_single_files_and_the_python_api(tmp_path, env):
     assert one.state == "Finished" and one.by_file()["photo.png"]["status"] == "done"
     with pytest.raises(package.UsageError, match=r"r\.txt: the extension picks the format: \.json or \.html$"):
         package.load_job(photo, STYLE, report=tmp_path / "r.txt")  # the command exits 2 with this line
-    video = clip(tmp_path / "clip.mp4", 3)
+    video = clip(tmp_path, PAN, 3, "clip.mp4", audio=False)
     outcome = package.stylise(video, style=STYLE, output=tmp_path / "clip_out.mp4", size=32, scales=1, iterations=1,
                               frame_iterations=1, precision="fp32", report=tmp_path / "v.html")
     assert outcome.frames == 3 and outcome.summary.done == 1 and outcome.summary.records[0]["kind"] == "video"

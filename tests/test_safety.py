@@ -4,23 +4,16 @@ The Ray side (a private instance that stays private, a stale record) is in test_
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from conftest import CONTENT, STYLE, codes, command, said
+from conftest import CONTENT, PAN, STYLE, clip, codes, command, count_frames, nstvid_env, said
 from nstvid.pipeline.media.images import read_image
-from test_video import PAN, clip, count_frames
 
 TINY = ["--size", "32", "--scales", "1", "--iterations", "2", "--frame-iterations", "1", "--log-format", "plain"]
-
-
-def _environment(cache_dir: Path) -> dict:
-    return {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
 
 
 def test_two_runs_on_one_video_output_the_second_exits_3_and_the_first_finishes(tmp_path, cache_dir):
@@ -32,7 +25,7 @@ def test_two_runs_on_one_video_output_the_second_exits_3_and_the_first_finishes(
     out = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.nstvid-work"
     lock = tmp_path / ".out.mp4.nstvid.lock"
-    env = _environment(cache_dir)
+    env = nstvid_env(cache_dir)
     first = subprocess.Popen(command(source, "--style", STYLE, "-o", out, *TINY), env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -43,7 +36,8 @@ def test_two_runs_on_one_video_output_the_second_exits_3_and_the_first_finishes(
         first.send_signal(signal.SIGSTOP)
         try:
             assert json.loads(lock.read_text())["pid"] == first.pid
-            second = subprocess.run(command(source, "--style", STYLE, "-o", out, *TINY, "--size", "48"),
+            second = subprocess.run(command(source, "--style", STYLE, "-o", out, *TINY, "--size", "48",
+                                            "--log-format", "json"),
                                     env=env, capture_output=True, text=True, timeout=300)
         finally:
             first.send_signal(signal.SIGCONT)
@@ -54,7 +48,7 @@ def test_two_runs_on_one_video_output_the_second_exits_3_and_the_first_finishes(
     assert second.returncode == 3, second.stdout + second.stderr
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and str(lock) in lines[0], lines
-    assert "starting fresh" not in second.stdout
+    assert "video.fresh" not in codes(second.stdout), second.stdout
     assert first.returncode == 0, stdout + stderr
     assert count_frames(out) == 4
     assert not lock.exists() and not work.exists()
@@ -78,13 +72,14 @@ def test_damaged_resume_frames_are_redone_from_the_frame_before(tmp_path, run_ns
     data[len(data) // 2] ^= 0xFF  # a flipped byte in the pixel data: the file ends as a whole PNG does
     inside.write_bytes(bytes(data))
     out.unlink()
-    r = run_nstvid(*args)
+    r = run_nstvid(*args, "--log-format", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stderr == "", r.stderr
-    warnings = [line for line in r.stdout.splitlines() if "stylised again" in line]
-    assert len(warnings) == 2, r.stdout
-    assert "1 saved frame(s) damaged (frame 3)" in warnings[0] and "frame_000004.png" in warnings[1], warnings
-    assert "frame 3/6" in r.stdout and "frame 5/6" in r.stdout and "frame 4/6" not in r.stdout, r.stdout
+    (damaged,) = said(r.stdout, "video.frames_damaged")  # cut short: found before the run
+    (unreadable,) = said(r.stdout, "video.frame_unreadable")  # whole but undecodable: found on reading it
+    assert damaged["frames"] == [3] and unreadable["path"].endswith("frame_000004.png"), (damaged, unreadable)
+    stylised = [line["frame"] for line in said(r.stdout, "frame", total=6)]
+    assert {3, 5} <= set(stylised) and 4 not in stylised, r.stdout
     assert count_frames(out) == 6
     for saved in (cut, inside):  # saved again, whole
         assert read_image(saved).size == (18, 32)
@@ -132,11 +127,11 @@ def test_a_bad_codec_or_crf_is_refused_before_any_work(tmp_path, run_nstvid):
     cases = [([source, "-o", tmp_path / "a.mp4", "--codec", "nope264"], "--codec nope264"),
              ([folder, "-o", tmp_path / "out", "--crf", "99"], "--crf 99: libx264 takes 0-51")]
     for args, words in cases:
-        r = run_nstvid(*args, "--style", STYLE, *TINY)
+        r = run_nstvid(*args, "--style", STYLE, *TINY, "--log-format", "json")
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], (args, r.stderr)
-        assert "frame 1" not in r.stdout and "device" not in r.stdout, r.stdout
+        assert not {"frame", "engine.ready"} & set(codes(r.stdout)), r.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "pan3.mp4"]
 
 
@@ -186,8 +181,7 @@ def test_a_single_output_lock_left_by_a_killed_run_is_taken_over(tmp_path, run_n
     lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}))
     r = run_nstvid(CONTENT, "--style", STYLE, "-o", out, *TINY, "--log-format", "json")
     assert r.returncode == 0, r.stdout + r.stderr
-    (taken,) = said(r.stdout, "lock.stale_taken")
-    assert f"pid {dead.pid}" in taken["message"], r.stdout
+    assert said(r.stdout, "lock.stale_taken", pid=dead.pid), r.stdout
     assert out.is_file() and not lock.exists()
 
 

@@ -8,7 +8,6 @@ segments it had not stored: tests/test_video.py; the executors' agreement: tests
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,8 +16,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from common import lag_count
-from conftest import REALSHORT, STYLE, command, set_flag
+from conftest import REALSHORT, STYLE, codes, nstvid, nstvid_env, said, set_flag
+from metrics import lag_count
 from nstvid.pipeline.media.images import read_image
 from nstvid.pipeline.media.video import FrameSpan, ffmpeg_exe, probe, read_frames, run_ffmpeg
 
@@ -142,8 +141,7 @@ def whole_config(tmp_path_factory):
 
 
 def _run(args, cache_dir, **kwargs):
-    env = {**os.environ, "NSTVID_CACHE_DIR": str(cache_dir)}
-    return subprocess.run(command(*args), capture_output=True, text=True, env=env, timeout=600, **kwargs)
+    return nstvid(nstvid_env(cache_dir), *args, **kwargs)
 
 
 def _pts(path) -> list[float]:
@@ -172,7 +170,7 @@ def _check_exact(source, output, frames: int = FRAMES, first: int = 0, placed: b
 
 def _check_in_place(source, outs, first: int) -> None:
     """Each output frame correlates best with its own input frame among input frames k-3..k+3
-    (bench/common.py lag_count; at --strength 0.1 the output keeps its input's shapes). The input
+    (metrics.lag_count; at --strength 0.1 the output keeps its input's shapes). The input
     frames are the source's as read_frames yields them from its start (no seek), at the output's
     size: a segment that starts one frame early or late puts its frames next to their own."""
     size = outs[0].shape[1::-1]
@@ -338,18 +336,19 @@ def test_a_rerun_on_other_workers_takes_no_segment_of_another_plan(ntsc_clip, se
     as the one-worker run made it."""
     devices = tmp_path / "devices.mp4"
     r = _run([ntsc_clip, "--style", STYLE, "-o", devices, "--config", segment_config, *LOOK, "--devices", "cpu,cpu",
-              "--keep-frames", "--log-format", "plain"], cache_dir)
+              "--keep-frames", "--log-format", "json"], cache_dir)
     assert r.returncode == 0, r.stderr
-    assert f"{FRAMES} frames in 2 pieces on 2 devices (cpu, cpu): 1-6, 7-12 (lead-in 6)" in r.stdout, r.stdout
+    assert said(r.stdout, "video.pieces", frames=FRAMES, on="2 devices (cpu, cpu)", pieces=[[1, 6], [7, 12]],
+                lead_ins=[0, 6]), r.stdout
     _check_exact(ntsc_clip, devices, placed=False)
     out = tmp_path / "again.mp4"
     shutil.copytree(devices.with_name(f".{devices.name}.nstvid-work"), out.with_name(f".{out.name}.nstvid-work"))
-    r = _run([ntsc_clip, "--style", STYLE, "-o", out, "--config", segment_config, *LOOK, "--log-format", "plain"],
+    r = _run([ntsc_clip, "--style", STYLE, "-o", out, "--config", segment_config, *LOOK, "--log-format", "json"],
              cache_dir)
     assert r.returncode == 0, r.stderr
-    assert f"resuming at frame {FRAMES + 1}: {FRAMES} frames already stylised" in r.stdout, r.stdout
-    assert "0 of 3 segments already stored; 3 to run" in r.stdout, r.stdout
-    assert not re.search(r"^nstvid: frame \d+/", r.stdout, re.M), r.stdout  # replayed, none stylised
+    assert said(r.stdout, "video.resuming", from_frame=FRAMES + 1, done=FRAMES), r.stdout
+    assert said(r.stdout, "video.segments_stored", stored=0, segments=3, to_run=3), r.stdout
+    assert "frame" not in codes(r.stdout), r.stdout  # replayed, none stylised
     _check_exact(ntsc_clip, out, placed=False)
     a, b = (np.stack(list(read_frames(path))).astype(np.float64) for path in (in_process, out))
     assert np.abs(a - b).mean() < 2.0, np.abs(a - b).mean()  # the one-worker run's frames

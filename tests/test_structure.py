@@ -253,8 +253,9 @@ def test_no_on_cluster_parameter_and_jobs_below_the_cluster():
     from cluster/, and preview.py nothing from folder/."""
     for path in PACKAGE_FILES:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.arg):
-                assert node.arg != "on_cluster", f"{module_name(path)}: an on_cluster parameter"
+            # a parameter, a keyword argument, a variable or an attribute of that name
+            name = {ast.arg: "arg", ast.keyword: "arg", ast.Name: "id", ast.Attribute: "attr"}.get(type(node))
+            assert not name or getattr(node, name) != "on_cluster", f"{module_name(path)}:{node.lineno}: on_cluster"
     for path in PACKAGE_FILES:
         name, targets = module_name(path), imports_of(path)
         if name.startswith("pipeline.folder") or name == "pipeline.preview":

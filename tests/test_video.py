@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -13,25 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import SAMPLES, STYLE, command, nstvid_exe, set_flag, settings
+from conftest import CUT, ORBIT, PAN, STYLE, clip, codes, command, count_frames, said, set_flag, settings
 from nstvid.pipeline.media.video import TruncatedVideoError, probe, read_frames, run_ffmpeg
 
-PAN = SAMPLES / "pan.mp4"  # 3 s, 25 fps, 320x180, AAC tone
-ORBIT = SAMPLES / "orbit.mp4"  # 3 s, 25 fps, no audio
 QUICK = ["--size", "64", "--scales", "1", "--iterations", "4", "--frame-iterations", "2"]
-
-
-def count_frames(path: Path) -> int:
-    return sum(1 for _ in read_frames(path))
-
-
-def clip(tmp_path: Path, source: Path, frames: int, name: str, audio: bool = True) -> Path:
-    """The first `frames` frames of a sample clip (re-encoded losslessly enough for the test)."""
-    out = tmp_path / name
-    args = ["-y", "-i", str(source), "-frames:v", str(frames), "-c:v", "libx264", "-crf", "10"]
-    args += ["-c:a", "aac", "-shortest"] if audio else ["-an"]
-    run_ffmpeg(args + [str(out)], path=source)
-    return out
 
 
 def test_round_trip_keeps_frames_rate_duration_audio(tmp_path, run_nstvid):
@@ -90,7 +74,7 @@ def test_sigkill_then_rerun_resumes(tmp_path, cache_dir):
     config = tmp_path / "segments.toml"
     config.write_text("segment_frames = 8\n")
     proc, args, env, out, work, source = _start_until_frames(tmp_path, cache_dir, 2, stored=1,
-                                                             extra=["--config", config, "--log-format", "plain"])
+                                                             extra=["--config", config, "--log-format", "json"])
     proc.kill()
     proc.wait()
     assert not out.exists()
@@ -101,9 +85,9 @@ def test_sigkill_then_rerun_resumes(tmp_path, cache_dir):
     first_missing = min(set(range(25)) - done)
     r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert f"resuming at frame {first_missing + 1}: {len(done)} frames already stylised" in r.stdout, r.stdout
-    assert f"{len(stored)} of 3 segments already stored" in r.stdout, r.stdout
-    assert len(re.findall(r"^nstvid: frame \d+/24 ", r.stdout, re.M)) == 24 - len(done), r.stdout
+    assert said(r.stdout, "video.resuming", from_frame=first_missing + 1, done=len(done)), r.stdout
+    assert said(r.stdout, "video.segments_stored", stored=len(stored), segments=3), r.stdout
+    assert len(said(r.stdout, "frame", total=24)) == codes(r.stdout).count("frame") == 24 - len(done), r.stdout
     assert count_frames(out) == count_frames(source) == 24
     assert not work.exists()  # removed on success (no --keep-frames)
 
@@ -115,10 +99,11 @@ def test_sigterm_saves_frame_and_exits_143_and_settings_change_starts_fresh(tmp_
     assert proc.returncode == 143, err
     assert not out.exists()
     assert len(list(work.glob("frame_*.png"))) >= 3
-    other = set_flag(args, "--frame-iterations", 3)  # other settings
+    other = set_flag(set_flag(args, "--frame-iterations", 3), "--log-format", "json")  # other settings
     r = subprocess.run(other, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert "starting fresh: settings changed" in r.stdout, r.stdout
+    (fresh,) = said(r.stdout, "video.fresh")
+    assert "settings" in fresh["changed"], fresh
 
 
 def _one_line_error(result, name: str, code: int) -> str:
@@ -155,13 +140,6 @@ def test_bad_videos(tmp_path, run_nstvid):
     line = _one_line_error(run_nstvid(cut, "--style", STYLE, "-o", out, *QUICK), str(cut), 4)
     assert "truncated" in line
     assert 5 < count_frames(out) == decodable < 30
-
-
-def _e_warp(source: Path, output: Path) -> dict:
-    r = subprocess.run([nstvid_exe("nstvid-eval"), "temporal", str(source), str(output), "--json"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def test_a_disk_too_full_for_the_resume_frames_fails_at_the_first_frame(tmp_path, cache_dir, monkeypatch):
@@ -251,20 +229,20 @@ def test_a_scan_in_ranges_from_seeks_merges_into_the_one_decodes(tmp_path):
     from nstvid.pipeline.video.clip import TO_THE_END, ScanPart, merge_scans, open_clip, scan, scan_part
 
     source = tmp_path / "cut.mp4"
-    run_ffmpeg(["-y", "-stream_loop", "1", "-i", str(SAMPLES / "cut.mp4"), "-frames:v", "30", "-c:v", "libx264",
+    run_ffmpeg(["-y", "-stream_loop", "1", "-i", str(CUT), "-frames:v", "30", "-c:v", "libx264",
                 "-bf", "3", "-g", "8",
                 "-an", str(source)], path=source)
-    for clip in (open_clip(source), open_clip(source, RunOptions(start="5f", duration="20f"))):
-        frames, scores, truncated = scan(clip)
-        assert frames == clip.span.frames if clip.span else frames == 30
+    for part in (open_clip(source), open_clip(source, RunOptions(start="5f", duration="20f"))):
+        frames, scores, truncated = scan(part)
+        assert frames == part.span.frames if part.span else frames == 30
         bounds = [0, 7, 13, frames + 5, TO_THE_END]  # the third range reaches past the end: the fourth has none
-        parts = [scan_part(clip, a, b) for a, b in zip(bounds, bounds[1:])]
+        parts = [scan_part(part, a, b) for a, b in zip(bounds, bounds[1:])]
         assert [p.frames for p in parts] == [7, 6, frames - 13, 0]
-        assert merge_scans(clip, parts) == (frames, scores, None) and truncated is None
+        assert merge_scans(part, parts) == (frames, scores, None) and truncated is None
         assert max(scores) > 0.35  # the cut is in the scores compared
     short = [ScanPart(0, 5, [0.1] * 4), ScanPart(7, 3, [0.1] * 3)]  # frames 5-6 missing
-    assert merge_scans(clip, short) is None
-    assert merge_scans(clip, [ScanPart(0), ScanPart(10)]) is None  # nothing decoded: the serial scan says why
+    assert merge_scans(part, short) is None
+    assert merge_scans(part, [ScanPart(0), ScanPart(10)]) is None  # nothing decoded: the serial scan says why
 
 
 def test_revealed_start_reaches_the_chain_through_the_command(tmp_path, run_nstvid):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import ORBIT, PAN
 from nstvid.pipeline.errors import FileError, TruncatedInputError
 from nstvid.pipeline.media.video import (
     FFmpegError,
@@ -25,10 +26,6 @@ from nstvid.pipeline.media.video import (
     read_frames,
     run_ffmpeg,
 )
-
-SAMPLES = Path(__file__).resolve().parents[1] / "sample_media"
-PAN = SAMPLES / "pan.mp4"  # 75 frames, 25 fps, 320x180, AAC tone
-ORBIT = SAMPLES / "orbit.mp4"  # 75 frames, 25 fps, 320x180, no audio
 
 
 def ffmpeg(*args) -> None:

@@ -12,20 +12,19 @@ import numpy as np
 import pytest
 
 import nstvid
-from conftest import PRECISION, SAMPLES, STYLE, nstvid_exe, set_flag
+from conftest import CONTENT, PAN, PRECISION, SAMPLES, STYLE, nstvid_exe, said, set_flag
 from nstvid.pipeline import sheet
 from nstvid.pipeline.media.video import probe, read_frames, run_ffmpeg
 
-PAN = SAMPLES / "pan.mp4"  # 75 frames, 25 fps, 320x180, AAC tone
 SMALL = ["--size", "64", "--scales", "1", "--iterations", "3"]
 
 
 def test_preview_sheet_of_a_video_then_nothing_else(tmp_path, run_nstvid):
     clip = tmp_path / "pan.mp4"
     clip.write_bytes(PAN.read_bytes())
-    r = run_nstvid(clip, "--preview", "--style", STYLE, *SMALL, "--log-format", "plain")
+    r = run_nstvid(clip, "--preview", "--style", STYLE, *SMALL, "--log-format", "json")
     assert r.returncode == 0, r.stderr
-    assert "preview: 3 frames x 1 strength at 64x36" in r.stdout, r.stdout
+    assert said(r.stdout, "preview.plan", pictures=3, strengths=1, width=64, height=36), r.stdout
     sheet_file = tmp_path / "pan_starry_night_preview.png"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pan.mp4", sheet_file.name]  # no video
     picture = cv2.imread(str(sheet_file))
@@ -60,8 +59,8 @@ def test_higher_strength_means_more_style_and_less_content(tmp_path, cache_dir, 
 
 
 def _estimate_and_time(lines: list[dict]) -> tuple[float, float]:
-    (estimate,) = [line for line in lines if "estimate_seconds" in line]
-    (wrote,) = [line for line in lines if line["message"].startswith("wrote")]
+    (estimate,) = [line for line in lines if line["code"] == "estimate"]
+    (wrote,) = [line for line in lines if line["code"] == "job.wrote"]
     return estimate["estimate_seconds"], wrote["seconds"]
 
 
@@ -75,16 +74,16 @@ def test_the_estimate_comes_first_in_plain_and_json_and_is_within_2x(tmp_path, r
     r = run_nstvid(*args, "--log-format", "json")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
-    first_frame = next(k for k, line in enumerate(lines) if "frame" in line)
-    estimate_at = next(k for k, line in enumerate(lines) if "estimate_seconds" in line)
-    assert estimate_at < first_frame
-    assert re.fullmatch(r"30 frames, 0 scene cuts: about \d+ s on cpu \(.+ s/frame measured\)",
-                        lines[estimate_at]["message"]), lines[estimate_at]
+    said_ = [line["code"] for line in lines]
+    assert said_.index("estimate") < said_.index("frame"), said_
+    assert lines[said_.index("estimate")]["units"] == 30, lines
     estimated, took = _estimate_and_time(lines)
     assert 0.5 <= estimated / took <= 2.0, (estimated, took)
+    # The plain log's words on purpose: what a person reads before a long job.
     dry = run_nstvid(*args, "--dry-run", "--log-format", "plain")
-    assert dry.returncode == 0 and re.search(r"^nstvid: 30 frames, 0 scene cuts: about", dry.stdout, re.M), dry.stdout
-    assert f"would stylise {PAN} -> {out}" in dry.stdout
+    assert dry.returncode == 0 and re.search(r"^nstvid: 30 frames, 0 scene cuts: about \d+ s on cpu "
+                                             r"\(.+ s/frame measured\)$", dry.stdout, re.M), dry.stdout
+    assert f"would stylise {PAN} -> {out}" in dry.stdout, dry.stdout
 
 
 def test_part_of_a_clip_is_exact_with_its_sound_and_resumes(tmp_path, run_nstvid):
@@ -93,10 +92,10 @@ def test_part_of_a_clip_is_exact_with_its_sound_and_resumes(tmp_path, run_nstvid
     match; a rerun resumes the same part, another part starts fresh."""
     out = tmp_path / "part.mp4"
     args = [PAN, "--style", STYLE, "-o", out, "--size", "64", "--scales", "1", "--iterations", "0",
-            "--independent", "--start", "1s", "--duration", "12f", "--keep-frames", "--log-format", "plain"]
+            "--independent", "--start", "1s", "--duration", "12f", "--keep-frames", "--log-format", "json"]
     r = run_nstvid(*args)
     assert r.returncode == 0, r.stderr
-    assert "frames 26-37 of 75 (12 frames from 1.00 s)" in r.stdout, r.stdout
+    assert said(r.stdout, "video.clip", part=[26, 37], frame_count=75, part_frames=12, start_seconds=1.0), r.stdout
     frames = list(read_frames(out))
     assert len(frames) == 12
     source = list(read_frames(PAN, size=(64, 36)))
@@ -107,10 +106,11 @@ def test_part_of_a_clip_is_exact_with_its_sound_and_resumes(tmp_path, run_nstvid
     info = probe(out)
     assert info.has_audio and info.container_duration <= 12 / 25 + 0.05, info
     again = run_nstvid(*args, "--overwrite")
-    assert "resuming at frame 13: 12 frames already stylised" in again.stdout, again.stdout
+    assert said(again.stdout, "video.resuming", from_frame=13, done=12), again.stdout
     other = run_nstvid(*set_flag(set_flag(set_flag(args, "--start", "24f"), "--duration"), "--end", "1.2s"),
                        "--overwrite")
-    assert "starting fresh: frames changed" in other.stdout and len(list(read_frames(out))) == 6, other.stdout
+    (fresh,) = said(other.stdout, "video.fresh")
+    assert "frames" in fresh["changed"] and len(list(read_frames(out))) == 6, other.stdout
 
 
 def test_bad_ranges_and_strengths_are_one_line_errors(tmp_path, run_nstvid):
@@ -126,7 +126,7 @@ def test_bad_ranges_and_strengths_are_one_line_errors(tmp_path, run_nstvid):
             nstvid.load_job(PAN, STYLE, tmp_path / "x.mp4", **options)
         assert words in str(raised.value), (options, raised.value)
     with pytest.raises(nstvid.UsageError, match="single video"):
-        nstvid.load_job(SAMPLES / "chelsea.png", STYLE, tmp_path / "x.png", start="1s")
+        nstvid.load_job(CONTENT, STYLE, tmp_path / "x.png", start="1s")
     assert not list(tmp_path.iterdir())
 
 

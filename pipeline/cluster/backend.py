@@ -66,7 +66,8 @@ class RayBackend:
         if status != "done":
             raise ProcessingError(f"{input_path}: {payload}")
         atomic_write_bytes(Path(output_path), payload)
-        progress(Message(f"stylised on Ray worker {identity['worker']} ({identity['node']})", code="ray.image_done"))
+        progress(Message(f"stylised on Ray worker {identity['worker']} ({identity['node']})", code="ray.image_done",
+                         fields={"worker": identity["worker"], "node": identity["node"]}))
         return ImageOutcome(Path(output_path), float("nan"), float("nan"), settings.iterations,
                             time.perf_counter() - started)
 

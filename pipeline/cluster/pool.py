@@ -159,7 +159,8 @@ class Pool:
             return call, WorkerLost(f"worker lost {call.attempts} times ({call.lost[-1]})")
         self.progress(Message(f"worker lost during {call.method} ({type(error).__name__}): retrying, "
                               f"attempt {call.attempts + 1} of {MAX_ATTEMPTS}", level="warning",
-                              code="ray.worker_lost"))
+                              code="ray.worker_lost", fields={"method": call.method, "error": type(error).__name__,
+                                                              "attempt": call.attempts + 1, "attempts": MAX_ATTEMPTS}))
         self.waiting.appendleft(call)
         self._dispatch()
         return None
@@ -246,7 +247,8 @@ class Cluster:
             self._pool = Pool(self.ray, plan, self.settings, (styles.pictures, styles.file_hashes), self.progress,
                               worker=self.worker)
             nodes = sorted({i["node"] for i in self._pool.identities()})
-            self.progress(Message(f"{plan.describe()}, on {len(nodes)} node(s): {', '.join(nodes)}"))
+            self.progress(Message(f"{plan.describe()}, on {len(nodes)} node(s): {', '.join(nodes)}", code="ray.pool",
+                                  fields={"workers": plan.workers, "nodes": nodes}))
         return self._pool
 
     def image_batch(self) -> int:

@@ -91,9 +91,10 @@ class RayExecutor(ExecutorBase):
             self.pool.abandon(tags)
             why = f"a range failed ({failed})" if failed is not None else "the ranges did not fit together"
             progress(Message(f"{clip.path}: the scan split over the workers: {why}; scanning here instead",
-                             level="warning"))
+                             level="warning", code="ray.scan_here"))
             return scan(clip)
-        progress(Message(f"counted {merged[0]} frames in {len(ranges)} ranges on the Ray workers"))
+        progress(Message(f"counted {merged[0]} frames in {len(ranges)} ranges on the Ray workers",
+                         code="ray.scan_split", fields={"frames": merged[0], "ranges": len(ranges)}))
         return merged
 
     def start(self, clip: Clip, work: WorkDir, suffix: str, report) -> None:
@@ -113,7 +114,8 @@ class RayExecutor(ExecutorBase):
             if self.pool.reads_same_file(path, sha):
                 self.sources[sha] = None
             else:
-                progress(Message(f"{path}: not readable on the Ray workers; sending it once through the object store"))
+                progress(Message(f"{path}: not readable on the Ray workers; sending it once through the object store",
+                                 code="ray.input_sent", fields={"path": str(path)}))
                 self.sources[sha] = [sha, self.pool.put(path.read_bytes())]
         return self.sources[sha]
 
@@ -158,7 +160,9 @@ class RayExecutor(ExecutorBase):
         identity, data, output = value
         if call.retries:
             self.report("", Message(f"{where} done after {call.retries} lost worker(s), on {identity['worker']}",
-                                    level="warning", code="ray.segment_retried"))
+                                    level="warning", code="ray.segment_retried",
+                                    fields={"segment": [task.segment.first + 1, task.segment.stop],
+                                            "retries": call.retries, "worker": identity["worker"]}))
         self.workers_seen.add(identity["worker"])
         self.nodes.add(identity["node"])
         self.retries += call.retries

@@ -215,7 +215,8 @@ def dry_run(input_dir: Path, output_dir: Path, settings: Settings, options: RunO
             status = "failed"
             summary.failed += 1
         else:
-            progress(Message(f"would stylise {item.path} -> {out}", code="dry_run.would_stylise"))
+            progress(Message(f"would stylise {item.path} -> {out}", code="dry_run.would_stylise",
+                             fields={"path": str(item.path), "output": str(out)}))
             status = "pending"
             summary.pending += 1
         record = FileRecord.of(str(item.path), out, item.kind, status)

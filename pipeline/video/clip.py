@@ -72,6 +72,14 @@ class Clip:
         return (f"frames {self.span.first + 1}-{self.span.stop} of {self.info.frame_count} "
                 f"({self.span.frames} frames from {self.span.seconds:.2f} s)")
 
+    def fields(self) -> dict:
+        """describe() as values: the container's frame count and, for a part, its frames (1-based,
+        inclusive), how many, and where it starts in seconds."""
+        if self.span is None:
+            return {"frame_count": self.info.frame_count}
+        return {"frame_count": self.info.frame_count, "part": [self.span.first + 1, self.span.stop],
+                "part_frames": self.span.frames, "start_seconds": round(self.span.seconds, 3)}
+
 
 def recorded_part(comment: str | None) -> RunOptions | None:
     """--start and --duration (in frames) of the part a Clip.record() comment names, or None."""

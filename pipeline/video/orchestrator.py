@@ -260,11 +260,12 @@ def _announce(state: Clipwork, executor: Executor, clip: Clip, scores: list[floa
     if resumed:
         first_missing = next(i for i in range(layout.frames + 1) if i not in state.finished)
         progress(Message(f"resuming at frame {first_missing + 1}: {resumed} frames already stylised",
-                         code="video.resuming"))
+                         code="video.resuming", fields={"from_frame": first_missing + 1, "done": resumed}))
         segments = [s for piece in layout.segments for s in piece]
         stored = sum(s.name in state.done for s in segments)
         progress(Message(f"{stored} of {len(segments)} segments already stored; {len(segments) - stored} to run",
-                         code="video.segments_stored"))
+                         code="video.segments_stored",
+                         fields={"stored": stored, "segments": len(segments), "to_run": len(segments) - stored}))
     estimate = executor.estimate(clip, state.work, scores, resumed, progress)
     if estimate is not None:
         progress(estimate)
@@ -272,7 +273,10 @@ def _announce(state: Clipwork, executor: Executor, clip: Clip, scores: list[floa
         spans = ", ".join(f"{p.keep_from + 1}-{p.stop_at}" + (f" (lead-in {p.lead})" if p.lead else "")
                           for p in layout.pieces)
         progress(Message(f"{layout.frames} frames in {len(layout.pieces)} pieces on {executor.describe()}: {spans}",
-                         code="video.pieces"))
+                         code="video.pieces", fields={
+                             "frames": layout.frames, "on": executor.describe(),
+                             "pieces": [[p.keep_from + 1, p.stop_at] for p in layout.pieces],  # 1-based, inclusive
+                             "lead_ins": [p.lead for p in layout.pieces]}))
 
 
 def _run(state: Clipwork, executor: Executor, clip: Clip, parts: list[Segment | Seam], progress: Callback,
@@ -289,7 +293,8 @@ def _run(state: Clipwork, executor: Executor, clip: Clip, parts: list[Segment | 
                 state.finished.add(event.index)
                 progress(FrameDone(len(state.finished) - 1, state.layout.frames, event.seconds, event.loss))
         elif isinstance(event, Message):
-            progress(Message(f"{worker}: {event.text}" if worker else event.text, event.level, event.code))
+            text = f"{worker}: {event.text}" if worker else event.text
+            progress(Message(text, event.level, event.code, event.fields))
 
     executor.start(clip, state.work, state.suffix, report)
     _join_seams(state)

@@ -163,7 +163,8 @@ def _load(saved: Path | np.ndarray | None) -> tuple[np.ndarray | None, Message |
     try:
         return to_u8(read_image(saved).rgb), None
     except InputError as e:
-        return None, Message(f"{e}; stylised again from the frame before it", level="warning")
+        return None, Message(f"{e}; stylised again from the frame before it", level="warning",
+                             code="video.frame_unreadable", fields={"path": str(saved)})
 
 
 def produce(settings: Settings, frames: Iterable[np.ndarray], saved: Mapping[int, Path | np.ndarray],

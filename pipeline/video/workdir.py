@@ -45,6 +45,9 @@ class WorkDir:
         self.output = output
         self.path = output.with_name(f".{output.name}.nstvid-work")
         self.key = key
+        # What open() found changed, for the log's fields: names of the key's entries ("settings",
+        # "frames"), "version" (another nstvid's folder) or "meta" (no readable meta.json).
+        self.changed: list[str] = []
 
     @property
     def size(self) -> tuple[int, int]:
@@ -56,6 +59,7 @@ class WorkDir:
         """Make the folder ready; return why it starts fresh, or '' (kept or new)."""
         meta = self.path / "meta.json"
         reason = ""
+        self.changed = []
         if meta.is_file():
             try:
                 old = json.loads(meta.read_text())
@@ -64,15 +68,18 @@ class WorkDir:
             if old == self.key:
                 return ""
             if not isinstance(old, dict):
+                self.changed = ["meta"]
                 reason = "the work folder's meta.json is unreadable, so its frames cannot be told apart"
             elif old.get("version") != self.key["version"]:
+                self.changed = ["version"]
                 reason = "the work folder was made by another nstvid version"
             else:
-                changed = [k for k in self.key if old.get(k) != self.key.get(k)]
-                reason = f"{', '.join(changed) or 'work folder'} changed since the interrupted run"
+                self.changed = [k for k in self.key if old.get(k) != self.key.get(k)]
+                reason = f"{', '.join(self.changed) or 'work folder'} changed since the interrupted run"
             shutil.rmtree(self.path)
         elif self.path.is_dir() and any(self.path.iterdir()):
             # Frames without the key that says whose they are: never the case after our own writes.
+            self.changed = ["meta"]
             reason = "the work folder has no meta.json, so its frames cannot be told apart"
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -240,16 +247,19 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     work = WorkDir(output_path, key)
     reason = work.open()
     if reason:
-        progress(Message(f"starting fresh: {reason}", code="video.fresh"))
+        progress(Message(f"starting fresh: {reason}", code="video.fresh", fields={"changed": work.changed}))
     damaged = work.drop_damaged()
     if damaged:
         shown = ", ".join(str(i + 1) for i in damaged[:5]) + (", ..." if len(damaged) > 5 else "")
         progress(Message(f"{work.path}: {len(damaged)} saved frame(s) damaged (frame {shown}); each is "
-                         "stylised again from the last good frame before it", level="warning"))
+                         "stylised again from the last good frame before it", level="warning",
+                         code="video.frames_damaged", fields={"frames": [i + 1 for i in damaged]}))
     if info.variable_frame_rate:
         progress(Message(f"variable frame rate: resampling to a constant {float(info.fps):.3f} fps "
                          "so duration and audio sync are kept"))
     out_h, out_w = video_output_size(info.width, info.height, settings.output_size)
     progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {out_w}x{out_h} (painted at {w}x{h}), "
-                     f"{clip.describe()}", code="video.sizes"))
+                     f"{clip.describe()}", code="video.clip",
+                     fields={"width": out_w, "height": out_h, "working": [w, h], "fps": str(info.fps),
+                             **clip.fields()}))
     return work
