@@ -5,10 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from conftest import CONTENT, REALSHORT, STYLE, TINY
+from conftest import CONTENT, REALSHORT, STYLE, TINY, clip
 from nstvid.pipeline.media.images import read_image
 from nstvid.pipeline.media.video import probe, run_ffmpeg
-from test_video import clip
 
 
 def _band(rgb: np.ndarray, working: tuple[int, int]) -> np.ndarray:
