@@ -143,12 +143,20 @@ def test_an_animated_gif_in_and_out_and_webm_gets_vp9(tmp_path, run_nstvid):
     assert r.returncode == 2 and "a .webm file cannot hold libx264 video" in r.stderr, r.stderr
 
 
-def test_a_gif_output_is_480_px_unless_size_says_otherwise(tmp_path, cache_dir, monkeypatch):
+def test_a_gif_output_is_480_px_unless_output_size_says_otherwise(tmp_path, cache_dir, monkeypatch):
+    """A GIF's output and working size are bounded to 480 px unless the options name them; other
+    outputs come at the source's size (output_size None), painted at 512."""
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
     files = phone_photos(tmp_path)
-    assert nstvid.load_job(files["wave.gif"], STYLE, tmp_path / "a.gif").settings.size == 480
-    assert nstvid.load_job(files["wave.gif"], STYLE, tmp_path / "a.gif", size=640).settings.size == 640
-    assert nstvid.load_job(files["wave.gif"], STYLE, tmp_path / "a.mp4").settings.size == 512
+
+    def sizes(output, **options):
+        s = nstvid.load_job(files["wave.gif"], STYLE, tmp_path / output, **options).settings
+        return s.size, s.output_size
+
+    assert sizes("a.gif") == (480, 480)
+    assert sizes("a.gif", output_size=720) == (480, 720)
+    assert sizes("a.gif", size=640) == (640, 480)
+    assert sizes("a.mp4") == (512, None)
 
 
 def test_nstvid_eval_compares_a_part_with_its_own_span(tmp_path, run_nstvid):
