@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Union
 from .cluster.connect import check_address, check_installed
 from .deliver import output_size, video_output_size
 from .errors import InputError, NstvidError, UsageError
-from .frames import video_size
 from .lock import output_lock
 from .media.images import check_working_size, header_size, read_image, working_size
 from .media.sniff import classify
@@ -183,6 +182,8 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
 
 def _sizes(job: Job) -> str:
     """' at WxH, painted at wxh' for a single image or video (a folder's files are not opened)."""
+    from .frames import video_size  # torch: not for a job refused before its work
+
     s = job.settings
     if job.clip is not None:
         info = job.clip.info

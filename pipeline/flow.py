@@ -211,9 +211,7 @@ def reliability(
     du_dy, du_dx = np.gradient(bwd[..., 0])
     dv_dy, dv_dx = np.gradient(bwd[..., 1])
     grad_sq = du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2
-    boundary = grad_sq > 0.01 * np.sum(bwd**2, axis=-1) + 0.002
-    if not boundaries:
-        boundary[:] = False
+    boundary = (grad_sq > 0.01 * np.sum(bwd**2, axis=-1) + 0.002) & boundaries
 
     # A pixel whose backward flow leaves the previous frame has no previous content to compare with
     # (content entering the view); warp() would only replicate the border there.  Ruder et al.'s

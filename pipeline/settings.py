@@ -145,8 +145,8 @@ class Settings:
     # Working size and schedule
     size: int = option(512, "Working size: the long side in px the painting is made at, and so the size of "
                             "its strokes (the output is --output-size).", LOOK)
-    output_size: int | None = option(None, "Long side of the output in px, or source: the input's own size "
-                                           "(default).", INPUT_OUTPUT, kind=str, parse=output_long_side,
+    output_size: int | None = option(None, "Long side of the output in px, or source: the input's own size, "
+                                           "as when not given.", INPUT_OUTPUT, kind=str, parse=output_long_side,
                                      value_name="PX|source")
     detail: str = option("guided", "How the painting reaches the output size (guided: Lanczos plus the input's "
                                    "fine detail where the painting follows its edges; resize: Lanczos alone).", LOOK,

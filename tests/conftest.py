@@ -43,8 +43,16 @@ def nstvid_exe(name: str = "nstvid") -> str:
 
 
 def command(*args) -> list[str]:
-    """The `nstvid` command line for args, the forced precision last (the last flag wins)."""
-    return [nstvid_exe(), *map(str, args), *(["--precision", PRECISION] if PRECISION else [])]
+    """The `nstvid` command line for args, the forced precision last (the last flag wins).
+
+    A command that names --size but not --output-size gets --output-size at that size: the tests of
+    everything but the output size measure the painting as made (their sizes, flicker and texture
+    bounds are at the working size), and small outputs keep the suite quick. tests/test_output_size.py
+    names --output-size to test the detail step and the source's size."""
+    args = [str(a) for a in args]
+    pin = "--size" in args and "--output-size" not in args
+    pinned = ["--output-size", args[args.index("--size") + 1]] if pin else []
+    return [nstvid_exe(), *args, *pinned, *(["--precision", PRECISION] if PRECISION else [])]
 
 
 def nstvid_env(cache_dir: Path, env: dict | None = None) -> dict:

@@ -315,7 +315,8 @@ def test_unreachable_address_is_one_line_exit_2(tmp_path, cache_dir):
         r = run([source, "--style", STYLE, "-o", tmp_path / name, "--engine", "ray",
                  "--ray-address", f"127.0.0.1:{port}", "--log-format", "json"], dict(os.environ), cache_dir)
         assert r.returncode == 2, r.stderr
-        assert r.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in r.stderr, r.stderr
+        errors = [line for line in log(r.stdout) if line["level"] == "error"]  # JSON: errors on the log's stream
+        assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0]["message"] and not r.stderr, r.stdout
         assert "engine.ready" not in codes(r.stdout) and time.time() - started < 60, r.stdout
     assert not list(tmp_path.iterdir())
 

@@ -31,7 +31,8 @@ def test_a_photo_comes_back_at_its_own_size_with_its_own_detail(tmp_path, run_ns
     outs = {}
     for how in ("guided", "resize"):
         outs[how] = tmp_path / f"{how}.png"
-        r = run_nstvid(CONTENT, "--style", STYLE, "-o", outs[how], *TINY, "--detail", how)
+        r = run_nstvid(CONTENT, "--style", STYLE, "-o", outs[how], *TINY, "--detail", how,
+                       "--output-size", "source")
         assert r.returncode == 0, r.stderr
     guided, plain = read_image(outs["guided"]), read_image(outs["resize"])
     assert guided.size == plain.size == source.size == (300, 451)
@@ -43,6 +44,10 @@ def test_a_photo_comes_back_at_its_own_size_with_its_own_detail(tmp_path, run_ns
     # band above its grain (deliver.shrink); the bounds hold for any painting that follows the
     # photo's edges.
     assert with_detail > 0.6 and with_detail > without + 0.4, (with_detail, without)
+
+    # The default is the source's size: a dry run without --size or --output-size says so.
+    r = run_nstvid(CONTENT, "--style", STYLE, "-o", tmp_path / "default.png", "--dry-run")
+    assert r.returncode == 0 and r.stdout.strip().endswith("at 451x300, painted at 512x341"), r.stdout
 
     sized = tmp_path / "sized.png"
     r = run_nstvid(CONTENT, "--style", STYLE, "-o", sized, *TINY, "--output-size", "200")
@@ -56,7 +61,7 @@ def test_a_clip_comes_back_at_its_own_size_with_its_sound(tmp_path, run_nstvid):
     """realshort (320x240, with sound) painted at 64 px comes back at 320x240 with its sound."""
     short = clip(tmp_path, REALSHORT, 3, "short.mp4")
     out = tmp_path / "out.mp4"
-    r = run_nstvid(short, "--style", STYLE, "-o", out, *TINY, "--frame-iterations", "2")
+    r = run_nstvid(short, "--style", STYLE, "-o", out, *TINY, "--frame-iterations", "2", "--output-size", "source")
     assert r.returncode == 0, r.stderr
     info = probe(out)
     assert (info.width, info.height) == (320, 240) and info.has_audio and info.frame_count == 3

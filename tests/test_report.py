@@ -8,6 +8,7 @@ import html.parser
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CONTENT, PAN, STYLE, clip, command, nstvid, nstvid_env
+from conftest import CONTENT, PAN, ROOT, STYLE, clip, command, nstvid, nstvid_env
 
 # The tree's run is shared by the tests of this module: one worker takes them all.
 pytestmark = pytest.mark.xdist_group("report")
@@ -198,6 +199,7 @@ def test_video_e_warp_is_the_evals_own(job):
 
 @pytest.fixture(scope="module")
 def browser():
+    sys.path.insert(0, str(ROOT / "bench"))  # bench/browser.py: headless Chromium, shared with bench/
     from browser import Unavailable, chromium
 
     try:

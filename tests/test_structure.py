@@ -31,7 +31,7 @@ LAYERS = {
     "pipeline.prepare": 1, "pipeline.batching": 1, "pipeline.outputs": 1, "pipeline.frames": 1,
     "pipeline.gatys": 1, "pipeline.optimizers": 1, "pipeline.cuda_graphs": 1, "pipeline.style_targets": 1,
     "pipeline.estimate": 1, "pipeline.sheet": 1, "pipeline.plot": 1, "pipeline.engine": 1, "pipeline.features": 1,
-    "pipeline.losses": 1, "pipeline.color": 1, "pipeline.flow": 1, "pipeline.media": 1,
+    "pipeline.losses": 1, "pipeline.color": 1, "pipeline.flow": 1, "pipeline.media": 1, "pipeline.deliver": 1,
     "pipeline.errors": 0, "pipeline.progress": 0, "pipeline.settings": 0, "pipeline.files": 0, "pipeline": 0,
 }
 
@@ -194,7 +194,8 @@ def test_installed_wheel_runs_from_anywhere(wheel, tmp_path, cache_dir):
     dry = python("-m", "nstvid", photo, "--style", STYLE, "--preset", "quality", "--dry-run",
                  "--log-format", "plain")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.strip() == f"nstvid: would stylise {photo} -> {elsewhere / 'photo_starry_night.png'}"
+    assert dry.stdout.strip() == (f"nstvid: would stylise {photo} -> {elsewhere / 'photo_starry_night.png'} "
+                                  "at 451x300, painted at 1024x681")
     assert sorted(p.name for p in elsewhere.iterdir()) == ["photo.png"]  # a dry run writes nothing
 
 
