@@ -30,6 +30,7 @@ from conftest import (
     codes,
     command,
     count_frames,
+    log,
     nstvid,
     nstvid_env,
     said,
