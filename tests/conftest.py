@@ -51,7 +51,7 @@ def command(*args) -> list[str]:
     names --output-size to test the detail step and the source's size."""
     args = [str(a) for a in args]
     pin = "--size" in args and "--output-size" not in args
-    pinned = ["--output-size", args[args.index("--size") + 1]] if pin else []
+    pinned = ["--output-size", args[len(args) - 1 - args[::-1].index("--size") + 1]] if pin else []  # the last wins
     return [nstvid_exe(), *args, *pinned, *(["--precision", PRECISION] if PRECISION else [])]
 
 

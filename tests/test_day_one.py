@@ -109,15 +109,18 @@ def test_vgg19_takes_min_side_and_not_one_less():
 
 def test_a_panorama_keeps_a_short_side_vgg19_takes_and_a_sliver_is_one_line(tmp_path, run_nstvid):
     """1600x64 at --size 200 would be 200x8, which VGG19 cannot pool: the working size is 400x16 (the
-    short side at MIN_SIDE, the long side past --size for it). A 9000x1 sliver cannot be: one line."""
+    short side at MIN_SIDE, the long side past --size for it), delivered at the source's 1600x64. A
+    9000x1 sliver cannot be: one line."""
     panorama = tmp_path / "panorama.mp4"
     run_ffmpeg(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=1600x64:rate=10", "-frames:v", "3",
                 "-pix_fmt", "yuv420p", str(panorama)], path=panorama)
     out = tmp_path / "out.mp4"
-    r = run_nstvid(panorama, "--style", STYLE, *TINY, "--frame-iterations", "1", "--size", "200", "-o", out)
+    r = run_nstvid(panorama, "--style", STYLE, *TINY, "--frame-iterations", "1", "--size", "200", "-o", out,
+                   "--output-size", "source", "--log-format", "json")
     assert r.returncode == 0, r.stderr
+    assert said(r.stdout, "video.clip", working=[400, 16]), r.stdout
     info = probe(out)
-    assert (info.width, info.height, info.frame_count) == (400, 16, 3)
+    assert (info.width, info.height, info.frame_count) == (1600, 64, 3)
     sliver = tmp_path / "sliver.png"
     cv2.imwrite(str(sliver), np.full((1, 9000, 3), 128, np.uint8))
     r = run_nstvid(sliver, "--style", STYLE, *TINY, "-o", tmp_path / "s.png")

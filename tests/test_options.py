@@ -142,7 +142,7 @@ def test_presets_and_a_config_file_that_names_one(tmp_path, run_nstvid):
         settings = load_job(CONTENT, STYLE, tmp_path / "x.png", preset=name).settings
         assert {k: getattr(settings, k) for k in values} == values, name
     job_file = tmp_path / "job.toml"
-    job_file.write_text('preset = "fast"\nsize = 48\ntolerance = 0\nlog_format = "plain"\n')
+    job_file.write_text('preset = "fast"\nsize = 48\noutput_size = 48\ntolerance = 0\nlog_format = "plain"\n')
     settings = load_job(CONTENT, STYLE, tmp_path / "x.png", config=job_file).settings
     assert (settings.size, settings.iterations, settings.scales, settings.frame_iterations) == (48, 80, 2, 25)
     assert load_job(CONTENT, STYLE, tmp_path / "x.png", config=job_file, iterations=5).settings.iterations == 5
