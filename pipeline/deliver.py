@@ -6,10 +6,10 @@ and the cost grows with the pixels (docs/output_size.md). Enlarging the painting
 leaves it soft at the output size: the input's fine detail, lost when the input was brought down
 to the working size, is missing. The guided step puts back that detail, and only that:
 
-    out = up(painting) + A * (Y - up(down(Y)))
+    out = up(painting) + A * shrink(Y - up(down(Y)))
 
 Y is the input's luminance at the output size; Y - up(down(Y)) is the band the working size cannot
-hold. A is the painting's local linear response to the input's luminance (the guided filter's
+hold, and shrink leaves the input's grain out of it. A is the painting's local linear response to the input's luminance (the guided filter's
 slope, He, Sun & Tang 2013; taken at the working size and enlarged, as the fast guided filter of
 He & Sun 2015 does): where the painting follows the input's edges (A near 1), their fine detail is
 added; where it paints over them with strokes of its own (A near 0), nothing is. So the added
