@@ -11,9 +11,10 @@ to the working size, is missing. The guided step puts back that detail, and only
 Y is the input's luminance at the output size; Y - up(down(Y)) is the band the working size cannot
 hold, and shrink leaves the input's grain out of it. A is the painting's local linear response to
 the input's luminance (the guided filter's slope, He, Sun & Tang 2013; taken at the working size
-and enlarged, as the fast guided filter of He & Sun 2015 does): where the painting follows the input's edges (A near 1), their fine detail is
-added; where it paints over them with strokes of its own (A near 0), nothing is. So the added
-detail comes from the input and moves with it: in a video it adds the input's own motion only.
+and enlarged, as the fast guided filter of He & Sun 2015 does): where the painting follows the
+input's edges (A near 1), their fine detail is added; where it paints over them with strokes of its
+own (A near 0), nothing is. So the added detail comes from the input and moves with it: in a video
+it adds the input's own motion only.
 Where the guided filter would output A * Y + B, this keeps the enlarged painting itself: the
 strokes are the look, and a linear model of them on the input would smooth them away.
 """
