@@ -46,8 +46,8 @@ def test_two_runs_on_one_video_output_the_second_exits_3_and_the_first_finishes(
         if first.poll() is None:
             first.kill()
     assert second.returncode == 3, second.stdout + second.stderr
-    lines = second.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and str(lock) in lines[0], lines
+    lines = [line["message"] for line in log(second.stdout) if line["level"] == "error"]  # JSON: on the log's stream
+    assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and str(lock) in lines[0], second.stdout
     assert "video.fresh" not in codes(second.stdout), second.stdout
     assert first.returncode == 0, stdout + stderr
     assert count_frames(out) == 4
