@@ -327,7 +327,7 @@ class RunOptions:
                                       "(a page with thumbnails, failures first, kept up to date as the job goes).",
                                 INPUT_OUTPUT, kind=Path)
     max_runtime: float | None = option(None, "Folder: stop cleanly after this long (e.g. 90m, 6h).", JOB_CONTROL,
-                                       kind=str, parse=lambda text: parse_duration(text), value_name="DURATION")
+                                       kind=str, parse=parse_duration, value_name="DURATION")
     dry_run: bool = option(False, "Say what would be done, do nothing.", JOB_CONTROL, sets=True)
     start: str | None = option(None, "Video: start here (1:30, 90s, or 120f frames in).", VIDEO, value_name="TIME")
     duration: str | None = option(None, "Video: stylise this long (20s, 48f).", VIDEO, value_name="DURATION")

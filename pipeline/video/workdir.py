@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..deliver import video_output_size
 from ..errors import OutputError
 from ..files import atomic_write_bytes, file_sha256
 from ..frames import to_float, to_u8, video_size
@@ -27,6 +26,7 @@ from ..media.images import Picture, check_working_size, read_image, write_image
 from ..progress import Callback, Message
 from ..settings import Settings, style_file_hashes
 from .clip import Clip
+from .delivery import output_frame_size
 
 SEGMENTS = "segments.json"
 _NPY_HEADER = 128  # np.save's header for a (h, w, 3) uint8 array (format 1.0, padded to 128 bytes)
@@ -257,7 +257,7 @@ def open_work(clip: Clip, output_path: Path, settings: Settings, progress: Callb
     if info.variable_frame_rate:
         progress(Message(f"variable frame rate: resampling to a constant {float(info.fps):.3f} fps "
                          "so duration and audio sync are kept"))
-    out_h, out_w = video_output_size(info.width, info.height, settings.output_size)
+    out_h, out_w = output_frame_size(clip, settings)
     progress(Message(f"{info.width}x{info.height} at {info.fps} fps -> {out_w}x{out_h} (painted at {w}x{h}), "
                      f"{clip.describe()}", code="video.clip",
                      fields={"width": out_w, "height": out_h, "working": [w, h], "fps": str(info.fps),
