@@ -62,12 +62,15 @@ CLIPS = {
 SCREEN = ("realshort", "water_handheld", "cut_join")
 # The settings a row of the table is told apart by (each result records their values as run, so
 # that a change of the defaults leaves earlier rows readable), and the names of the chains compared.
-CHAIN = ("warp_interpolation", "temporal_detail", "flow_preset", "flow_scale", "follow_light", "strength",
-         "independent")
-NAMES = {("linear", 1.0, "medium", 1.0, False): "before: bilinear warp, temporal term at every scale",
-         ("lanczos", 0.2, "medium", 1.0, False): "after: Lanczos warp, temporal detail 0.2",
-         ("lanczos", 0.2, "fine", 2.0, False): "after + DIS fine flow from 2x frames",
-         ("lanczos", 0.2, "medium", 1.0, True): "after + follow_light"}
+CHAIN = ("warp_interpolation", "temporal_detail", "flow_preset", "flow_scale", "follow_light", "motion_boundaries",
+         "strength", "independent")
+# A chain's values of CHAIN[:6] where a run did not record one (motion_boundaries came later: true).
+RECORDED_BEFORE = ("linear", 1.0, "medium", 1.0, False, True)
+NAMES = {("linear", 1.0, "medium", 1.0, False, True): "before: bilinear warp, temporal term at every scale",
+         ("lanczos", 0.2, "medium", 1.0, False, True): "Lanczos warp, temporal detail 0.2, motion boundaries",
+         ("lanczos", 0.2, "medium", 1.0, False, False): "after: Lanczos warp, temporal detail 0.2",
+         ("lanczos", 0.2, "fine", 2.0, False, False): "after + DIS fine flow from 2x frames",
+         ("lanczos", 0.2, "medium", 1.0, True, False): "after + follow_light"}
 
 
 def joined(name: str, count: int) -> list[np.ndarray]:
@@ -250,18 +253,21 @@ def main() -> None:
 
 
 def results() -> list[dict]:
-    """Every cached run's figures (result.json), with its folder."""
+    """Every cached run's figures (result.json), with its folder. A run recorded before a setting
+    joined CHAIN gets it from its overrides, or else its value then (RECORDED_BEFORE)."""
     out = []
     for path in sorted(CACHE.glob("*/result.json")):
         r = json.loads(path.read_text())
         r["folder"] = path.parent
+        r["chain"] = {**dict(zip(CHAIN, RECORDED_BEFORE)),
+                      **{k: v for k, v in r["settings"].items() if k in CHAIN}, **r["chain"]}
         out.append(r)
     return out
 
 
 def chain_name(chain: dict) -> str:
-    key = tuple(chain.get(k, d) for k, d in zip(CHAIN[:5], ("linear", 1.0, "medium", 1.0, False)))
-    return NAMES.get(key, ", ".join(f"{k} {v}" for k, v in zip(CHAIN[:5], key)))
+    key = tuple(chain[k] for k in CHAIN[:6])
+    return NAMES.get(key, ", ".join(f"{k} {v}" for k, v in zip(CHAIN[:6], key)))
 
 
 def report(table: Path | None, strips: Path | None) -> None:

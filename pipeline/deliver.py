@@ -57,7 +57,7 @@ def _box(x: np.ndarray) -> np.ndarray:
     return cv2.boxFilter(x, -1, (2 * RADIUS + 1, 2 * RADIUS + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def _resize(x: np.ndarray, size: tuple[int, int], up: int = cv2.INTER_LANCZOS4) -> np.ndarray:
+def resized(x: np.ndarray, size: tuple[int, int], up: int = cv2.INTER_LANCZOS4) -> np.ndarray:
     """(h, w[, c]) float32 -> size (h, w): area filter down, `up` up."""
     h, w = size
     if x.shape[:2] == (h, w):
@@ -91,13 +91,14 @@ def shrink(band: np.ndarray) -> np.ndarray:
 def detail(painting: np.ndarray, source: np.ndarray, size: tuple[int, int], how: str = "guided") -> np.ndarray:
     """The painting (h, w, 3) float32 [0, 1] at the output size (H, W), with the fine detail of
     source (any size, (Hs, Ws, 3) float32 [0, 1]: the input the painting was made from) where
-    `how` is "guided"; "resize": Lanczos alone. No step adds detail below the working size."""
-    up = np.clip(_resize(painting, size), 0.0, 1.0)
+    `how` is "guided" or "polish" (whose iterations for stills follow: polish.py); "resize": Lanczos
+    alone. No step adds detail below the working size."""
+    up = np.clip(resized(painting, size), 0.0, 1.0)
     if how == "resize" or (size[0] <= painting.shape[0] and size[1] <= painting.shape[1]):
         return up
-    luma = _resize(np.ascontiguousarray(source, np.float32), size, cv2.INTER_CUBIC) @ REC601
-    small = _resize(luma, painting.shape[:2])
-    band = shrink(luma - _resize(small, size))  # what the working size cannot hold, grain left out
+    luma = resized(np.ascontiguousarray(source, np.float32), size, cv2.INTER_CUBIC) @ REC601
+    small = resized(luma, painting.shape[:2])
+    band = shrink(luma - resized(small, size))  # what the working size cannot hold, grain left out
     gain = cv2.resize(slope(painting, small), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
     return np.clip(up + gain * band[..., None], 0.0, 1.0)
 
@@ -106,7 +107,7 @@ def deliver_picture(painted: Picture, source: Picture, long_side: int | None, ho
     """A stylised picture at the working size -> the output picture: its size output_size of the
     source's, its alpha the source's at that size; bit depth and grayscale kept."""
     size = output_size(source.size, long_side)
-    alpha = None if source.alpha is None else np.clip(_resize(source.alpha, size, cv2.INTER_CUBIC), 0.0, 1.0)
+    alpha = None if source.alpha is None else np.clip(resized(source.alpha, size, cv2.INTER_CUBIC), 0.0, 1.0)
     return Picture(detail(painted.rgb, source.rgb, size, how), alpha, painted.bit_depth, painted.grayscale)
 
 

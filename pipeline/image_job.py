@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 
 from .batching import BatchLimit, OutOfMemory, in_batches
-from .deliver import deliver_picture
 from .errors import UsageError
 from .frames import at_working_size, initial_images, to_rgb, to_tensor
 from .gatys import Result, coarse_to_fine
 from .media.images import Picture, read_image, working_size, write_image
+from .polish import deliver_still
 from .prepare import Prepared
 from .progress import Callback, Message, ignore
 from .report.summary import JobSummary
@@ -62,8 +62,7 @@ def stylise_file(prepared: Prepared, input_path: Path, output_path: Path, *,
     started = time.perf_counter()
     picture = read_image(input_path)
     (styled,), result = stylise_pictures(prepared, [picture], progress)
-    s = prepared.settings
-    write_image(output_path, deliver_picture(styled, picture, s.output_size, s.detail))
+    write_image(output_path, deliver_still(prepared, styled, picture, progress))
     return ImageOutcome(output_path, float(result.content[0]), float(result.style[0]),
                         result.iterations, time.perf_counter() - started)
 

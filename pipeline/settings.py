@@ -43,8 +43,12 @@ IMAGE_FORMATS = {"png": ("png",), "jpg": ("jpg", "jpeg"), "webp": ("webp",), "ti
                  "bmp": ("bmp",)}
 
 
-# How a painting made at the working size reaches the output size (deliver.py says what each does).
-DETAIL_STEPS = ("guided", "resize")
+# How a painting made at the working size reaches the output size (deliver.py and polish.py say
+# what each does).
+DETAIL_STEPS = ("guided", "resize", "polish")
+# --detail polish's tiles overlap by at least this many px, blended linearly across it: wider than
+# a stroke at the output size, so a stroke cut by one tile's edge is finished by its neighbour's.
+POLISH_OVERLAP = 64
 
 
 def image_format(value: Any) -> str:
@@ -149,8 +153,13 @@ class Settings:
                                            "as when not given.", INPUT_OUTPUT, kind=str, parse=output_long_side,
                                      value_name="PX|source")
     detail: str = option("guided", "How the painting reaches the output size (guided: Lanczos plus the input's "
-                                   "fine detail where the painting follows its edges; resize: Lanczos alone).", LOOK,
-                         choices=DETAIL_STEPS)
+                                   "fine detail where the painting follows its edges; resize: Lanczos alone; "
+                                   "polish: guided, then iterations at the output size in tiles, for stills: "
+                                   "minutes more; video frames take guided).", LOOK, choices=DETAIL_STEPS)
+    # --detail polish: iterations per tile at the output size, and the tiles' side in px (the
+    # network's memory at any output size; the tile plan depends on it and the output size only).
+    polish_iterations: int = setting(20, "image")
+    polish_tile: int = setting(512, "image")
     scales: int = option(3, "Coarse-to-fine levels, each half the size of the next.", LOOK)
     iterations: int = option(200, "Optimiser iterations per scale (images, a video's first frame).", LOOK)
     tolerance: float = option(1e-4, "Stop early below this relative loss change per iteration "
@@ -209,9 +218,11 @@ class Settings:
     # warp(O_t-1) + blur(Y_t - warp(Y_t-1)), so a lighting change is neither held nor a pop.
     follow_light: bool = setting(False, "video_frames")
     # Distrust the warp on motion boundaries as well as where it is disoccluded (Ruder et al.'s two
-    # tests). DIS's flow on film grain fails the boundary test on 6-15% of friday_film's pixels a
-    # frame (0.3-0.6% on water_handheld): those are repainted every frame (docs/motion.md).
-    motion_boundaries: bool = setting(True, "video_frames")
+    # tests). Off by default, where we depart from Ruder et al.: DIS's flow on film grain fails the
+    # boundary test on 6-15% of friday_film's pixels a frame (0.3-0.6% on water_handheld), and those
+    # pixels were repainted every frame, so a grainy shot boiled (the shot after cut_join's cut: 2.51x
+    # its own median pair with the test, 1.61x without; docs/motion.md).
+    motion_boundaries: bool = setting(False, "video_frames")
     # A chain's full frame ends with this many iterations (at most frame_iterations) as later frames get.
     settle_iterations: int = setting(30, "video_frames")
     independent: bool = option(False, "Video: stylise every frame on its own (flicker baseline).", VIDEO,
@@ -249,6 +260,8 @@ class Settings:
             raise UsageError(f"--strength {self.strength:g}: must be between 0 and 1")
         if self.size < 16:
             raise UsageError(f"--size {self.size}: must be at least 16 px")
+        if self.polish_iterations < 1 or self.polish_tile < 2 * POLISH_OVERLAP:
+            raise UsageError(f"polish_iterations must be at least 1, polish_tile at least {2 * POLISH_OVERLAP} px")
         if self.output_size is not None and self.output_size < 2:
             raise UsageError(f"--output-size {self.output_size}: must be source or at least 2 px")
         if self.scales < 1:

@@ -32,6 +32,7 @@ LAYERS = {
     "pipeline.gatys": 1, "pipeline.optimizers": 1, "pipeline.cuda_graphs": 1, "pipeline.style_targets": 1,
     "pipeline.estimate": 1, "pipeline.sheet": 1, "pipeline.plot": 1, "pipeline.engine": 1, "pipeline.features": 1,
     "pipeline.losses": 1, "pipeline.color": 1, "pipeline.flow": 1, "pipeline.media": 1, "pipeline.deliver": 1,
+    "pipeline.polish": 1,
     "pipeline.errors": 0, "pipeline.progress": 0, "pipeline.settings": 0, "pipeline.files": 0, "pipeline": 0,
 }
 

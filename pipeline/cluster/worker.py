@@ -17,13 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..batching import BatchLimit, OutOfMemory, window_batch
-from ..deliver import deliver_picture
 from ..engine import Engine, describe_failure
 from ..errors import InputError
 from ..files import atomic_write_bytes, file_sha256
 from ..frames import at_working_size
 from ..image_job import Pass, stylise_unit
 from ..media.images import Picture, decode_image, encode_image
+from ..polish import deliver_still
 from ..prepare import Prepared
 from ..progress import Estimate, FrameDone
 from ..settings import Settings
@@ -115,9 +115,10 @@ class Worker:
         if isinstance(done.styled, BaseException):
             return "error", describe_failure(done.styled), read, 0.0
         try:
-            s = self.settings
-            output = deliver_picture(done.styled[j], decode_image(data, name), s.output_size, s.detail)
-            return "done", encode_image(output, ext), read + done.seconds, float(done.losses[j])
+            t0 = time.perf_counter()
+            output = deliver_still(self._prepared(), done.styled[j], decode_image(data, name))
+            seconds = read + done.seconds + time.perf_counter() - t0
+            return "done", encode_image(output, ext), seconds, float(done.losses[j])
         except Exception as e:  # noqa: BLE001 - this file fails; the unit goes on
             return "error", describe_failure(e), read, 0.0
 
