@@ -34,6 +34,7 @@ import tracemalloc
 from pathlib import Path
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 import torch
 
@@ -44,13 +45,17 @@ from nstvid.pipeline.frames import to_tensor
 from nstvid.pipeline.gatys import optimise
 from nstvid.pipeline.image_job import stylise_pictures
 from nstvid.pipeline.media.images import Picture, read_image, write_image
+from nstvid.pipeline.polish import deliver_still, tile_plan
 from nstvid.pipeline.prepare import prepare
-from nstvid.pipeline.settings import DETAIL_STEPS, Settings, load
+from nstvid.pipeline.settings import Settings, load
 
 PHOTO = SHARED / "content" / "rommel.jpg"
 CACHE = ROOT / "bench" / ".output-cache"
 DOCS = ROOT / "docs"
 CROP = 384  # px of each 100% crop
+FILTERS = ("guided", "resize")  # the steps that are filters (deliver.detail); polish runs the network
+POLISH_RUN = 1  # polish iterations a tile in the end-to-end runs: its cost is per tile iteration
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def laplacian_var(rgb: np.ndarray) -> float:
@@ -68,11 +73,12 @@ def timed(fn, rounds: int = 3) -> tuple[object, float]:
     return out, statistics.median(times)
 
 
-def still(photo: Path, working: int, name: str) -> list[str]:
-    """photo painted at `working` px (cached), delivered at its own size both ways: the table's
-    rows, and docs/output_size_{name}_crops.jpg (two 100% crops: input, then each step)."""
+def still(photo: Path, working: int, name: str, polish: bool) -> list[str]:
+    """photo painted at `working` px (cached), delivered at its own size by each filter, and
+    polished (--detail polish, its default iterations) where `polish`: the table's rows, and
+    docs/output_size_{name}_crops.jpg (two 100% crops: input, then each step)."""
     source = read_image(photo)
-    settings, _ = load({"styles": (str(STYLE),), "size": working}, preset="fast")
+    settings, _ = load({"styles": (str(STYLE),), "size": working, "detail": "polish"}, preset="fast")
     painted_file = CACHE / f"{name}_{working}.png"
     if not painted_file.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -81,10 +87,15 @@ def still(photo: Path, working: int, name: str) -> list[str]:
     painted = read_image(painted_file).rgb
     size = source.size
     outs, seconds = {}, {}
-    for how in DETAIL_STEPS:
+    for how in FILTERS:
         outs[how], seconds[how] = timed(lambda how=how: detail(painted, source.rgb, size, how))
+    steps = FILTERS + ("polish",) * polish
+    if polish:
+        t0 = time.perf_counter()
+        outs["polish"] = deliver_still(prepare(settings), Picture(painted), source).rgb
+        seconds["polish"] = time.perf_counter() - t0
     rows = []
-    for how in DETAIL_STEPS:
+    for how in steps:
         rows.append(f"| {name} | {painted.shape[1]}x{painted.shape[0]} -> {size[1]}x{size[0]} | {how} | "
                     f"{laplacian_var(outs[how]) / laplacian_var(outs['resize']):.2f}x | {seconds[how]:.2f} |")
     rows.append(f"| {name} | - | (the input itself) | {laplacian_var(source.rgb) / laplacian_var(outs['resize']):.2f}x "
@@ -98,7 +109,7 @@ def still(photo: Path, working: int, name: str) -> list[str]:
     grid = []
     for _, y, x in sorted(cells, reverse=True)[:2]:
         grid.append(np.hstack([source.rgb[y:y + crop, x:x + crop]] +
-                              [outs[how][y:y + crop, x:x + crop] for how in DETAIL_STEPS]))
+                              [outs[how][y:y + crop, x:x + crop] for how in steps]))
     write_image(DOCS / f"output_size_{name}_crops.jpg", Picture(np.vstack(grid)))
     return rows
 
@@ -124,7 +135,7 @@ def cost() -> list[str]:
             "|---|---|---|---|"]
     for (h, w) in ((1080, 1920), (2160, 3840)):
         big = cv2.resize(frame, (w, h), interpolation=cv2.INTER_CUBIC) if h != 1080 else frame
-        for how in DETAIL_STEPS:
+        for how in FILTERS:
             _, seconds = timed(lambda how=how, big=big, h=h, w=w: detail(painted, big, (h, w), how), rounds=5)
             tracemalloc.start()
             detail(painted, big, (h, w), how)
@@ -132,6 +143,68 @@ def cost() -> list[str]:
             tracemalloc.stop()
             rows.append(f"| {how} at {w}x{h} | {seconds:.3f} | {seconds / paint_s:.4f}x | {peak / 2**20:.0f} MiB |")
     rows.append(f"| (stylisation: {settings.frame_iterations} iterations at 512x288) | {paint_s:.1f} | 1x | - |")
+    return rows
+
+
+def pan_clip(path: Path, size: tuple[int, int], frames: int = 6) -> Path:
+    """A slow pan across rommel.jpg at size (w, h): frames at 25 fps, a 2-second AAC tone (cached)."""
+    if not path.exists():
+        w, h = size
+        crop = f"crop=iw:iw*{h}/{w}:0:(ih-iw*{h}/{w})*n/{4 * frames},scale={w}:{h}"  # down a quarter of the slack
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-loop", "1", "-i", str(PHOTO), "-f", "lavfi", "-i",
+                        "sine=frequency=440:duration=2", "-vf", crop, "-frames:v", str(frames), "-r", "25",
+                        "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+                        str(path)], check=True)
+    return path
+
+
+def still_at(path: Path, size: tuple[int, int]) -> Path:
+    """rommel.jpg cut to 16:9 and resized to size (w, h), as PNG (cached)."""
+    if not path.exists():
+        source = read_image(PHOTO).rgb
+        w, h = size
+        band = source[:source.shape[1] * h // w]
+        write_image(path, Picture(cv2.resize(band, size, interpolation=cv2.INTER_AREA)))
+    return path
+
+
+def command_peak(args: list[str]) -> tuple[float, float]:
+    """(seconds, peak resident MiB) of the installed nstvid run with args, in a process of its own."""
+    exe = Path(sys.executable).with_name("nstvid")
+    t0 = time.perf_counter()
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", str(exe), *args, "--log-format", "plain"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"nstvid {' '.join(args)} failed:\n{r.stderr}")
+    return time.perf_counter() - t0, int(r.stderr.strip().splitlines()[-1]) / 1024
+
+
+def end_to_end() -> list[str]:
+    """The real command at 1080p and 4K: pan clips (guided, the default) and stills (guided, and
+    polish at POLISH_RUN iterations a tile), cheap painting at 256 px; seconds and peak memory."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    config = CACHE / "polish.toml"
+    config.write_text(f"[schedule]\npolish_iterations = {POLISH_RUN}\n")
+    cheap = ["--style", str(STYLE), "--size", "256", "--scales", "1", "--iterations", "20", "--frame-iterations", "5",
+             "--overwrite"]
+    rows = ["| input | output | detail | seconds | peak resident memory |", "|---|---|---|---|---|"]
+    guided_s = {}
+    for w, h in ((1920, 1080), (3840, 2160)):
+        clip = pan_clip(CACHE / f"pan_{h}p.mp4", (w, h))
+        seconds, peak = command_peak([str(clip), *cheap, "-o", str(CACHE / f"pan_{h}p_out.mp4")])
+        rows.append(f"| pan clip, 6 frames at {w}x{h} | {w}x{h} | guided | {seconds:.1f} | {peak:.0f} MiB |")
+        picture = still_at(CACHE / f"still_{h}p.png", (w, h))
+        for how in ("guided", "polish"):
+            extra = ["--config", str(config)] if how == "polish" else []
+            seconds, peak = command_peak([str(picture), *cheap, "--detail", how, *extra,
+                                          "-o", str(CACHE / f"still_{h}p_{how}.png")])
+            guided_s.setdefault(h, seconds)
+            tiles = len(tile_plan((h, w), Settings().polish_tile))
+            note = "" if how == "guided" else (
+                f" ({tiles} tiles x {POLISH_RUN}: {(seconds - guided_s[h]) / (tiles * POLISH_RUN):.1f} s a tile "
+                f"iteration, so {(seconds - guided_s[h]) * Settings().polish_iterations / POLISH_RUN / 60:.0f} min "
+                f"at the default {Settings().polish_iterations})")
+            rows.append(f"| still at {w}x{h} | {w}x{h} | {how}{note} | {seconds:.1f} | {peak:.0f} MiB |")
     return rows
 
 
@@ -143,7 +216,7 @@ def video(folders: list[Path]) -> list[str]:
         ins, outs = read_video(folder / "input.mkv"), read_video(folder / "output.mkv")
         h, w = ins[0].shape[:2]
         rows.append(_row(result["clip"], outs[0].shape, "-", "(as painted)", result))
-        for how in DETAIL_STEPS:
+        for how in FILTERS:
             path = folder / f"delivered_{how}.mkv"
             if not path.exists():
                 frames = [np.clip(np.rint(detail(o / 255.0, i / 255.0, (h, w), how) * 255), 0, 255).astype(np.uint8)
@@ -167,15 +240,18 @@ def main() -> None:
     ap.add_argument("--video", nargs="*", type=Path, default=None, help="bench/motion.py run folders")
     ap.add_argument("--no-still", action="store_true")
     ap.add_argument("--no-cost", action="store_true")
+    ap.add_argument("--end-to-end", action="store_true", help="the command at 1080p and 4K (long: polish)")
     a = ap.parse_args()
     sections = []
     if not a.no_still:
         rows = ["| picture | painted -> delivered | step | detail over Lanczos (Laplacian variance) | seconds |",
                 "|---|---|---|---|---|"]
-        rows += still(PHOTO, 512, "rommel") + still(SINTEL / "frame_0001.png", 256, "sintel")
+        rows += still(PHOTO, 512, "rommel", polish=False) + still(SINTEL / "frame_0001.png", 256, "sintel", polish=True)
         sections.append(("Stills at their own size", rows))
     if not a.no_cost:
         sections.append(("Cost at 1080p", cost()))
+    if a.end_to_end:
+        sections.append(("The command at 1080p and 4K", end_to_end()))
     if a.video:
         sections.append(("Video: delivered at the source's size (motion_eval, TV-L1)", video(a.video)))
     for title, rows in sections:

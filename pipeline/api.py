@@ -183,6 +183,7 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
 def _sizes(job: Job) -> str:
     """' at WxH, painted at wxh' for a single image or video (a folder's files are not opened)."""
     from .frames import video_size  # torch: not for a job refused before its work
+    from .polish import polish_tiles
 
     s = job.settings
     if job.clip is not None:
@@ -192,6 +193,10 @@ def _sizes(job: Job) -> str:
     elif job.kind == "image":
         source = header_size(job.input)
         (h, w), (wh, ww) = output_size(source, s.output_size), working_size(source, s.size)
+        tiles = polish_tiles(s, (wh, ww), (h, w))
+        if tiles:
+            return (f" at {w}x{h}, painted at {ww}x{wh}, polished in {len(tiles)} tile{'s' * (len(tiles) != 1)} "
+                    f"of {tiles[0][3]}x{tiles[0][2]}")
     else:
         return ""
     return f" at {w}x{h}, painted at {ww}x{wh}"

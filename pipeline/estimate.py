@@ -15,6 +15,7 @@ import torch
 
 from . import flow
 from .gatys import optimise, scale_sizes
+from .polish import polish_tiles
 from .prepare import Prepared
 from .progress import Estimate
 from .settings import Settings
@@ -67,6 +68,13 @@ def full_seconds(settings: Settings, size: tuple[int, int], measured: Trial) -> 
     return sum(settings.iterations * measured.iteration_at(level) for level in scale_sizes(size, settings.scales))
 
 
+def polish_seconds(settings: Settings, working: tuple[int, int], output: tuple[int, int], measured: Trial) -> float:
+    """--detail polish of a still painted at working (h, w), delivered at output (h, w): its
+    iterations on every tile (none where the output is not larger, or another step is chosen)."""
+    return sum(settings.polish_iterations * measured.iteration_at(tile[2:])
+               for tile in polish_tiles(settings, working, output))
+
+
 def first_frame_seconds(settings: Settings, size: tuple[int, int], measured: Trial) -> float:
     """A chain's full frame (its first, a scene cut): the full optimisation, then its settle
     iterations at full size (video/chain.py); an --independent frame has none."""
@@ -95,11 +103,12 @@ def video_estimate(settings: Settings, frames: int, cuts: int, measured: Trial, 
     return Estimate(text, seconds, left)
 
 
-def folder_estimate(settings: Settings, images: list[tuple[int, int]], videos: list[tuple[tuple[int, int], int]],
-                    measured: Trial, device: str) -> Estimate:
-    """images: the working (h, w) of each; videos: ((h, w), frames) of each, frames from the
-    container (scene cuts not counted: each video's first frame is its one full optimisation)."""
-    image_seconds = sum(full_seconds(settings, size, measured) for size in images)
+def folder_estimate(settings: Settings, images: list[tuple[tuple[int, int], tuple[int, int]]],
+                    videos: list[tuple[tuple[int, int], int]], measured: Trial, device: str) -> Estimate:
+    """images: the working and output (h, w) of each; videos: ((h, w), frames) of each, frames from
+    the container (scene cuts not counted: each video's first frame is its one full optimisation)."""
+    image_seconds = sum(full_seconds(settings, working, measured) + polish_seconds(settings, working, output, measured)
+                        for working, output in images)
     frames = sum(n for _, n in videos)
     video_seconds = sum(first_frame_seconds(settings, size, measured)
                         + (n - 1) * (settings.frame_iterations * measured.iteration_at(size) + measured.frame_overhead)

@@ -36,7 +36,9 @@ from .gatys import optimise
 from .media.images import Picture
 from .prepare import Prepared
 from .progress import Callback, Message, ignore
-from .settings import POLISH_OVERLAP
+from .settings import POLISH_OVERLAP, Settings
+
+Tile = tuple[int, int, int, int]  # (y, x, h, w) in the output
 
 
 def tile_starts(length: int, tile: int) -> list[int]:
@@ -49,7 +51,7 @@ def tile_starts(length: int, tile: int) -> list[int]:
     return [round(k * step) for k in range(count)]
 
 
-def tile_plan(size: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]]:
+def tile_plan(size: tuple[int, int], tile: int) -> list[Tile]:
     """The tiles (y, x, h, w) of an output of size (H, W): row by row, each at most tile px a side."""
     h, w = min(tile, size[0]), min(tile, size[1])
     return [(y, x, h, w) for y in tile_starts(size[0], tile) for x in tile_starts(size[1], tile)]
@@ -67,10 +69,18 @@ def _ramp(start: int, side: int, length: int) -> np.ndarray:
     return weight
 
 
-def blend_weights(tile: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+def blend_weights(tile: Tile, size: tuple[int, int]) -> np.ndarray:
     """The blending weight (h, w) of tile (y, x, h, w) in an output of size (H, W)."""
     y, x, h, w = tile
     return _ramp(y, h, size[0])[:, None] * _ramp(x, w, size[1])[None, :]
+
+
+def polish_tiles(settings: Settings, working: tuple[int, int], output: tuple[int, int]) -> list[Tile]:
+    """The tiles a still painted at working (h, w) is polished in at output (h, w): none unless
+    --detail polish and the output is larger than the working size (no step adds detail below it)."""
+    if settings.detail != "polish" or (output[0] <= working[0] and output[1] <= working[1]):
+        return []
+    return tile_plan(output, settings.polish_tile)
 
 
 def polish_style_size(output: tuple[int, int], style_sizes: list[tuple[int, int]],
@@ -96,7 +106,7 @@ def polish(prepared: Prepared, start: np.ndarray, source: np.ndarray, progress: 
     progress(Message(f"polish: {len(tiles)} tiles of {tiles[0][3]}x{tiles[0][2]} at {size[1]}x{size[0]}",
                      code="polish.tiles", fields={"tiles": len(tiles), "width": size[1], "height": size[0]}))
 
-    def batch(chosen: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
+    def batch(chosen: list[Tile]) -> list[np.ndarray]:
         def crops(image: np.ndarray) -> torch.Tensor:
             return torch.stack([torch.from_numpy(np.ascontiguousarray(image[y:y + h, x:x + w])).permute(2, 0, 1)
                                 for y, x, h, w in chosen]).float()
@@ -127,7 +137,7 @@ def deliver_still(prepared: Prepared, painted: Picture, source: Picture, progres
     s = prepared.settings
     out = deliver_picture(painted, source, s.output_size, s.detail)
     size = output_size(source.size, s.output_size)
-    if s.detail != "polish" or (size[0] <= painted.size[0] and size[1] <= painted.size[1]):
+    if not polish_tiles(s, painted.size, size):
         return out
     content = np.clip(resized(np.ascontiguousarray(source.rgb, np.float32), size, cv2.INTER_CUBIC), 0.0, 1.0)
     return Picture(polish(prepared, out.rgb, content, progress), out.alpha, out.bit_depth, out.grayscale)

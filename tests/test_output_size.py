@@ -106,6 +106,9 @@ def test_polish_in_tiles_matches_one_tile_and_shows_no_seams(tmp_path, run_nstvi
         r = run_nstvid(CONTENT, "--style", STYLE, "-o", outs[name], *TINY, "--output-size", "192", "--detail",
                        "polish", "--config", config, "--precision", "fp32")
         assert r.returncode == 0, r.stderr
+    r = run_nstvid(CONTENT, "--style", STYLE, "-o", tmp_path / "dry.png", *TINY, "--output-size", "192",
+                   "--detail", "polish", "--config", tmp_path / "tiled.toml", "--dry-run")
+    assert r.returncode == 0 and r.stdout.strip().endswith("polished in 2 tiles of 128x128"), r.stdout
     outs["guided"] = tmp_path / "guided.png"
     r = run_nstvid(CONTENT, "--style", STYLE, "-o", outs["guided"], *TINY, "--output-size", "192",
                    "--precision", "fp32")

@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import image_job
 from ..backend import Backend
 from ..batching import BatchLimit
+from ..deliver import output_size
 from ..errors import InputError, Interrupted, OutputError
 from ..estimate import folder_estimate, trial
 from ..files import file_sha256
@@ -77,8 +78,8 @@ class FolderJob:
         each file's size (image headers; for videos the container's size and frame count)."""
         prepared = self.prepared()
         long_side = self.settings.size
-        images = [working_size(header_size(t.item.path) or (long_side, long_side), long_side)
-                  for t in tasks if t.item.kind == "image"]
+        sources = [header_size(t.item.path) or (long_side, long_side) for t in tasks if t.item.kind == "image"]
+        images = [(working_size(size, long_side), output_size(size, self.settings.output_size)) for size in sources]
         videos = []
         for task in (t for t in tasks if t.item.kind == "video"):
             try:
@@ -86,7 +87,7 @@ class FolderJob:
             except InputError:
                 continue  # it fails when its turn comes
             videos.append((video_size(info.width, info.height, long_side), info.frame_count))
-        sizes = images + [size for size, _ in videos]
+        sizes = [working for working, _ in images] + [size for size, _ in videos]
         measured = trial(prepared, max(set(sizes), key=sizes.count))
         return folder_estimate(self.settings, images, videos, measured, str(prepared.engine.device))
 
