@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from common import ROOT, SHARED, SINTEL, STYLE
+from metrics import seam_ratio, tile_edges
 from motion import MOTION_EVAL, read_video, write_lossless
 from nstvid.pipeline.deliver import detail
 from nstvid.pipeline.frames import to_tensor
@@ -95,6 +96,11 @@ def still(photo: Path, working: int, name: str, polish: bool) -> list[str]:
         outs["polish"] = deliver_still(prepare(settings), Picture(painted), source).rgb
         seconds["polish"] = time.perf_counter() - t0
     rows = []
+    if polish:  # its seams: the gradient across its tiles' edges over the mean; the guided output's at the same lines
+        edges = tile_edges(tile_plan(size, settings.polish_tile), size)
+        seams = {how: seam_ratio(cv2.cvtColor(outs[how], cv2.COLOR_RGB2GRAY), *edges) for how in ("polish", "guided")}
+        print(f"{name}: polish seams {seams['polish']:.3f}x the mean step, guided {seams['guided']:.3f}x at the same "
+              f"lines {edges}")
     for how in steps:
         rows.append(f"| {name} | {painted.shape[1]}x{painted.shape[0]} -> {size[1]}x{size[0]} | {how} | "
                     f"{laplacian_var(outs[how]) / laplacian_var(outs['resize']):.2f}x | {seconds[how]:.2f} |")

@@ -74,6 +74,25 @@ def texture_retention(frames: list[np.ndarray]) -> float:
     return float(np.mean(energy[1:])) / energy[0]
 
 
+# ---- seams of a tiled step ----
+
+def seam_ratio(grey: np.ndarray, cuts_y: list[int], cuts_x: list[int]) -> float:
+    """Mean absolute step across the given rows and columns of a grey (H, W) picture (where a tile
+    starts or ends) over the mean absolute step across every row and column: about 1 where nothing
+    marks those lines, higher where a seam shows."""
+    dy, dx = np.abs(np.diff(grey, axis=0)), np.abs(np.diff(grey, axis=1))
+    at = np.concatenate([dy[[y - 1 for y in cuts_y]].ravel(), dx[:, [x - 1 for x in cuts_x]].ravel()])
+    return float(at.mean() / np.concatenate([dy.ravel(), dx.ravel()]).mean())
+
+
+def tile_edges(tiles, size: tuple[int, int]) -> tuple[list[int], list[int]]:
+    """The rows and columns (y, x lists) where tiles (y, x, h, w) of a picture of size (H, W)
+    start or end inside it."""
+    ys = {y for y, _, h, _ in tiles if y > 0} | {y + h for y, _, h, _ in tiles if y + h < size[0]}
+    xs = {x for _, x, _, w in tiles if x > 0} | {x + w for _, x, _, w in tiles if x + w < size[1]}
+    return sorted(ys), sorted(xs)
+
+
 # ---- losses ----
 
 def losses_of(image_path: Path, content_path: Path, style: Path, size: int) -> tuple[float, float]:

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from conftest import CONTENT, REALSHORT, STYLE, TINY, clip
+from metrics import seam_ratio, tile_edges
 from nstvid.pipeline.media.images import read_image
 from nstvid.pipeline.media.video import probe, run_ffmpeg
 
@@ -81,14 +82,6 @@ def test_anamorphic_input_comes_back_at_its_display_aspect(tmp_path, run_nstvid)
     assert (info.width, info.height) == (160, 90) and info.sample_aspect == 1
 
 
-def _seam_ratio(grey: np.ndarray, cuts_y: list[int], cuts_x: list[int]) -> float:
-    """Mean absolute step across the given rows and columns (where a tile starts or ends) over the
-    mean absolute step across every row and column: about 1 where nothing marks those lines."""
-    dy, dx = np.abs(np.diff(grey, axis=0)), np.abs(np.diff(grey, axis=1))
-    at = np.concatenate([dy[[y - 1 for y in cuts_y]].ravel(), dx[:, [x - 1 for x in cuts_x]].ravel()])
-    return float(at.mean() / np.concatenate([dy.ravel(), dx.ravel()]).mean())
-
-
 def test_polish_in_tiles_matches_one_tile_and_shows_no_seams(tmp_path, run_nstvid):
     """--detail polish: chelsea painted at 64 px, then 6 iterations at 192x128 in tiles of 128 px
     (2 side by side, overlapping by 64: pipeline/polish.tile_plan) and in one tile of 192 (the
@@ -119,7 +112,8 @@ def test_polish_in_tiles_matches_one_tile_and_shows_no_seams(tmp_path, run_nstvi
     assert [x for _, x, _, _ in tiles] == [0, 64] and len(tile_plan((128, 192), 192)) == 1
     apart, polished = (float(np.abs(rgb["tiled"] - rgb[k]).mean()) * 255 for k in ("whole", "guided"))
     grey = {k: cv2.cvtColor(v, cv2.COLOR_RGB2GRAY) for k, v in rgb.items()}
-    seams = {k: _seam_ratio(g, [], [64, 128]) for k, g in grey.items()}
+    assert tile_edges(tiles, (128, 192)) == ([], [64, 128])
+    seams = {k: seam_ratio(g, [], [64, 128]) for k, g in grey.items()}
     energy = {k: float(cv2.Laplacian(g, cv2.CV_32F).var()) for k, g in grey.items()}
     # Measured (AMD EPYC, AVX2, fp32): the tiles 2.0 levels (of 255) from the untiled step, 5.2
     # from the guided output; the gradient across the tiles' edges 1.25x the mean, against 1.22x
