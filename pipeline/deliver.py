@@ -2,7 +2,7 @@
 (the source's own size by default), for pictures and video frames alike.
 
 The optimisation runs at the working size because the strokes' size is VGG19's fixed pixel scale
-and the cost grows with the pixels (docs/output_size.md). Enlarging the painting alone (Lanczos)
+and the cost grows with the pixels (docs/resolution.md). Enlarging the painting alone (Lanczos)
 leaves it soft at the output size: the input's fine detail, lost when the input was brought down
 to the working size, is missing. The guided step puts back that detail, and only that:
 
