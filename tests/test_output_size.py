@@ -58,6 +58,22 @@ def test_a_photo_comes_back_at_its_own_size_with_its_own_detail(tmp_path, run_ns
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--output-size 'huge'" in r.stderr, r.stderr
 
 
+def test_a_folder_comes_back_at_its_sources_sizes(tmp_path, run_nstvid):
+    """A folder of two photos of different sizes and aspects: each output at its own source's size."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("chelsea.png", "coffee.jpg"):
+        (photos / name).write_bytes((CONTENT.parent / name).read_bytes())
+    out = tmp_path / "out"
+    r = run_nstvid(photos, "--style", STYLE, "-o", out, *TINY, "--output-size", "source")
+    assert r.returncode == 0, r.stderr
+    made = sorted(out.glob("*.png"))
+    assert [p.stem for p in made] == ["chelsea", "coffee"], made
+    for path in made:
+        source = next(p for p in photos.iterdir() if path.name.startswith(p.stem))
+        assert read_image(path).size == read_image(source).size, path
+
+
 def test_a_clip_comes_back_at_its_own_size_with_its_sound(tmp_path, run_nstvid):
     """realshort (320x240, with sound) painted at 64 px comes back at 320x240 with its sound."""
     short = clip(tmp_path, REALSHORT, 3, "short.mp4")
