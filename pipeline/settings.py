@@ -154,8 +154,9 @@ class Settings:
                                      value_name="PX|source")
     detail: str = option("guided", "How the painting reaches the output size (guided: Lanczos plus the input's "
                                    "fine detail where the painting follows its edges; resize: Lanczos alone; "
-                                   "polish: guided, then iterations at the output size in tiles, for stills: "
-                                   "minutes more; video frames take guided).", LOOK, choices=DETAIL_STEPS)
+                                   "polish: guided, then iterations at the output size in tiles, for stills, "
+                                   "slow: the network runs at the output size; video frames take guided).", LOOK,
+                         choices=DETAIL_STEPS)
     # --detail polish: iterations per tile at the output size, and the tiles' side in px (the
     # network's memory at any output size; the tile plan depends on it and the output size only).
     polish_iterations: int = setting(20, "image")
