@@ -280,9 +280,14 @@ def report(table: Path | None, strips: Path | None) -> None:
         for size in (192, 256):
             mine = [r for r in runs if r["clip"] == clip and max(r["working"]) == size]
             ind = next((r for r in mine if r["chain"]["independent"]), None)
+            shown = []  # a run of a chain already shown: the same settings under a key of other fields' defaults
             for r in mine:
                 if r["chain"]["independent"] or r["chain"]["strength"] != 0.5 or r["frames"] < min(FRAMES, 36):
                     continue
+                identity = (r["chain"], {k: v for k, v in r["settings"].items() if k not in CHAIN})
+                if identity in shown:
+                    continue
+                shown.append(identity)
                 lag = next((x for x in mine if x["chain"] == {**r["chain"], "strength": LAG_STRENGTH}), None)
                 rows.append(row(clip, size, chain_name(r["chain"]), r, lag, ind))
             if ind is not None:
