@@ -19,7 +19,8 @@ preset (the defaults) with a working size of 192 px (VIDEO below), written lossl
 .mkv) at the source's size. The strip is frames 1, 2, 12 and 24, input above, output below; the
 GIF is nstvid's own GIF step (write_gif: one palette for the clip) over that output, which is what
 `-o x.gif --output-size 320` runs after stylising: one stylisation makes both. Each frame's seconds
-are printed from the job's log.
+are printed from the job's log (wall time: on a shared machine mostly waiting), and the job's CPU
+seconds.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ import cv2
 import numpy as np
 
 from browser import chromium, screenshot
-from common import ROOT
+from common import ROOT, cpu_seconds
 from nstvid.pipeline.media.video import read_frames, run_ffmpeg, write_gif
 
 SAMPLES = ROOT / "sample_media"
@@ -126,12 +127,13 @@ def strip(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
 
 
 def clip_pictures(base: Path, strip_out: Path, gif_out: Path) -> None:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()[1]
     r = nstvid(base, *VIDEO, "--log-format", "json")
+    cpu = cpu_seconds()[1] - cpu0  # the job's CPU seconds, its threads and ffmpeg's together
     if r.returncode != 0:
         raise SystemExit(f"nstvid failed (exit {r.returncode}):\n{r.stdout[-4000:]}{r.stderr[-4000:]}")
     seconds = frame_seconds(r.stdout)
-    print(f"nstvid {' '.join(VIDEO)}: {time.perf_counter() - t0:.0f} s wall, {len(seconds)} frames; "
+    print(f"nstvid {' '.join(VIDEO)}: {time.perf_counter() - t0:.0f} s wall, {cpu:.0f} CPU s, {len(seconds)} frames; "
           f"frame 1 {seconds[0]:.0f} s, later frames median {statistics.median(seconds[1:]):.1f} s "
           f"(min {min(seconds[1:]):.1f}, max {max(seconds[1:]):.1f})", flush=True)
     styled = base / VIDEO[VIDEO.index("-o") + 1]
