@@ -76,15 +76,15 @@ def sample_tree(folder: Path) -> Path:
     return folder
 
 
-def run_job(base: Path, tree: Path, out: Path, *extra: str) -> tuple[float, str]:
+def run_job(base: Path, tree: Path, out: Path, *extra: str) -> tuple[float, float, str]:
     """Run the sample job in folder base, where the relative paths tree and out are; returns
-    (seconds, log)."""
-    t0 = time.perf_counter()
+    (wall seconds, CPU seconds, log)."""
+    t0, cpu0 = time.perf_counter(), cpu_seconds()[1]
     r = nstvid(base, str(tree), "-o", str(out), *JOB, *extra)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds()[1] - cpu0
     if r.returncode not in (0, 1):  # 1: the sample's bad file
         raise SystemExit(f"nstvid failed (exit {r.returncode}):\n{r.stdout}{r.stderr}")
-    return seconds, r.stdout
+    return seconds, cpu, r.stdout
 
 
 def report_page(base: Path, measure: bool, out: Path) -> None:
@@ -93,13 +93,13 @@ def report_page(base: Path, measure: bool, out: Path) -> None:
     if measure:  # the style targets computed once first: both timed runs find them cached
         run_job(base, tree, base / "priming_run")
     # Relative paths, so that the page's command line reads as the README's.
-    seconds, log = run_job(base, Path("sample_job"), Path("stylised"), "--report", "report.html")
+    seconds, cpu, log = run_job(base, Path("sample_job"), Path("stylised"), "--report", "report.html")
     share = re.search(r"report: \S+ \(([\d.]+) s of the job's ([\d.]+) s", log)
-    print(f"job with --report report.html: {seconds:.1f} s wall" + (
+    print(f"job with --report report.html: {seconds:.1f} s wall, {cpu:.0f} CPU s" + (
         f"; writing the page: {share[1]} s of the job's {share[2]} s ({float(share[1]) / float(share[2]):.1%})"
         if share else ""), flush=True)
     if measure:
-        bare, _ = run_job(base, tree, base / "stylised_without_report")
+        bare, _, _ = run_job(base, tree, base / "stylised_without_report")
         print(f"job without a report: {bare:.1f} s wall (with: {seconds:.1f} s, ratio {seconds / bare:.3f})")
     errors = screenshot(chromium(), page, out, 1280, 1000)
     if errors:
