@@ -5,6 +5,7 @@
 - docs/gallery.jpg: the photo gallery (bench/gallery.py --size 256).
 
     .venv/bin/python bench/docs_pictures.py [--skip-report] [--skip-video] [--skip-gallery] [--measure]
+                                            [--work DIR]
     # or: make docs-pictures (all of them)
 
 The sample job: a folder of the sample photos (chelsea, coffee, astronaut: two aspects), a text
@@ -20,7 +21,8 @@ preset (the defaults) with a working size of 192 px (VIDEO below), written lossl
 GIF is nstvid's own GIF step (write_gif: one palette for the clip) over that output, which is what
 `-o x.gif --output-size 320` runs after stylising: one stylisation makes both. Each frame's seconds
 are printed from the job's log (wall time: on a shared machine mostly waiting), and the job's CPU
-seconds.
+seconds. On a slow or shared CPU the clip's job may be stopped (Ctrl-C, SIGTERM) and resumed: with
+--work DIR its folder is kept, and a rerun with the same DIR goes on from the last finished frame.
 """
 from __future__ import annotations
 
@@ -109,10 +111,11 @@ def report_page(base: Path, measure: bool, out: Path) -> None:
 
 # ---- the clip in motion ----
 
-def frame_seconds(log: str) -> list[float]:
-    """Each finished frame's seconds, from the job's JSON log lines (code "frame")."""
+def frame_seconds(log: str) -> dict[int, float]:
+    """{frame number: seconds} of the frames finished in this run, from the job's JSON log lines
+    (code "frame"); a resumed run has only those after where it resumed."""
     lines = (json.loads(line) for line in log.splitlines() if line.startswith("{"))
-    return [line["seconds"] for line in lines if line.get("code") == "frame"]
+    return {line["frame"]: line["seconds"] for line in lines if line.get("code") == "frame"}
 
 
 def strip(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> np.ndarray:
@@ -133,9 +136,11 @@ def clip_pictures(base: Path, strip_out: Path, gif_out: Path) -> None:
     if r.returncode != 0:
         raise SystemExit(f"nstvid failed (exit {r.returncode}):\n{r.stdout[-4000:]}{r.stderr[-4000:]}")
     seconds = frame_seconds(r.stdout)
-    print(f"nstvid {' '.join(VIDEO)}: {time.perf_counter() - t0:.0f} s wall, {cpu:.0f} CPU s, {len(seconds)} frames; "
-          f"frame 1 {seconds[0]:.0f} s, later frames median {statistics.median(seconds[1:]):.1f} s "
-          f"(min {min(seconds[1:]):.1f}, max {max(seconds[1:]):.1f})", flush=True)
+    later = [v for k, v in seconds.items() if k > 1]
+    print(f"nstvid {' '.join(VIDEO)}: {time.perf_counter() - t0:.0f} s wall, {cpu:.0f} CPU s, {len(seconds)} frames "
+          "in this run" + (f"; frame 1 {seconds[1]:.0f} s" if 1 in seconds else "") + (
+              f"; later frames median {statistics.median(later):.1f} s (min {min(later):.1f}, max {max(later):.1f})"
+              if later else ""), flush=True)
     styled = base / VIDEO[VIDEO.index("-o") + 1]
     outputs = list(read_frames(styled))
     inputs = list(read_frames(base / VIDEO[0]))[:len(outputs)]
@@ -149,6 +154,17 @@ def clip_pictures(base: Path, strip_out: Path, gif_out: Path) -> None:
     print(f"wrote {gif_out} ({gif_out.stat().st_size / 1024:.0f} KB)", flush=True)
 
 
+def folder(prefix: str, keep: Path | None = None) -> Path:
+    """The folder a part's jobs run in, with its own style cache and sample_media beside them (the
+    logs and the page show the README's relative paths): keep, made if missing, or a new one."""
+    base = Path(tempfile.mkdtemp(prefix=prefix)) if keep is None else keep.resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    os.environ["NSTVID_CACHE_DIR"] = str(base / "cache")
+    if not (base / "sample_media").exists():
+        (base / "sample_media").symlink_to(SAMPLES)
+    return base
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-report", action="store_true", help="leave docs/report_page.png")
@@ -156,17 +172,20 @@ def main() -> None:
     parser.add_argument("--skip-gallery", action="store_true", help="leave docs/gallery.jpg")
     parser.add_argument("--measure", action="store_true", help="also time the sample job without --report")
     parser.add_argument("--out", type=Path, default=DOCS / "report_page.png")
+    parser.add_argument("--work", type=Path, help="the clip's folder, kept: a rerun after a stop (Ctrl-C, SIGTERM, "
+                        "kill -9) resumes its job where it stopped (a temporary folder without it)")
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="nstvid-docs-"))
-    os.environ["NSTVID_CACHE_DIR"] = str(base / "cache")
-    (base / "sample_media").symlink_to(SAMPLES)  # the jobs run in base: logs and the page show the README's paths
     if not args.skip_report:
+        base = folder("nstvid-docs-report-")
         report_page(base, args.measure, args.out)
+        shutil.rmtree(base, ignore_errors=True)
     if not args.skip_video:
+        base = folder("nstvid-docs-clip-", args.work)
         clip_pictures(base, DOCS / "video_strip.jpg", DOCS / "realshort_starry.gif")
+        if args.work is None:
+            shutil.rmtree(base, ignore_errors=True)
     if not args.skip_gallery:
         subprocess.run([sys.executable, str(ROOT / "bench" / "gallery.py"), "--size", "256"], check=True)
-    shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
