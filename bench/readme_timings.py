@@ -13,7 +13,8 @@
 
 Each job runs through nstvid.stylise in this process (what the command runs), so that besides
 wall time it counts the process's CPU seconds (all threads: torch's, decoding and flow): on a
-machine shared with other work, wall time grows with the load and CPU seconds hardly do. Wall
+machine shared with other work wall time grows with the load, and CPU seconds are the better
+figure to compare, though contention (caches, threads that wait on each other) raises them too. Wall
 time per frame is the job's own FrameDone.seconds; CPU per frame is taken between those events.
 """
 from __future__ import annotations
