@@ -66,10 +66,14 @@ probe: setup
 test-fp32: setup
 	NSTVID_TEST_PRECISION=fp32 $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=12 -m "not cluster_slow"
 
-# The README's pictures: the report page of a sample job (docs/report_page.png, headless Chromium;
-# about 2 minutes on 2 idle CPU cores), then docs/gallery.png (bench/gallery.py --size 256: much longer on a CPU).
+# The README's pictures, each by the real code at today's defaults (bench/docs_pictures.py says
+# what each pins): the report page of a sample job (docs/report_page.png, headless Chromium), the
+# real clip realshort.mp4 stylised once at --size 192 (docs/video_strip.jpg and the animated
+# docs/realshort_starry.gif), then docs/gallery.jpg (bench/gallery.py --size 256). On a CPU the
+# clip and the gallery take the longest; --skip-report, --skip-video and --skip-gallery make the
+# parts one at a time: make docs-pictures ARGS=--skip-gallery.
 docs-pictures: setup
-	$(BIN)/python bench/docs_pictures.py
+	$(BIN)/python bench/docs_pictures.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
