@@ -163,7 +163,9 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
         _check_cluster_job(settings, run_options)
     source = Path(input)
     kind = input_kind(source)
-    settings = _for_output(settings, kind, source, run_options, given={k for k, v in options.items() if v is not None})
+    clip = open_clip(source, run_options) if kind == "video" else None
+    settings = _for_output(settings, kind, source, run_options, clip,
+                           given={k for k, v in options.items() if v is not None})
     if kind != "image" and not run_options.preview:  # a folder may hold videos
         problem = encoder_problem(settings.codec, settings.crf)
         if problem:
@@ -171,7 +173,6 @@ def load_job(input: str | Path, style: str | Path | Iterable[str | Path] | None 
     ranged = any(v is not None for v in (run_options.start, run_options.duration, run_options.end))
     if ranged and kind != "video":
         raise UsageError(f"{source}: --start, --duration and --end choose part of a single video")
-    clip = open_clip(source, run_options) if kind == "video" else None
     size = (clip.info.height, clip.info.width) if clip else header_size(source) if kind == "image" else None
     if size:  # a sliver no working size can give VGG19's smallest side, refused before work
         check_working_size(source, size, settings.size)
@@ -202,7 +203,8 @@ def _sizes(job: Job) -> str:
     return f" at {w}x{h}, painted at {ww}x{wh}"
 
 
-def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, given: set[str]) -> Settings:
+def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, clip: Clip | None,
+                given: set[str]) -> Settings:
     """The settings for the job's output: --codec auto resolved to the container's encoder (a
     folder's videos are .mp4), and a GIF's long side bounded to GIF_LONG_SIDE, output and working
     size alike, unless --output-size (or --size) says (given: the options the caller named)."""
@@ -211,8 +213,8 @@ def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions
     target = Path("video.mp4") if kind == "folder" else single_output(source, kind, settings, options)
     changed: dict[str, Any] = {"codec": container_codec(target)} if settings.codec == "auto" else {}
     if target.suffix.lower() == ".gif":
-        if "output_size" not in given:
-            changed["output_size"] = GIF_LONG_SIDE
+        if "output_size" not in given and (clip is None or max(clip.info.width, clip.info.height) > GIF_LONG_SIDE):
+            changed["output_size"] = GIF_LONG_SIDE  # a smaller clip stays at its own size
         if "size" not in given and settings.size > GIF_LONG_SIDE:
             changed["size"] = GIF_LONG_SIDE
     return dataclasses.replace(settings, **changed)

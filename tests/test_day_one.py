@@ -147,19 +147,24 @@ def test_an_animated_gif_in_and_out_and_webm_gets_vp9(tmp_path, run_nstvid):
 
 
 def test_a_gif_output_is_480_px_unless_output_size_says_otherwise(tmp_path, cache_dir, monkeypatch):
-    """A GIF's output and working size are bounded to 480 px unless the options name them; other
+    """A GIF's output and working size are bounded to 480 px unless the options name them; a clip
+    smaller than that stays at its own size (a 96x64 GIF came back at 480x320 before); other
     outputs come at the source's size (output_size None), painted at 512."""
     monkeypatch.setenv("NSTVID_CACHE_DIR", str(cache_dir))
     files = phone_photos(tmp_path)
+    large = tmp_path / "large.mp4"
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc=size=960x540:rate=10", "-frames:v", "2", "-pix_fmt", "yuv420p",
+                str(large)], path=large)
 
-    def sizes(output, **options):
-        s = nstvid.load_job(files["wave.gif"], STYLE, tmp_path / output, **options).settings
+    def sizes(source, output, **options):
+        s = nstvid.load_job(source, STYLE, tmp_path / output, **options).settings
         return s.size, s.output_size
 
-    assert sizes("a.gif") == (480, 480)
-    assert sizes("a.gif", output_size=720) == (480, 720)
-    assert sizes("a.gif", size=640) == (640, 480)
-    assert sizes("a.mp4") == (512, None)
+    assert sizes(large, "a.gif") == (480, 480)
+    assert sizes(large, "a.gif", output_size=720) == (480, 720)
+    assert sizes(large, "a.gif", size=640) == (640, 480)
+    assert sizes(files["wave.gif"], "b.gif") == (480, None)
+    assert sizes(large, "a.mp4") == (512, None)
 
 
 def test_nstvid_eval_compares_a_part_with_its_own_span(tmp_path, run_nstvid):
