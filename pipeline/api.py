@@ -194,13 +194,12 @@ def _sizes(job: Job) -> str:
     elif job.kind == "image":
         source = header_size(job.input)
         (h, w), (wh, ww) = output_size(source, s.output_size), working_size(source, s.size)
-        tiles = polish_tiles(s, (wh, ww), (h, w))
-        if tiles:
-            return (f" at {w}x{h}, painted at {ww}x{wh}, polished in {len(tiles)} tile{'s' * (len(tiles) != 1)} "
-                    f"of {tiles[0][3]}x{tiles[0][2]}")
     else:
         return ""
-    return f" at {w}x{h}, painted at {ww}x{wh}"
+    tiles = [] if job.clip is not None else polish_tiles(s, (wh, ww), (h, w))  # video frames take guided
+    n = len(tiles)
+    polished = f", polished in {n} tile{'s' * (n != 1)} of {tiles[0][3]}x{tiles[0][2]}" if tiles else ""
+    return f" at {w}x{h}, painted at {ww}x{wh}{polished}"
 
 
 def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions, clip: Clip | None,
@@ -213,8 +212,9 @@ def _for_output(settings: Settings, kind: str, source: Path, options: RunOptions
     target = Path("video.mp4") if kind == "folder" else single_output(source, kind, settings, options)
     changed: dict[str, Any] = {"codec": container_codec(target)} if settings.codec == "auto" else {}
     if target.suffix.lower() == ".gif":
-        if "output_size" not in given and (clip is None or max(clip.info.width, clip.info.height) > GIF_LONG_SIDE):
-            changed["output_size"] = GIF_LONG_SIDE  # a smaller clip stays at its own size
+        # A cap, not a size: a clip smaller than GIF_LONG_SIDE stays at its own (only a video makes a GIF).
+        if "output_size" not in given and clip is not None and max(clip.info.width, clip.info.height) > GIF_LONG_SIDE:
+            changed["output_size"] = GIF_LONG_SIDE
         if "size" not in given and settings.size > GIF_LONG_SIDE:
             changed["size"] = GIF_LONG_SIDE
     return dataclasses.replace(settings, **changed)

@@ -30,7 +30,7 @@ import torch
 
 from .batching import BatchLimit, OutOfMemory, image_batch, in_batches
 from .color import luminance, recombine
-from .deliver import deliver_picture, output_size, resized
+from .deliver import deliver_picture, resized
 from .frames import to_rgb
 from .gatys import optimise
 from .media.images import Picture
@@ -95,12 +95,13 @@ def polish_style_size(output: tuple[int, int], style_sizes: list[tuple[int, int]
     return max(1, round(output[0] * k)), max(1, round(output[1] * k))
 
 
-def polish(prepared: Prepared, start: np.ndarray, source: np.ndarray, progress: Callback = ignore) -> np.ndarray:
-    """start: the guided output (H, W, 3) float32 [0, 1]; source: the input at the same size ->
-    the polished output (H, W, 3) float32 [0, 1], settings.polish_iterations iterations per tile."""
+def polish(prepared: Prepared, start: np.ndarray, source: np.ndarray, tiles: list[Tile],
+           progress: Callback = ignore) -> np.ndarray:
+    """start: the guided output (H, W, 3) float32 [0, 1]; source: the input at the same size;
+    tiles: tile_plan's for (H, W) -> the polished output (H, W, 3) float32 [0, 1],
+    settings.polish_iterations iterations per tile."""
     s, engine = prepared.settings, prepared.engine
     size = start.shape[:2]
-    tiles = tile_plan(size, s.polish_tile)
     styles = prepared.styles
     targets = styles.targets(polish_style_size(size, [p.size for p in styles.pictures], s.style_scale))
     progress(Message(f"polish: {len(tiles)} tiles of {tiles[0][3]}x{tiles[0][2]} at {size[1]}x{size[0]}",
@@ -136,8 +137,8 @@ def deliver_still(prepared: Prepared, painted: Picture, source: Picture, progres
     at the output size where --detail polish and the output is larger than the working size."""
     s = prepared.settings
     out = deliver_picture(painted, source, s.output_size, s.detail)
-    size = output_size(source.size, s.output_size)
-    if not polish_tiles(s, painted.size, size):
+    tiles = polish_tiles(s, painted.size, out.size)
+    if not tiles:
         return out
-    content = np.clip(resized(np.ascontiguousarray(source.rgb, np.float32), size, cv2.INTER_CUBIC), 0.0, 1.0)
-    return Picture(polish(prepared, out.rgb, content, progress), out.alpha, out.bit_depth, out.grayscale)
+    content = np.clip(resized(np.ascontiguousarray(source.rgb, np.float32), out.size, cv2.INTER_CUBIC), 0.0, 1.0)
+    return Picture(polish(prepared, out.rgb, content, tiles, progress), out.alpha, out.bit_depth, out.grayscale)
