@@ -123,9 +123,12 @@ class Job:
 
     @property
     def key(self) -> str:
-        text = json.dumps([self.clip, self.size, self.frames, sorted(dataclasses.asdict(self.settings()).items())],
-                          default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """The run's cache key: the settings as the video frames' digest sees them (a setting that
+        cannot change a frame, or a checkout's path to the style, does not make a run stale)."""
+        from nstvid.pipeline.settings import style_file_hashes
+        settings = self.settings()
+        digest = settings.digest("video_frames", style_file_hashes(settings))
+        return hashlib.sha256(json.dumps([self.clip, self.size, self.frames, digest]).encode()).hexdigest()[:16]
 
     @property
     def folder(self) -> Path:

@@ -214,30 +214,48 @@ def end_to_end() -> list[str]:
     return rows
 
 
+# The yardstick the video target is set against (issue 40): the same working-size frames enlarged
+# with a bicubic filter, no detail step.
+REFERENCE = "bicubic"
+
+
+def delivered(out: np.ndarray, source: np.ndarray, how: str) -> np.ndarray:
+    """A working-size output frame (uint8 RGB) at its source frame's size, by a step of FILTERS or
+    by REFERENCE."""
+    h, w = source.shape[:2]
+    if how == REFERENCE:
+        return cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(np.rint(detail(out / 255.0, source / 255.0, (h, w), how) * 255), 0, 255).astype(np.uint8)
+
+
 def video(folders: list[Path]) -> list[str]:
-    rows = ["| clip | painted at | delivered at | step | E_warp x own | texture (moving) |",
-            "|---|---|---|---|---|---|"]
+    """Rows per run folder: as painted, then each step and REFERENCE at the source's size, judged by
+    motion_eval (cached beside the run as delivered_STEP.mkv and .json)."""
+    rows = ["| clip | painted at | delivered at | step | E_warp x own | E_warp x bicubic's | texture (moving) |",
+            "|---|---|---|---|---|---|---|"]
     for folder in folders:
         result = json.loads((folder / "result.json").read_text())
         ins, outs = read_video(folder / "input.mkv"), read_video(folder / "output.mkv")
         h, w = ins[0].shape[:2]
-        rows.append(_row(result["clip"], outs[0].shape, "-", "(as painted)", result))
-        for how in FILTERS:
-            path = folder / f"delivered_{how}.mkv"
-            if not path.exists():
-                frames = [np.clip(np.rint(detail(o / 255.0, i / 255.0, (h, w), how) * 255), 0, 255).astype(np.uint8)
-                          for o, i in zip(outs, ins)]
-                write_lossless(path, frames)
-            judged = subprocess.run([str(MOTION_EVAL), str(folder / "input.mkv"), str(path), "--json"],
-                                    capture_output=True, text=True, check=True)
-            figures = json.loads(judged.stdout.strip().splitlines()[-1])
-            rows.append(_row(result["clip"], outs[0].shape, f"{w}x{h}", how, figures))
+        rows.append(_row(result["clip"], outs[0].shape, "-", "(as painted)", result, None))
+        judged = {}
+        for how in (REFERENCE,) + FILTERS:
+            path, figures_file = folder / f"delivered_{how}.mkv", folder / f"delivered_{how}.json"
+            if not figures_file.exists():
+                write_lossless(path, [delivered(o, i, how) for o, i in zip(outs, ins)])
+                run = subprocess.run([str(MOTION_EVAL), str(folder / "input.mkv"), str(path), "--json"],
+                                     capture_output=True, text=True, check=True)
+                figures_file.write_text(run.stdout.strip().splitlines()[-1])
+            judged[how] = json.loads(figures_file.read_text())
+            rows.append(_row(result["clip"], outs[0].shape, f"{w}x{h}", how, judged[how],
+                             judged[how]["ewarp"] / judged[REFERENCE]["ewarp"]))
     return rows
 
 
-def _row(clip: str, painted: tuple, delivered: str, how: str, r: dict) -> str:
+def _row(clip: str, painted: tuple, delivered_at: str, how: str, r: dict, over_reference: float | None) -> str:
     moving = r["texture_moving_over_first"]
-    return (f"| {clip} | {painted[1]}x{painted[0]} | {delivered} | {how} | {r['ratio']:.2f}x | "
+    return (f"| {clip} | {painted[1]}x{painted[0]} | {delivered_at} | {how} | {r['ratio']:.2f}x | "
+            f"{'-' if over_reference is None else f'{over_reference:.2f}x'} | "
             f"{r['texture_later_over_first']:.2f} ({'-' if moving is None else round(moving, 2)}) |")
 
 

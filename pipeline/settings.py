@@ -31,11 +31,14 @@ MIN_SIDE = 16
 # The results a field can change, narrowest first. Each field names the first it changes (default
 # "image"); a change to style targets changes every image and video made with them, and so on down,
 # so a digest of one result (Settings.digest) covers the fields of that result and those before it.
+# A still as delivered (STILL: the polish, which runs at the output size) branches off "image": its
+# digest covers "image" and those before it, and no video frame's covers it.
 # Fields that change nothing ("nothing": where and how fast the work runs) are in no digest. Device,
 # torch.compile and image batches change pixels by float rounding only; video window batching and
 # --devices pieces change frames within the flicker bounds measured in docs/batching.md. So an
 # overnight job rerun on another machine or with other GPUs neither redoes nor discards work.
 RESULTS = ("style_targets", "image", "video_frames", "video")
+STILL = "still"
 NOTHING = "nothing"
 # The image formats a folder job writes (--image-format), each with the file extensions it is read
 # from: the one list media/images.py (IMAGE_EXTENSIONS) and the option take theirs from.
@@ -131,7 +134,7 @@ def check_choices(values: Any) -> None:
 
 
 def changes(field: dataclasses.Field) -> str:
-    """The first result (RESULTS) that `field` of Settings changes, or NOTHING."""
+    """The first result (RESULTS, or STILL) that `field` of Settings changes, or NOTHING."""
     return field.metadata.get("changes", "image")
 
 
@@ -159,8 +162,8 @@ class Settings:
                          choices=DETAIL_STEPS)
     # --detail polish: iterations per tile at the output size, and the tiles' side in px (the
     # network's memory at any output size; the tile plan depends on it and the output size only).
-    polish_iterations: int = setting(20, "image")
-    polish_tile: int = setting(512, "image")
+    polish_iterations: int = setting(20, STILL)
+    polish_tile: int = setting(512, STILL)
     scales: int = option(3, "Coarse-to-fine levels, each half the size of the next.", LOOK)
     iterations: int = option(200, "Optimiser iterations per scale (images, a video's first frame).", LOOK)
     tolerance: float = option(1e-4, "Stop early below this relative loss change per iteration "
@@ -302,9 +305,9 @@ class Settings:
         return tuple(w / total for w in raw)
 
     def digest(self, result: str, style_hashes: Sequence[str]) -> str:
-        """A short stable hash of the fields that change `result` (one of RESULTS), the style
-        images taken by content: style_hashes, one per self.styles (style_file_hashes)."""
-        covered = RESULTS[:RESULTS.index(result) + 1]
+        """A short stable hash of the fields that change `result` (one of RESULTS, or STILL), the
+        style images taken by content: style_hashes, one per self.styles (style_file_hashes)."""
+        covered = RESULTS[:2] + (STILL,) if result == STILL else RESULTS[:RESULTS.index(result) + 1]
         data = {f.name: getattr(self, f.name) for f in fields(self) if changes(f) in covered}
         data["styles"] = list(style_hashes)
         blob = json.dumps([result, data], sort_keys=True, default=str).encode()

@@ -226,14 +226,17 @@ def test_each_digest_covers_what_changes_its_result(tmp_path):
     from dataclasses import fields, replace
 
     from nstvid.pipeline.folder.manifest import settings_hashes
-    from nstvid.pipeline.settings import NOTHING, RESULTS, Settings, changes
+    from nstvid.pipeline.settings import NOTHING, RESULTS, STILL, Settings, changes
 
-    assert all(changes(f) in RESULTS + (NOTHING,) for f in fields(Settings))
+    assert all(changes(f) in RESULTS + (STILL, NOTHING) for f in fields(Settings))
     base = Settings(styles=(str(STYLE),), size=96)
     now = settings_hashes(base)
     assert settings_hashes(replace(base, device="cuda", batch=4, compile=True, devices=("cuda:0", "cuda:1"))) == now
     video_only = settings_hashes(replace(base, frame_iterations=40))
     assert video_only["image"] == now["image"] and video_only["video"] != now["video"]
+    still_only = replace(base, polish_tile=256)  # the polish runs on stills, never on a video's frames
+    assert settings_hashes(still_only)["image"] != now["image"] and settings_hashes(still_only)["video"] == now["video"]
+    assert still_only.digest("video_frames", ["s"]) == base.digest("video_frames", ["s"])
     for kind, value in (("size", 128), ("strength", 0.6), ("precision", "bf16")):
         other = settings_hashes(replace(base, **{kind: value}))
         assert other["image"] != now["image"] and other["video"] != now["video"], kind

@@ -18,7 +18,7 @@ from ..errors import OutputError
 from ..files import atomic_write_bytes
 from ..outputs import MANIFEST_NAME  # noqa: F401 - the manifest's name, where its readers look for it
 from ..progress import Callback, Message, ignore
-from ..settings import Settings, style_file_hashes
+from ..settings import STILL, Settings, style_file_hashes
 
 JOURNAL_NAME = ".nstvid-manifest.journal"
 JOURNAL_COMPACT_EVERY = 1000  # journal lines before the manifest is rewritten
@@ -29,9 +29,9 @@ MANIFEST_VERSION = 2
 
 def settings_hashes(settings: Settings) -> dict[str, str]:
     """{'image': digest, 'video': digest}: what a done file of each kind records, and must match
-    to be skipped."""
+    to be skipped (an image file is delivered as a still)."""
     style_hashes = style_file_hashes(settings)
-    return {kind: settings.digest(kind, style_hashes) for kind in ("image", "video")}
+    return {"image": settings.digest(STILL, style_hashes), "video": settings.digest("video", style_hashes)}
 
 
 class Manifest:
