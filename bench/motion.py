@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -128,11 +129,21 @@ class Job:
         from nstvid.pipeline.settings import style_file_hashes
         settings = self.settings()
         digest = settings.digest("video_frames", style_file_hashes(settings))
-        return hashlib.sha256(json.dumps([self.clip, self.size, self.frames, digest]).encode()).hexdigest()[:16]
+        # The digest holds --precision as written ("auto"); the dtype it picks depends on the CPU.
+        key = [self.clip, self.size, self.frames, digest, precision_used(settings)]
+        return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
     @property
     def folder(self) -> Path:
         return CACHE / f"{self.clip}-{self.size}-{self.key}"
+
+
+def precision_used(settings) -> str:
+    """The autocast precision this machine runs the settings at on the CPU: "fp32" or "bf16"."""
+    import torch
+
+    from nstvid.pipeline.engine import pick_dtype
+    return "bf16" if pick_dtype(settings.precision, torch.device("cpu")) == torch.bfloat16 else "fp32"
 
 
 def run_job(job: Job) -> dict:
@@ -164,7 +175,8 @@ def run_job(job: Job) -> dict:
     _, content, style = losses_per_frame(settings, outs, inputs)
     figures.update(style=float(np.mean(style[1:])), content=float(np.mean(content[1:])),
                    seconds_later=float(np.mean(secs[1:])), settings=dict(job.overrides), clip=job.clip,
-                   working=[working[1], working[0]], chain={k: getattr(settings, k) for k in CHAIN})
+                   working=[working[1], working[0]], chain={k: getattr(settings, k) for k in CHAIN},
+                   precision=precision_used(settings))
     done.write_text(json.dumps(figures))
     return figures
 
@@ -276,25 +288,26 @@ def chain_name(chain: dict) -> str:
 def report(table: Path | None, strips: Path | None) -> None:
     """The markdown table of every cached run of the benchmark's frames, clip by clip, and the
     strips (frames 1, 2, middle, last) of the 256 px runs, or 192 px where there are none."""
-    rows = ["| clip | size | chain | E_warp x own | x independent | first pair | after cut (over its shot) | lag "
-            "| lag at 0.1 | texture (moving) | style | content | s / later frame |", "|" + "---|" * 13]
+    rows = ["| clip | size | precision | chain | E_warp x own | x independent | first pair | after cut (over its shot) "
+            "| lag | lag at 0.1 | texture (moving) | style | content | s / later frame |", "|" + "---|" * 14]
     runs = results()
-    for clip in CLIPS:
-        for size in (192, 256):
-            mine = [r for r in runs if r["clip"] == clip and max(r["working"]) == size]
-            ind = next((r for r in mine if r["chain"]["independent"]), None)
-            shown = []  # a run of a chain already shown: the same settings under a key of other fields' defaults
-            for r in mine:
-                if r["chain"]["independent"] or r["chain"]["strength"] != 0.5 or r["frames"] < min(FRAMES, 36):
-                    continue
-                identity = (r["chain"], {k: v for k, v in r["settings"].items() if k not in CHAIN})
-                if identity in shown:
-                    continue
-                shown.append(identity)
-                lag = next((x for x in mine if x["chain"] == {**r["chain"], "strength": LAG_STRENGTH}), None)
-                rows.append(row(clip, size, chain_name(r["chain"]), r, lag, ind))
-            if ind is not None:
-                rows.append(row(clip, size, f"--independent ({ind['frames']} frames)", ind, None, None))
+    for clip, size, precision in itertools.product(CLIPS, (192, 256), ("fp32", "bf16")):
+        where = f"{clip} | {size} | {precision}"
+        mine = [r for r in runs if r["clip"] == clip and max(r["working"]) == size
+                and r.get("precision", "fp32") == precision]
+        ind = next((r for r in mine if r["chain"]["independent"]), None)
+        shown = []  # a run of a chain already shown: the same settings under a key of other fields' defaults
+        for r in mine:
+            if r["chain"]["independent"] or r["chain"]["strength"] != 0.5 or r["frames"] < min(FRAMES, 36):
+                continue
+            identity = (r["chain"], {k: v for k, v in r["settings"].items() if k not in CHAIN})
+            if identity in shown:
+                continue
+            shown.append(identity)
+            lag = next((x for x in mine if x["chain"] == {**r["chain"], "strength": LAG_STRENGTH}), None)
+            rows.append(row(where, chain_name(r["chain"]), r, lag, ind))
+        if ind is not None:
+            rows.append(row(where, f"--independent ({ind['frames']} frames)", ind, None, None))
     text = "\n".join(rows)
     print(text)
     if table:
@@ -320,13 +333,13 @@ def after_cut_over_shot(r: dict) -> list[float]:
     return out
 
 
-def row(clip, size, name, r, lag, ind) -> str:
+def row(where: str, name, r, lag, ind) -> str:
     def out_of_place(res):
         return f"{res['lag_frames']}/{res['frames']}" if res else "-"
     cuts = ", ".join(f"{x:.2f} ({y:.2f})" for x, y in zip(r["after_cut_over_median"], after_cut_over_shot(r))) or "-"
     vs = f"{r['ewarp'] / ind['ewarp']:.3f}x" if ind else "-"
     moving = r["texture_moving_over_first"]
-    return (f"| {clip} | {size} | {name} | {r['ratio']:.2f}x | {vs} | {r['first_pair_over_median']:.2f} | {cuts} "
+    return (f"| {where} | {name} | {r['ratio']:.2f}x | {vs} | {r['first_pair_over_median']:.2f} | {cuts} "
             f"| {out_of_place(r)} | {out_of_place(lag)} | {r['texture_later_over_first']:.2f} "
             f"({'-' if moving is None else round(moving, 2)}) | {r['style']:.4f} | {r['content']:.4f} "
             f"| {r['seconds_later']:.1f} |")
