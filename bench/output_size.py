@@ -228,33 +228,39 @@ def delivered(out: np.ndarray, source: np.ndarray, how: str) -> np.ndarray:
     return np.clip(np.rint(detail(out / 255.0, source / 255.0, (h, w), how) * 255), 0, 255).astype(np.uint8)
 
 
-def video(folders: list[Path]) -> list[str]:
-    """Rows per run folder: as painted, then each step and REFERENCE at the source's size, judged by
-    motion_eval (cached beside the run as delivered_STEP.mkv and .json)."""
-    rows = ["| clip | painted at | delivered at | step | E_warp x own | E_warp x bicubic's | texture (moving) |",
-            "|---|---|---|---|---|---|---|"]
+def video(folders: list[Path], steps: tuple[str, ...] = FILTERS, frames: int | None = None) -> list[str]:
+    """Rows per run folder: as painted, then REFERENCE and each step at the source's size, judged by
+    motion_eval on the first `frames` frames (all: None), cached beside the run as delivered_STEP.mkv
+    and delivered_STEP[_FRAMES].json. The step is per frame and holds no state from frame to frame,
+    so its flicker over bicubic's needs no long run: a part of the clip reads it as well."""
+    rows = ["| clip | painted at | delivered at | frames | step | E_warp x own | E_warp x bicubic's "
+            "| texture (moving) |", "|---|---|---|---|---|---|---|---|"]
     for folder in folders:
         result = json.loads((folder / "result.json").read_text())
         ins, outs = read_video(folder / "input.mkv"), read_video(folder / "output.mkv")
         h, w = ins[0].shape[:2]
-        rows.append(_row(result["clip"], outs[0].shape, "-", "(as painted)", result, None))
+        rows.append(_row(result["clip"], outs[0].shape, "-", result["frames"], "(as painted)", result, None))
         judged = {}
-        for how in (REFERENCE,) + FILTERS:
-            path, figures_file = folder / f"delivered_{how}.mkv", folder / f"delivered_{how}.json"
+        for how in (REFERENCE,) + steps:
+            path = folder / f"delivered_{how}.mkv"
+            figures_file = folder / f"delivered_{how}{f'_{frames}' if frames else ''}.json"
             if not figures_file.exists():
-                write_lossless(path, [delivered(o, i, how) for o, i in zip(outs, ins)])
-                run = subprocess.run([str(MOTION_EVAL), str(folder / "input.mkv"), str(path), "--json"],
+                if not path.exists():
+                    write_lossless(path, [delivered(o, i, how) for o, i in zip(outs, ins)])
+                run = subprocess.run([str(MOTION_EVAL), str(folder / "input.mkv"), str(path), "--json",
+                                      *(["--frames", str(frames)] if frames else [])],
                                      capture_output=True, text=True, check=True)
                 figures_file.write_text(run.stdout.strip().splitlines()[-1])
             judged[how] = json.loads(figures_file.read_text())
-            rows.append(_row(result["clip"], outs[0].shape, f"{w}x{h}", how, judged[how],
+            rows.append(_row(result["clip"], outs[0].shape, f"{w}x{h}", judged[how]["frames"], how, judged[how],
                              judged[how]["ewarp"] / judged[REFERENCE]["ewarp"]))
     return rows
 
 
-def _row(clip: str, painted: tuple, delivered_at: str, how: str, r: dict, over_reference: float | None) -> str:
+def _row(clip: str, painted: tuple, delivered_at: str, frames: int, how: str, r: dict,
+         over_reference: float | None) -> str:
     moving = r["texture_moving_over_first"]
-    return (f"| {clip} | {painted[1]}x{painted[0]} | {delivered_at} | {how} | {r['ratio']:.2f}x | "
+    return (f"| {clip} | {painted[1]}x{painted[0]} | {delivered_at} | {frames} | {how} | {r['ratio']:.2f}x | "
             f"{'-' if over_reference is None else f'{over_reference:.2f}x'} | "
             f"{r['texture_later_over_first']:.2f} ({'-' if moving is None else round(moving, 2)}) |")
 
@@ -262,6 +268,8 @@ def _row(clip: str, painted: tuple, delivered_at: str, how: str, r: dict, over_r
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", nargs="*", type=Path, default=None, help="bench/motion.py run folders")
+    ap.add_argument("--steps", default=",".join(FILTERS), help="the video's steps beside bicubic")
+    ap.add_argument("--video-frames", type=int, default=None, help="frames motion_eval judges (all: default)")
     ap.add_argument("--no-still", action="store_true")
     ap.add_argument("--no-cost", action="store_true")
     ap.add_argument("--end-to-end", action="store_true", help="the command at 1080p and 4K (long: polish)")
@@ -277,7 +285,8 @@ def main() -> None:
     if a.end_to_end:
         sections.append(("The command at 1080p and 4K", end_to_end()))
     if a.video:
-        sections.append(("Video: delivered at the source's size (motion_eval, TV-L1)", video(a.video)))
+        rows = video(a.video, tuple(a.steps.split(",")), a.video_frames)
+        sections.append(("Video: delivered at the source's size (motion_eval, TV-L1)", rows))
     for title, rows in sections:
         print(f"\n{title}\n")
         print("\n".join(rows))
