@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -261,7 +262,7 @@ def main() -> None:
             print(f"{job.clip} {job.size} {dict(job.overrides)}: E_warp {figures['ratio']:.2f}x own, "
                   f"first {figures['first_pair_over_median']:.2f}, after cut "
                   f"{[round(x, 2) for x in figures['after_cut_over_median']]} (over its shot's median "
-                  f"{[round(x, 2) for x in after_cut_over_shot(figures)]}), lag {figures['lag_frames']}"
+                  f"{[x and round(x, 2) for x in after_cut_over_shot(figures)]}), lag {figures['lag_frames']}"
                   f"/{figures['frames']}, texture {figures['texture_later_over_first']:.2f} "
                   f"({figures['texture_moving_over_first'] or float('nan'):.2f}), style {figures['style']:.4f}, "
                   f"content {figures['content']:.4f}, {figures['seconds_later']:.1f} s/frame", flush=True)
@@ -287,7 +288,7 @@ def chain_name(chain: dict) -> str:
 
 def report(table: Path | None, strips: Path | None) -> None:
     """The markdown table of every cached run of the benchmark's frames, clip by clip, and the
-    strips (frames 1, 2, middle, last) of the 256 px runs, or 192 px where there are none."""
+    strips (frames 1, 2, middle, last) of its 192 px runs of the benchmark's frames at strength 0.5."""
     rows = ["| clip | size | precision | chain | E_warp x own | x independent | first pair | after cut (over its shot) "
             "| lag | lag at 0.1 | texture (moving) | style | content | s / later frame |", "|" + "---|" * 14]
     runs = results()
@@ -314,11 +315,11 @@ def report(table: Path | None, strips: Path | None) -> None:
         table.write_text(text + "\n")
     for r in runs if strips else ():
         if r["chain"]["strength"] == 0.5 and max(r["working"]) == 192 and r["frames"] >= 36:
-            name = chain_name(r["chain"]).split(":")[0].replace(" ", "_").replace("--", "")
+            name = re.sub(r"[^a-z0-9]+", "_", chain_name(r["chain"]).split(":")[0].lower()).strip("_")
             strip(r["folder"], strips / f"motion_{r['clip']}_{max(r['working'])}_{name}.jpg")
 
 
-def after_cut_over_shot(r: dict) -> list[float]:
+def after_cut_over_shot(r: dict) -> list[float | None]:
     """The first pair after each cut over the median pair of its own shot (the pairs after it up to
     the next cut). motion_eval divides by the clip's median pair instead: on a join of two shots
     whose pairs sit at different levels (smooth water, then grainy film) that reads the second
@@ -328,15 +329,16 @@ def after_cut_over_shot(r: dict) -> list[float]:
     for k, t in enumerate(cuts):
         end = cuts[k + 1] - 1 if k + 1 < len(cuts) else len(pairs)
         shot = pairs[t + 1:end]
-        if t < len(pairs) and shot:
-            out.append(pairs[t] / float(np.median(shot)))
+        # None where the cut is followed at once by another (light_join dims over two frames)
+        out.append(pairs[t] / float(np.median(shot)) if t < len(pairs) and shot else None)
     return out
 
 
 def row(where: str, name, r, lag, ind) -> str:
     def out_of_place(res):
         return f"{res['lag_frames']}/{res['frames']}" if res else "-"
-    cuts = ", ".join(f"{x:.2f} ({y:.2f})" for x, y in zip(r["after_cut_over_median"], after_cut_over_shot(r))) or "-"
+    cuts = ", ".join(f"{x:.2f} ({'-' if y is None else f'{y:.2f}'})"
+                     for x, y in zip(r["after_cut_over_median"], after_cut_over_shot(r))) or "-"
     vs = f"{r['ewarp'] / ind['ewarp']:.3f}x" if ind else "-"
     moving = r["texture_moving_over_first"]
     return (f"| {where} | {name} | {r['ratio']:.2f}x | {vs} | {r['first_pair_over_median']:.2f} | {cuts} "
