@@ -140,11 +140,11 @@ class Job:
 
 
 def precision_used(settings) -> str:
-    """The autocast precision this machine runs the settings at on the CPU: "fp32" or "bf16"."""
+    """The precision this machine's CPU runs the settings at: "fp32" or "bf16"."""
     import torch
 
-    from nstvid.pipeline.engine import pick_dtype
-    return "bf16" if pick_dtype(settings.precision, torch.device("cpu")) == torch.bfloat16 else "fp32"
+    from nstvid.pipeline.engine import DTYPE_NAMES, pick_dtype
+    return DTYPE_NAMES[pick_dtype(settings.precision, torch.device("cpu"))]
 
 
 def run_job(job: Job) -> dict:
@@ -259,7 +259,7 @@ def main() -> None:
     jobs = jobs_for(clips, sizes, overrides, not a.no_lag, not a.no_independent, a.frames)
     with ProcessPoolExecutor(a.jobs) as pool:
         for job, figures in zip(jobs, pool.map(run_job, jobs)):
-            print(f"{job.clip} {job.size} {dict(job.overrides)}: E_warp {figures['ratio']:.2f}x own, "
+            print(f"{job.folder.name} {dict(job.overrides)}: E_warp {figures['ratio']:.2f}x own, "
                   f"first {figures['first_pair_over_median']:.2f}, after cut "
                   f"{[round(x, 2) for x in figures['after_cut_over_median']]} (over its shot's median "
                   f"{[x and round(x, 2) for x in after_cut_over_shot(figures)]}), lag {figures['lag_frames']}"

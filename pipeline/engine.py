@@ -57,6 +57,10 @@ def cpu_has_fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+# The --precision name of each autocast dtype pick_dtype returns (None: plain fp32).
+DTYPE_NAMES: dict[torch.dtype | None, str] = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for --precision, or None for plain fp32."""
     if precision == "fp32":
@@ -185,7 +189,7 @@ class Engine:
 
     @property
     def precision_name(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+        return DTYPE_NAMES[self.dtype]
 
     def autocast(self):
         """Autocast for the VGG passes; Gram matrices and loss sums opt out (see losses.gram)."""
