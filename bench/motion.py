@@ -67,12 +67,15 @@ SCREEN = ("realshort", "water_handheld", "cut_join")
 CHAIN = ("warp_interpolation", "temporal_detail", "flow_preset", "flow_scale", "follow_light", "motion_boundaries",
          "strength", "independent")
 # A chain's values of CHAIN[:6] where a run did not record one (motion_boundaries came later: true).
-RECORDED_BEFORE = ("linear", 1.0, "medium", 1.0, False, True)
-NAMES = {("linear", 1.0, "medium", 1.0, False, True): "before: bilinear warp, temporal term at every scale",
-         ("lanczos", 0.2, "medium", 1.0, False, True): "Lanczos warp, temporal detail 0.2, motion boundaries",
-         ("lanczos", 0.2, "medium", 1.0, False, False): "after: Lanczos warp, temporal detail 0.2",
-         ("lanczos", 0.2, "fine", 2.0, False, False): "after + DIS fine flow from 2x frames",
-         ("lanczos", 0.2, "medium", 1.0, True, False): "after + follow_light"}
+RECORDED_BEFORE = ("linear", 1.0, "medium", 1.0, "off", True)
+# follow_light as recorded when it was a bool (false, or true: the offset, the only model then).
+FOLLOW_LIGHT_WAS = {False: "off", True: "offset"}
+NAMES = {("linear", 1.0, "medium", 1.0, "off", True): "before: bilinear warp, temporal term at every scale",
+         ("lanczos", 0.2, "medium", 1.0, "off", True): "Lanczos warp, temporal detail 0.2, motion boundaries",
+         ("lanczos", 0.2, "medium", 1.0, "off", False): "after: Lanczos warp, temporal detail 0.2",
+         ("lanczos", 0.2, "fine", 2.0, "off", False): "after + DIS fine flow from 2x frames",
+         ("lanczos", 0.2, "medium", 1.0, "offset", False): "after + follow_light offset (ReCoNet)",
+         ("lanczos", 0.2, "medium", 1.0, "gain", False): "after + follow_light gain"}
 
 
 def joined(name: str, count: int) -> list[np.ndarray]:
@@ -277,6 +280,7 @@ def results() -> list[dict]:
         r["folder"] = path.parent
         r["chain"] = {**dict(zip(CHAIN, RECORDED_BEFORE)),
                       **{k: v for k, v in r["settings"].items() if k in CHAIN}, **r["chain"]}
+        r["chain"]["follow_light"] = FOLLOW_LIGHT_WAS.get(r["chain"]["follow_light"], r["chain"]["follow_light"])
         out.append(r)
     return out
 

@@ -218,9 +218,17 @@ class Settings:
     # (Ruder et al.), lower lets the style term re-sharpen the strokes each warp blurs.
     temporal_detail: float = setting(0.2, "video_frames")
     temporal_sigma: float = setting(1.0, "video_frames")
-    # The temporal target follows the input's change in luminance along the flow (ReCoNet):
-    # warp(O_t-1) + blur(Y_t - warp(Y_t-1)), so a lighting change is neither held nor a pop.
-    follow_light: bool = setting(False, "video_frames")
+    # Whether the temporal target follows the input's change in light along the flow (ReCoNet), so
+    # that a lighting change is neither held (lag) nor a pop: off | offset (ReCoNet's: the warped
+    # output plus the low-passed luma difference) | gain (the warped output times the low-passed
+    # luma ratio; video/chain.py says why). Measured in docs/motion.md.
+    follow_light: str = setting("gain", "video_frames", choices=("off", "offset", "gain"))
+    # The share of the change of light the carried painting takes under follow_light = "gain": the
+    # gain raised to this power. 0.5: about what Gatys et al.'s painting takes when made from
+    # scratch (0.42 of a 0.7 dimming of realshort), so the chain does not drift after a change; at
+    # 1 the style term pulled the painting back by 3% of the change a frame, a pop after light_join's
+    # change of 2.77x its shot's median, where 0.5 gives 1.55x (docs/motion.md).
+    follow_light_share: float = setting(0.5, "video_frames")
     # Distrust the warp on motion boundaries as well as where it is disoccluded (Ruder et al.'s two
     # tests). Off by default, where we depart from Ruder et al.: DIS's flow on film grain fails the
     # boundary test on 6-15% of friday_film's pixels a frame (0.3-0.6% on water_handheld), and those
@@ -232,12 +240,14 @@ class Settings:
     independent: bool = option(False, "Video: stylise every frame on its own (flicker baseline).", VIDEO,
                                sets=True, changes="video_frames")
     # Histogram distance (flow.scene_cut_score) above which a frame starts a new shot. Measured
-    # on the repo's test data (tests/test_flow.py checks these):
-    #   Sintel alley_2 frame 2 -> 3 (camera + character motion):       0.027
-    #   pan.mp4 / orbit.mp4 consecutive frames (pan, zoom, rotation):  max 0.061
-    #   pan.mp4 / orbit.mp4 frames one second (25 frames) apart:       max 0.169
+    # on the repo's test data and the shared clips (tests/test_flow.py checks these):
+    #   Sintel alley_2 frame 2 -> 3 (camera + character motion):       0.023
+    #   pan.mp4 / orbit.mp4 consecutive frames (pan, zoom, rotation):  max 0.059
+    #   pan.mp4 / orbit.mp4 frames one second (25 frames) apart:       max 0.082
+    #   the shared real clips' first 48 consecutive pairs:             max 0.200 (friday_film's flicker)
+    #   a frame times a gain of 0.5-1.5 (a change of light):           max 0.147 (0.46 where 1.5 clips a sky)
     #   unrelated shots (Sintel, coffee, astronaut, cat photos/clips): min 0.61, mostly 0.64-0.86
-    # 0.35 leaves a factor ~6 over consecutive-frame motion, 2x over a whole second of motion, and
+    # 0.35 leaves a factor ~6 over consecutive-frame motion, 1.75x over old film's flicker, and
     # ~1.7x under the least different pair of unrelated shots.
     scene_cut_threshold: float = setting(0.35, "video_frames")
     # Frames per segment (video/pieces.py): the unit that is dispatched, encoded, stored and resumed,

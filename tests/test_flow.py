@@ -175,15 +175,25 @@ def test_reliability_of_consistent_flow_is_one_inside():
 
 
 def test_scene_cut_fires_on_cuts_only(sintel, clips):
-    assert not flow.is_scene_cut(sintel["f2"], sintel["f3"], CUT)  # score 0.027
-    for frames in clips.values():  # consecutive frames: max 0.061
+    assert not flow.is_scene_cut(sintel["f2"], sintel["f3"], CUT)  # score 0.023
+    for frames in clips.values():  # consecutive frames: max 0.059
         assert not any(flow.is_scene_cut(a, b, CUT) for a, b in zip(frames, frames[1:]))
-        assert not flow.is_scene_cut(frames[0], frames[-1], CUT)  # ~1 s of motion: 0.07, 0.08
+        assert not flow.is_scene_cut(frames[0], frames[-1], CUT)  # ~1 s of motion: 0.072, 0.082
     coffee, astronaut = _rgb(SAMPLES / "coffee.jpg"), _rgb(SAMPLES / "astronaut.jpg")
     assert flow.is_scene_cut(sintel["f2"], coffee, CUT)  # 0.84
     assert flow.is_scene_cut(sintel["f3"], clips["orbit"][0], CUT)  # 0.77
     assert flow.is_scene_cut(clips["pan"][-1], clips["orbit"][0], CUT)  # 0.64
     assert flow.is_scene_cut(coffee, astronaut, CUT)  # 0.61
+
+
+@pytest.mark.parametrize("gain", [0.5, 0.7, 0.9, 1.2, 1.5])
+def test_a_change_of_light_is_not_a_scene_cut(sintel, gain):
+    """The same frame dimmed or brightened (a lamp, a cloud, old film's flicker) is the same shot:
+    as a cut the chain repainted it from scratch, a pop. Sintel frame 2 scored 0.50 at a gain of
+    0.5 and 0.35 at 0.7 when the luminance histogram was taken as it is; scaled to a common mean,
+    at most 0.15 (hue and saturation, at 1.5, where highlights clip)."""
+    lit = np.clip(sintel["f2"].astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    assert not flow.is_scene_cut(sintel["f2"], lit, CUT)
 
 
 # --- E_warp ---------------------------------------------------------------------------------------
