@@ -165,13 +165,26 @@ class Chain:
     def _low_lumas(self, step: Step) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per frame of the step, its luma and the anchor's input luma brought to it by the flow,
         (H, W) float32 in [0, 1], each low-passed (sigma 1/64 of the long side) so that a change of
-        light passes and flow errors at edges, which are thin, mostly do not."""
+        light passes and flow errors at edges, which are thin, mostly do not. Only pixels whose warp
+        is trusted (step.anchor_mask) count: where the flow brings nothing (a strip a pan reveals)
+        the warped luma is a smear of the border, and its ratio to the new content is no change of
+        light. Where no trusted pixel is near, both are 0 (no change)."""
         h, w = step.frames[0].shape[:2]
         anchor = grey(cv2.resize(self.prev_input, (w, h), interpolation=cv2.INTER_AREA)
                       if self.prev_input.shape[:2] != (h, w) else self.prev_input)
         sigma = max(h, w) / 64
-        return [(cv2.GaussianBlur(grey(frame), (0, 0), sigma), cv2.GaussianBlur(flow.warp(anchor, f), (0, 0), sigma))
-                for frame, f in zip(step.frames, step.to_anchor)]
+
+        def low(image: np.ndarray) -> np.ndarray:
+            return cv2.GaussianBlur(image, (0, 0), sigma)
+
+        out = []
+        for frame, f, mask in zip(step.frames, step.to_anchor, step.anchor_mask):
+            weight = low(mask)
+            near = weight > 1e-3
+            now, then = (np.where(near, low(luma * mask) / np.maximum(weight, 1e-3), 0).astype(np.float32)
+                         for luma in (grey(frame), flow.warp(anchor, f)))
+            out.append((now, then))
+        return out
 
     def _revealed_start(self, step: Step, warped: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """What the pixels the warp cannot bring (disoccluded, entering the view) start from,
