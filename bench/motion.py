@@ -75,7 +75,7 @@ NAMES = {("linear", 1.0, "medium", 1.0, "off", True): "before: bilinear warp, te
          ("lanczos", 0.2, "medium", 1.0, "off", False): "after: Lanczos warp, temporal detail 0.2",
          ("lanczos", 0.2, "fine", 2.0, "off", False): "after + DIS fine flow from 2x frames",
          ("lanczos", 0.2, "medium", 1.0, "offset", False): "after + follow_light offset (ReCoNet)",
-         ("lanczos", 0.2, "medium", 1.0, "gain", False): "after + follow_light gain"}
+         ("lanczos", 0.2, "medium", 1.0, "gain", False): "shipped: after + follow_light gain"}
 
 
 def joined(name: str, count: int) -> list[np.ndarray]:

@@ -32,6 +32,7 @@ from .plan import Step, plan_steps
 # a ratio of low-passed lumas is mostly the encoder's noise.
 LIGHT_FLOOR = 0.05
 
+
 @dataclass
 class FrameResult:
     """One stylised frame: output (H, W, 3) float32 [0, 1], its loss, how it started ("full",
