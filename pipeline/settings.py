@@ -61,6 +61,12 @@ def image_format(value: Any) -> str:
     return next((name for name, extensions in IMAGE_FORMATS.items() if text in extensions), text)
 
 
+def follow_light_model(value: Any) -> str:
+    """follow_light's parser: a config written when it was a switch (true / false) -> 'gain' (the
+    model that follows the light now) / 'off'; a name is left for validate() to check."""
+    return {True: "gain", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+
+
 # Help panels of `nstvid --help`, in their order there.
 INPUT_OUTPUT, LOOK, VIDEO, PERFORMANCE, CLUSTER, JOB_CONTROL = (
     "Input and output", "Look", "Video", "Performance", "Cluster", "Job control")
@@ -222,7 +228,7 @@ class Settings:
     # that a lighting change is neither held (lag) nor a pop: off | offset (ReCoNet's: the warped
     # output plus the low-passed luma difference) | gain (the warped output times the low-passed
     # luma ratio; video/chain.py says why). Measured in docs/motion.md.
-    follow_light: str = setting("gain", "video_frames", choices=("off", "offset", "gain"))
+    follow_light: str = setting("gain", "video_frames", choices=("off", "offset", "gain"), parse=follow_light_model)
     # The share of the change of light the carried painting takes under follow_light = "gain": the
     # gain raised to this power. 0.5: about what Gatys et al.'s painting takes when made from
     # scratch (0.42 of a 0.7 dimming of realshort), so the chain does not drift after a change; at
@@ -287,6 +293,8 @@ class Settings:
             raise UsageError(f"segment_frames {self.segment_frames}: must be at least 1")
         if not 0 <= self.temporal_detail <= 1 or self.temporal_sigma <= 0:
             raise UsageError("temporal_detail must be between 0 and 1, temporal_sigma positive")
+        if not 0 <= self.follow_light_share <= 1:
+            raise UsageError(f"follow_light_share {self.follow_light_share:g}: must be between 0 and 1")
         if self.flow_scale < 1 or self.flow_check < 0 or self.settle_iterations < 0:
             raise UsageError("flow_scale must be at least 1; flow_check and settle_iterations not negative")
         if self.style_scale <= 0:
