@@ -292,7 +292,7 @@ def chain_name(chain: dict) -> str:
 
 def report(table: Path | None, strips: Path | None) -> None:
     """The markdown table of every cached run of the benchmark's frames, clip by clip, and the
-    strips (frames 1, 2, middle, last) of its 192 px runs of the benchmark's frames at strength 0.5."""
+    strips (frames 1, 2, middle, last) of its runs of the benchmark's frames at strength 0.5."""
     rows = ["| clip | size | precision | chain | E_warp x own | x independent | first pair | after cut (over its shot) "
             "| lag | lag at 0.1 | texture (moving) | style | content | s / later frame |", "|" + "---|" * 14]
     runs = results()
@@ -318,7 +318,7 @@ def report(table: Path | None, strips: Path | None) -> None:
     if table:
         table.write_text(text + "\n")
     for r in runs if strips else ():
-        if r["chain"]["strength"] == 0.5 and max(r["working"]) == 192 and r["frames"] >= 36:
+        if r["chain"]["strength"] == 0.5 and not r["chain"]["independent"] and r["frames"] >= 36:
             name = re.sub(r"[^a-z0-9]+", "_", chain_name(r["chain"]).split(":")[0].lower()).strip("_")
             strip(r["folder"], strips / f"motion_{r['clip']}_{max(r['working'])}_{name}.jpg")
 
