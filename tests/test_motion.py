@@ -105,8 +105,8 @@ def test_the_painting_follows_a_change_of_light(tmp_path, run_nstvid):
     settles to (at the full change it drifts back by 3% of it a frame). Measured here, on an AMD
     EPYC with AVX-512 BF16, the painting's dimming by the last frame over the footage's: 0.51 in
     fp32 and 0.52 in bf16 (without follow_light 0.10 and 0.11); the pairs from the change on at
-    most 1.36x the median pair before it (1.31x in bf16). bench/motion.py has the 192 px runs on light_join
-    and friday_film (docs/motion.md)."""
+    most 1.36x the median pair before it (1.31x in bf16). bench/motion.py has the 192 px runs on
+    light_join and friday_film (docs/motion.md)."""
     frames = [f for _, f in zip(range(6), read_frames(REALSHORT))]
     change = 3
     for k, frame in enumerate(frames):
