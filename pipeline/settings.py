@@ -62,8 +62,7 @@ def image_format(value: Any) -> str:
 
 
 def follow_light_model(value: Any) -> str:
-    """follow_light's parser: a config written when it was a switch (true / false) -> 'gain' (the
-    model that follows the light now) / 'off'; a name is left for validate() to check."""
+    """follow_light's parser: true / false (a config from when it was a switch) -> 'gain' / 'off'."""
     return {True: "gain", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
 
 
@@ -224,16 +223,11 @@ class Settings:
     # (Ruder et al.), lower lets the style term re-sharpen the strokes each warp blurs.
     temporal_detail: float = setting(0.2, "video_frames")
     temporal_sigma: float = setting(1.0, "video_frames")
-    # Whether the temporal target follows the input's change in light along the flow (ReCoNet), so
-    # that a lighting change is neither held (lag) nor a pop: off | offset (ReCoNet's: the warped
-    # output plus the low-passed luma difference) | gain (the warped output times the low-passed
-    # luma ratio; video/chain.py says why). Measured in docs/motion.md.
+    # The carried painting follows the footage's change of light along the flow, neither held nor a
+    # pop: off | offset (ReCoNet: plus the luma change) | gain (times the luma ratio; video/chain.py).
     follow_light: str = setting("gain", "video_frames", choices=("off", "offset", "gain"), parse=follow_light_model)
-    # The share of the change of light the carried painting takes under follow_light = "gain": the
-    # gain raised to this power. 0.5: about what Gatys et al.'s painting takes when made from
-    # scratch (0.42 of a 0.7 dimming of realshort), so the chain does not drift after a change; at
-    # 1 the style term pulled the painting back by 3% of the change a frame, a pop after light_join's
-    # change of 2.77x its shot's median, where 0.5 gives 1.55x (docs/motion.md).
+    # The gain's power: 0.5, about what a painting made from scratch takes (0.42 of a 0.7 dimming);
+    # at 1 it drifted back 3% of the change a frame, after light_join's change 2.77x its median pair.
     follow_light_share: float = setting(0.5, "video_frames")
     # Distrust the warp on motion boundaries as well as where it is disoccluded (Ruder et al.'s two
     # tests). Off by default, where we depart from Ruder et al.: DIS's flow on film grain fails the
@@ -250,11 +244,9 @@ class Settings:
     #   Sintel alley_2 frame 2 -> 3 (camera + character motion):       0.023
     #   pan.mp4 / orbit.mp4 consecutive frames (pan, zoom, rotation):  max 0.059
     #   pan.mp4 / orbit.mp4 frames one second (25 frames) apart:       max 0.082
-    #   the shared real clips' first 48 consecutive pairs:             max 0.200 (friday_film's flicker)
-    #   a frame times a gain of 0.5-1.5 (a change of light):           max 0.147 (0.46 where 1.5 clips a sky)
+    #   the shared clips' first 48 pairs; a frame times 0.5-1.5:      max 0.200 (flicker); 0.147
     #   unrelated shots (Sintel, coffee, astronaut, cat photos/clips): min 0.61, mostly 0.64-0.86
-    # 0.35 leaves a factor ~6 over consecutive-frame motion, 1.75x over old film's flicker, and
-    # ~1.7x under the least different pair of unrelated shots.
+    # 0.35: ~6x over consecutive-frame motion, 1.75x over film flicker, ~1.7x under unrelated shots.
     scene_cut_threshold: float = setting(0.35, "video_frames")
     # Frames per segment (video/pieces.py): the unit that is dispatched, encoded, stored and resumed,
     # and what a lost Ray worker costs at most. Each segment is an encode of its own, so a join is a
@@ -291,10 +283,8 @@ class Settings:
         check_choices(self)  # optimizer, pooling, precision, revealed, warp_interpolation, flow_preset
         if self.segment_frames < 1:
             raise UsageError(f"segment_frames {self.segment_frames}: must be at least 1")
-        if not 0 <= self.temporal_detail <= 1 or self.temporal_sigma <= 0:
-            raise UsageError("temporal_detail must be between 0 and 1, temporal_sigma positive")
-        if not 0 <= self.follow_light_share <= 1:
-            raise UsageError(f"follow_light_share {self.follow_light_share:g}: must be between 0 and 1")
+        if not (0 <= self.temporal_detail <= 1 and 0 <= self.follow_light_share <= 1) or self.temporal_sigma <= 0:
+            raise UsageError("temporal_detail and follow_light_share must be between 0 and 1, temporal_sigma positive")
         if self.flow_scale < 1 or self.flow_check < 0 or self.settle_iterations < 0:
             raise UsageError("flow_scale must be at least 1; flow_check and settle_iterations not negative")
         if self.style_scale <= 0:
