@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
@@ -146,12 +145,14 @@ class Chain:
             result.images = recombine(result.images, content)
         return self._finish(step, result)
 
-    def _light_change(self, step: Step) -> torch.Tensor:
+    @staticmethod
+    def _light_change(step: Step) -> torch.Tensor:
         """How much brighter each frame of the step is than the anchor's input brought to it by the
-        flow, (B, 1, H, W): the luminance difference (ReCoNet, Huang et al. 2017), low-passed."""
-        return torch.from_numpy(np.stack([now - then for now, then in self._low_lumas(step)]))[:, None]
+        flow, (B, 1, H, W): the difference of the low-passed lumas (ReCoNet, Huang et al. 2017)."""
+        return torch.from_numpy(np.stack([now - then for now, then in step.light]))[:, None]
 
-    def _light_gain(self, step: Step) -> torch.Tensor:
+    @staticmethod
+    def _light_gain(step: Step) -> torch.Tensor:
         """The same change as a gain, (B, 1, H, W) in [1/4, 4]: the ratio of the low-passed lumas.
 
         Where we depart from ReCoNet, which adds the luminance difference: light multiplies what it
@@ -161,31 +162,7 @@ class Chain:
         a frame (docs/motion.md). The caller raises the gain to follow_light_share. LIGHT_FLOOR
         keeps the ratio of near-black areas from amplifying their noise."""
         return torch.from_numpy(np.stack([np.clip((now + LIGHT_FLOOR) / (then + LIGHT_FLOOR), 0.25, 4.0)
-                                          for now, then in self._low_lumas(step)]))[:, None]
-
-    def _low_lumas(self, step: Step) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per frame of the step, its luma and the anchor's input luma brought to it by the flow,
-        (H, W) float32 in [0, 1], each low-passed (sigma 1/64 of the long side) so that a change of
-        light passes and flow errors at edges, which are thin, mostly do not. Only pixels whose warp
-        is trusted (step.anchor_mask) count: where the flow brings nothing (a strip a pan reveals)
-        the warped luma is a smear of the border, and its ratio to the new content is no change of
-        light. Where no trusted pixel is near, both are 0 (no change)."""
-        h, w = step.frames[0].shape[:2]
-        anchor = grey(cv2.resize(self.prev_input, (w, h), interpolation=cv2.INTER_AREA)
-                      if self.prev_input.shape[:2] != (h, w) else self.prev_input)
-        sigma = max(h, w) / 64
-
-        def low(image: np.ndarray) -> np.ndarray:
-            return cv2.GaussianBlur(image, (0, 0), sigma)
-
-        out = []
-        for frame, f, mask in zip(step.frames, step.to_anchor, step.anchor_mask):
-            weight = low(mask)
-            near = weight > 1e-3
-            now, then = (np.where(near, low(luma * mask) / np.maximum(weight, 1e-3), 0).astype(np.float32)
-                         for luma in (grey(frame), flow.warp(anchor, f)))
-            out.append((now, then))
-        return out
+                                          for now, then in step.light]))[:, None]
 
     def _revealed_start(self, step: Step, warped: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """What the pixels the warp cannot bring (disoccluded, entering the view) start from,
@@ -225,7 +202,3 @@ class Chain:
         return [FrameResult(out, float(loss), step.how, result.iterations)
                 for out, loss in zip(outs, result.total)]
 
-
-def grey(frame: np.ndarray) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> luma float32 (H, W) in [0, 1]."""
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0

@@ -31,7 +31,9 @@ class Step:
       to_anchor[k]: backward flow from frame k to the anchor (the input frame of the last output);
       anchor_mask[k]: where that warp is trusted (forward-backward check);
       to_neighbour[k], neighbour_mask[k]: the same between frame k and frame k-1 of the step
-      (zeros for k = 0).
+      (zeros for k = 0);
+      light[k]: (2, H, W) float32 [0, 1], frame k's luma and the anchor's brought to it by the flow,
+      both low-passed (light_at; only where settings.follow_light is on, else None).
     """
 
     how: str
@@ -41,6 +43,7 @@ class Step:
     to_neighbour: list[np.ndarray] | None = None
     neighbour_mask: list[np.ndarray] | None = None
     sources: list[np.ndarray] | None = None  # the frames the flow was computed on (None: frames)
+    light: list[np.ndarray] | None = None
 
     @property
     def inputs(self) -> list[np.ndarray]:
@@ -115,7 +118,9 @@ def warm_step(settings: Settings, anchor: np.ndarray, frames: list[np.ndarray],
     h, w = size or frames[0].shape[:2]
     size = (h, w)
     working = [_resize(f, size) for f in frames]
-    step = Step("warm", working, [], [], [], [], None if working[0] is frames[0] else frames)
+    step = Step("warm", working, [], [], [], [], None if working[0] is frames[0] else frames,
+                [] if settings.follow_light != "off" else None)
+    anchor_luma = grey(_resize(anchor, size))
     for k, frame in enumerate(frames):
         to_anchor, anchor_mask = _flow_and_mask(settings, frame, anchor, size)
         if k == 0:
@@ -126,7 +131,31 @@ def warm_step(settings: Settings, anchor: np.ndarray, frames: list[np.ndarray],
         step.anchor_mask.append(anchor_mask)
         step.to_neighbour.append(to_neighbour)
         step.neighbour_mask.append(neighbour_mask)
+        if step.light is not None:
+            step.light.append(light_at(grey(working[k]), anchor_luma, to_anchor, anchor_mask))
     return step
+
+
+def light_at(luma: np.ndarray, anchor_luma: np.ndarray, to_anchor: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(2, H, W) float32 in [0, 1]: a frame's luma and the anchor's brought to it by the flow, each
+    low-passed (sigma 1/64 of the long side) so that a change of light passes and flow errors at
+    edges, which are thin, mostly do not. Only pixels whose warp is trusted (mask) count: where the
+    flow brings nothing (a strip a pan reveals) the warped luma is a smear of the border, and its
+    ratio to the new content is no change of light. Where no trusted pixel is near, both are 0."""
+    sigma = max(luma.shape) / 64
+
+    def low(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+
+    weight = low(mask)
+    near = weight > 1e-3
+    return np.stack([np.where(near, low(x * mask) / np.maximum(weight, 1e-3), 0)
+                     for x in (luma, flow.warp(anchor_luma, to_anchor))]).astype(np.float32)
+
+
+def grey(frame: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> luma float32 (H, W) in [0, 1]."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
 
 
 @dataclass
